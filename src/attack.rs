@@ -1,0 +1,223 @@
+//! Falsification: searching the input box for a concrete counterexample with random sampling,
+//! box corners and projected gradient descent (PGD, signed-gradient steps on the margin).
+//!
+//! Used to cross-check certified results (a hit on a certified network is a soundness bug)
+//! and to measure how incomplete the method is on `unknown` tasks. Plain f64 evaluation is
+//! fine here: a reported counterexample is re-evaluated and only returned if the property
+//! really fails at that point.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::Network;
+use crate::spec::{OutputSpec, Property};
+
+/// Budget of an attack.
+#[derive(Debug, Clone)]
+pub struct AttackOptions {
+    /// Uniform random points sampled in the box.
+    pub samples: usize,
+    /// PGD restarts (the first from the box centre, the rest random).
+    pub restarts: usize,
+    /// PGD steps per restart.
+    pub steps: usize,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+impl Default for AttackOptions {
+    fn default() -> Self {
+        Self {
+            samples: 200,
+            restarts: 8,
+            steps: 60,
+            seed: 0,
+        }
+    }
+}
+
+/// The violation value of `spec` at logits `y`: `> −0` means the property fails
+/// (robustness: `max_{j≠g} y_j − y_g ≥ 0`; not-target: `y_t − max_{j≠t} y_j ≥ 0`), and the
+/// class whose gradient to follow.
+fn violation(spec: OutputSpec, y: &[f64]) -> (f64, usize) {
+    match spec {
+        OutputSpec::Robust { label } => {
+            let (j, v) = y.iter().enumerate().filter(|(j, _)| *j != label).fold(
+                (usize::MAX, f64::NEG_INFINITY),
+                |acc, (j, &v)| {
+                    if v > acc.1 { (j, v) } else { acc }
+                },
+            );
+            (v - y[label], j)
+        }
+        OutputSpec::NotTarget { target } => {
+            let (j, v) = y.iter().enumerate().filter(|(j, _)| *j != target).fold(
+                (usize::MAX, f64::NEG_INFINITY),
+                |acc, (j, &v)| {
+                    if v > acc.1 { (j, v) } else { acc }
+                },
+            );
+            (y[target] - v, j)
+        }
+    }
+}
+
+/// Gradient with respect to the input of `y[a] − y[b]`.
+fn gradient(net: &Network, x: &[f64], a: usize, b: usize) -> Vec<f64> {
+    // forward, keeping activation masks
+    let mut masks = Vec::with_capacity(net.depth());
+    let mut v = x.to_vec();
+    for (i, l) in net.layers().iter().enumerate() {
+        let y = l.apply(&v);
+        if i + 1 < net.depth() {
+            masks.push(y.iter().map(|&t| t > 0.0).collect::<Vec<_>>());
+            v = y.iter().map(|t| t.max(0.0)).collect();
+        }
+    }
+    // backward
+    let last = net.depth() - 1;
+    let mut g: Vec<f64> = vec![0.0; net.output_dim()];
+    g[a] += 1.0;
+    g[b] -= 1.0;
+    for i in (0..=last).rev() {
+        let l = &net.layers()[i];
+        let mut gin = vec![0.0; l.inputs()];
+        for (j, &gj) in g.iter().enumerate() {
+            if gj == 0.0 {
+                continue;
+            }
+            for (gi, w) in gin.iter_mut().zip(l.row(j)) {
+                *gi += gj * w;
+            }
+        }
+        if i > 0 {
+            for (gi, &m) in gin.iter_mut().zip(&masks[i - 1]) {
+                if !m {
+                    *gi = 0.0;
+                }
+            }
+        }
+        g = gin;
+    }
+    g
+}
+
+/// Searches for an input of `prop.input` that violates `prop.output` on `net`.
+/// Returns the counterexample (re-checked with a plain forward pass) or `None`.
+pub fn find_counterexample(
+    net: &Network,
+    prop: &Property,
+    opts: &AttackOptions,
+) -> Option<Vec<f64>> {
+    let bx = &prop.input;
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let violates = |x: &[f64]| !prop.output.holds(&net.forward(x));
+    let random_point = |rng: &mut ChaCha8Rng| -> Vec<f64> {
+        bx.lo()
+            .iter()
+            .zip(bx.hi())
+            .map(|(&l, &h)| if h > l { rng.random_range(l..=h) } else { l })
+            .collect()
+    };
+    for s in 0..opts.samples {
+        let x = if s % 2 == 0 {
+            random_point(&mut rng)
+        } else {
+            // a random corner
+            bx.lo()
+                .iter()
+                .zip(bx.hi())
+                .map(|(&l, &h)| if rng.random::<bool>() { l } else { h })
+                .collect()
+        };
+        if violates(&x) {
+            return Some(x);
+        }
+    }
+    for r in 0..opts.restarts {
+        let mut x = if r == 0 {
+            bx.center()
+        } else {
+            random_point(&mut rng)
+        };
+        let width: Vec<f64> = bx.lo().iter().zip(bx.hi()).map(|(l, h)| h - l).collect();
+        for step in 0..opts.steps {
+            let (v, j) = violation(prop.output, &net.forward(&x));
+            if v >= 0.0 && violates(&x) {
+                return Some(x);
+            }
+            let (a, b) = match prop.output {
+                OutputSpec::Robust { label } => (j, label),
+                OutputSpec::NotTarget { target } => (target, j),
+            };
+            let g = gradient(net, &x, a, b);
+            let lr = 0.25 * (1.0 - step as f64 / opts.steps as f64) + 0.02;
+            for ((xi, gi), w) in x.iter_mut().zip(&g).zip(&width) {
+                *xi += lr * w * gi.signum();
+            }
+            bx.project(&mut x);
+        }
+        if violates(&x) {
+            return Some(x);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Affine;
+    use crate::spec::InputBox;
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let l0 = Affine::new(
+            0,
+            3,
+            2,
+            vec![1.0, -2.0, 0.5, 1.5, -1.0, 0.3],
+            vec![0.1, 0.2, 0.3],
+        )
+        .unwrap();
+        let l1 = Affine::new(
+            1,
+            2,
+            3,
+            vec![1.0, -1.0, 2.0, 0.5, 0.7, -0.2],
+            vec![0.0, 0.1],
+        )
+        .unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let x = [0.35, 0.2];
+        let g = gradient(&net, &x, 0, 1);
+        let f = |x: &[f64]| {
+            let y = net.forward(x);
+            y[0] - y[1]
+        };
+        for i in 0..2 {
+            let mut xp = x.to_vec();
+            xp[i] += 1e-6;
+            let fd = (f(&xp) - f(&x)) / 1e-6;
+            assert!((fd - g[i]).abs() < 1e-4, "{fd} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn finds_a_counterexample_when_one_exists_and_none_otherwise() {
+        // y0 = x, y1 = 0.5: class 0 wins iff x > 0.5
+        let l = Affine::new(0, 2, 1, vec![1.0, 0.0], vec![0.0, 0.5]).unwrap();
+        let net = Network::new(vec![l]).unwrap();
+        let prop = Property {
+            input: InputBox::new(vec![0.4], vec![0.9]).unwrap(),
+            output: OutputSpec::Robust { label: 0 },
+        };
+        let cx = find_counterexample(&net, &prop, &AttackOptions::default()).unwrap();
+        assert!(cx[0] <= 0.5);
+        let safe = Property {
+            input: InputBox::new(vec![0.6], vec![0.9]).unwrap(),
+            output: OutputSpec::Robust { label: 0 },
+        };
+        assert!(find_counterexample(&net, &safe, &AttackOptions::default()).is_none());
+    }
+}

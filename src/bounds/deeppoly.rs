@@ -1,0 +1,631 @@
+//! DeepPoly (Singh et al., POPL 2019) with full back-substitution to the input, made sound
+//! under floating point.
+//!
+//! For every pre-activation neuron `j` of affine layer `k` it computes symbolic bounds
+//! `f_j^≤(x) ≤ x_j^{2k} ≤ f_j^≥(x)` that are linear functions of the input `x` (the `f^≤, f^≥`
+//! of the paper's template, Step 1 of Algorithm 1), and concrete bounds `[l_j, u_j]` over the
+//! input box. ReLU `z = max(y, 0)` on an unstable neuron (`l < 0 < u`) is relaxed by
+//! `z ≥ λy` (`λ ∈ {0,1}`, the area heuristic: `λ = 1` iff `u > −l`) and `z ≤ μ(y − l)`.
+//!
+//! # Why the bounds are sound in floating point
+//! Every stored bound is a linear function whose coefficients are the stored `f64` values and
+//! whose inequality holds *exactly over the reals*:
+//! * the ReLU upper slope `μ` is rounded *up* and the intercept `−μl` rounded up, so the
+//!   stored line lies above the exact chord, hence above the ReLU on `[l, u]`;
+//! * every product/sum that forms a new coefficient or constant is rounded to nearest, and the
+//!   difference to the exact result, bounded by `γ_n Σ|terms|` times the largest magnitude the
+//!   multiplied variable can take (known from the previous layers' concrete bounds), is
+//!   subtracted from a lower bound's constant / added to an upper bound's constant with
+//!   directed rounding (see [`super::arith`]);
+//! * concretisation over the box uses [`super::arith::linear_range`], which is outward rounded.
+
+use thiserror::Error;
+
+use super::arith::{UNIT_ROUNDOFF, add_up, gamma, inflate, linear_range, sub_down};
+use crate::model::Network;
+use crate::spec::{InputBox, OutputSpec};
+
+/// Why bounds could not be computed.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum BoundsError {
+    /// The input box does not have the network's input dimension.
+    #[error("input region has dimension {got}, the network expects {expected}")]
+    Dimension {
+        /// Network input size.
+        expected: usize,
+        /// Box dimension.
+        got: usize,
+    },
+    /// A class index is out of range.
+    #[error("class {class} out of range for {classes} outputs")]
+    Class {
+        /// The class.
+        class: usize,
+        /// Number of logits.
+        classes: usize,
+    },
+}
+
+/// Which side of a quantity a linear function bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `value ≥ f(x)`.
+    Lower,
+    /// `value ≤ f(x)`.
+    Upper,
+}
+
+/// A family of linear functions `f_r(x) = a_r·x + c_r` over the input (row-major `rows × dim`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearBounds {
+    dim: usize,
+    coeffs: Vec<f64>,
+    consts: Vec<f64>,
+}
+
+impl LinearBounds {
+    /// Builds from row-major coefficients and constants.
+    pub fn new(dim: usize, coeffs: Vec<f64>, consts: Vec<f64>) -> Self {
+        debug_assert_eq!(coeffs.len(), dim * consts.len());
+        Self {
+            dim,
+            coeffs,
+            consts,
+        }
+    }
+
+    /// Number of functions.
+    pub fn rows(&self) -> usize {
+        self.consts.len()
+    }
+
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Coefficients of row `r`.
+    pub fn coeffs(&self, r: usize) -> &[f64] {
+        &self.coeffs[r * self.dim..(r + 1) * self.dim]
+    }
+
+    /// Constant of row `r`.
+    pub fn constant(&self, r: usize) -> f64 {
+        self.consts[r]
+    }
+
+    /// Evaluates row `r` at `x` (plain f64; for tests and heuristics).
+    pub fn eval(&self, r: usize, x: &[f64]) -> f64 {
+        self.coeffs(r)
+            .iter()
+            .zip(x)
+            .map(|(a, v)| a * v)
+            .sum::<f64>()
+            + self.consts[r]
+    }
+}
+
+/// DeepPoly bounds of the pre-activations of one affine layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerBounds {
+    /// `f^≤`: sound lower bounds as linear functions of the input.
+    pub lower: LinearBounds,
+    /// `f^≥`: sound upper bounds as linear functions of the input.
+    pub upper: LinearBounds,
+    /// Concrete lower bounds `l` over the input box.
+    pub lo: Vec<f64>,
+    /// Concrete upper bounds `u` over the input box.
+    pub hi: Vec<f64>,
+}
+
+/// The ReLU relaxation of one hidden layer: `z ≥ ls·y`, `z ≤ us·y + ui` (exact over the reals).
+#[derive(Debug, Clone)]
+struct Relaxation {
+    ls: Vec<f64>,
+    us: Vec<f64>,
+    ui: Vec<f64>,
+    /// `max |y|` over the box (for rounding-error terms of the ReLU substitution).
+    pre_abs: Vec<f64>,
+    /// `max |z|` over the box (for rounding-error terms of the next affine substitution).
+    post_abs: Vec<f64>,
+}
+
+impl Relaxation {
+    fn new(lo: &[f64], hi: &[f64]) -> Self {
+        let n = lo.len();
+        let mut r = Relaxation {
+            ls: vec![0.0; n],
+            us: vec![0.0; n],
+            ui: vec![0.0; n],
+            pre_abs: vec![0.0; n],
+            post_abs: vec![0.0; n],
+        };
+        for j in 0..n {
+            let (l, u) = (lo[j], hi[j]);
+            r.pre_abs[j] = l.abs().max(u.abs());
+            r.post_abs[j] = u.max(0.0);
+            if l >= 0.0 {
+                r.ls[j] = 1.0;
+                r.us[j] = 1.0;
+            } else if u <= 0.0 {
+                // always inactive: z = 0
+            } else {
+                r.ls[j] = if u > -l { 1.0 } else { 0.0 };
+                // exact slope u/(u−l) ≤ 1; two roundings → three ulps up is above it.
+                let mu = (u / (u - l)).next_up().next_up().next_up().min(1.0);
+                r.us[j] = mu;
+                // −μl > 0 rounded up: the line μy + ui passes above (l, 0) and (u, u).
+                r.ui[j] = (-mu * l).next_up();
+            }
+        }
+        r
+    }
+}
+
+/// The result of running DeepPoly on (a prefix of) a network over an input box.
+#[derive(Debug, Clone)]
+pub struct DeepPoly<'a> {
+    net: &'a Network,
+    input: &'a InputBox,
+    input_abs: Vec<f64>,
+    layers: Vec<LayerBounds>,
+    relax: Vec<Relaxation>,
+}
+
+impl<'a> DeepPoly<'a> {
+    /// Runs DeepPoly on every affine layer of `net` over `input`.
+    pub fn run(net: &'a Network, input: &'a InputBox) -> Result<Self, BoundsError> {
+        Self::run_upto(net, input, net.depth())
+    }
+
+    /// Runs DeepPoly on the first `layers` affine layers only (the forward step of Algorithm 1
+    /// needs the bounds of layer `k` of a partially quantized network, which depend on layers
+    /// `0..=k` only).
+    pub fn run_upto(
+        net: &'a Network,
+        input: &'a InputBox,
+        layers: usize,
+    ) -> Result<Self, BoundsError> {
+        if input.dim() != net.input_dim() {
+            return Err(BoundsError::Dimension {
+                expected: net.input_dim(),
+                got: input.dim(),
+            });
+        }
+        let input_abs = input
+            .lo()
+            .iter()
+            .zip(input.hi())
+            .map(|(l, h)| l.abs().max(h.abs()))
+            .collect();
+        let mut dp = DeepPoly {
+            net,
+            input,
+            input_abs,
+            layers: Vec::new(),
+            relax: Vec::new(),
+        };
+        for k in 0..layers.min(net.depth()) {
+            let layer = &net.layers()[k];
+            let w = layer.weights().to_vec();
+            let b = layer.bias().to_vec();
+            let zero = vec![0.0; layer.outputs()];
+            let lower = dp.back_substitute(k, w.clone(), b.clone(), &zero, Side::Lower);
+            let upper = dp.back_substitute(k, w, b, &zero, Side::Upper);
+            let (lo, hi) = dp.concretize_pair(&lower, &upper);
+            if k + 1 < net.depth() {
+                dp.relax.push(Relaxation::new(&lo, &hi));
+            }
+            dp.layers.push(LayerBounds {
+                lower,
+                upper,
+                lo,
+                hi,
+            });
+        }
+        Ok(dp)
+    }
+
+    /// The network the bounds are about.
+    pub fn network(&self) -> &'a Network {
+        self.net
+    }
+
+    /// The input box.
+    pub fn input(&self) -> &'a InputBox {
+        self.input
+    }
+
+    /// Number of affine layers bounded.
+    pub fn computed_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Bounds of the pre-activations of affine layer `k`.
+    pub fn layer(&self, k: usize) -> &LayerBounds {
+        &self.layers[k]
+    }
+
+    /// All computed layers' bounds, input side first.
+    pub fn layers(&self) -> &[LayerBounds] {
+        &self.layers
+    }
+
+    fn concretize_pair(&self, lower: &LinearBounds, upper: &LinearBounds) -> (Vec<f64>, Vec<f64>) {
+        let (lo_box, hi_box) = (self.input.lo(), self.input.hi());
+        let lo = (0..lower.rows())
+            .map(|r| linear_range(lower.coeffs(r), lower.constant(r), lo_box, hi_box).0)
+            .collect();
+        let hi = (0..upper.rows())
+            .map(|r| linear_range(upper.coeffs(r), upper.constant(r), lo_box, hi_box).1)
+            .collect();
+        (lo, hi)
+    }
+
+    /// Back-substitutes linear expressions `a_r · z^{k−1} + c_r` (over the post-activations of
+    /// affine layer `k − 1`, or over the input when `k = 0`) down to the input, returning sound
+    /// bounds on `side`. `init_err[r] ≥ 0` is an error the caller already knows the expression
+    /// carries (it is subtracted from lower / added to upper bounds). Requires that layers
+    /// `0..k` have been computed.
+    pub fn back_substitute(
+        &self,
+        k: usize,
+        mut a: Vec<f64>,
+        mut c: Vec<f64>,
+        init_err: &[f64],
+        side: Side,
+    ) -> LinearBounds {
+        assert!(k <= self.layers.len(), "layers below {k} not computed");
+        let rows = c.len();
+        for (ci, &e) in c.iter_mut().zip(init_err) {
+            *ci = directed(*ci, inflate(e), side);
+        }
+        let mut width = if k == 0 {
+            self.net.input_dim()
+        } else {
+            self.net.layers()[k - 1].outputs()
+        };
+        debug_assert_eq!(a.len(), rows * width);
+        for j in (0..k).rev() {
+            // 1. ReLU of layer j: z^j ↦ relaxation in terms of the pre-activations y^j.
+            let rx = &self.relax[j];
+            for r in 0..rows {
+                let row = &mut a[r * width..(r + 1) * width];
+                let mut cst = c[r];
+                let mut mag = c[r].abs();
+                let mut coef_err = 0.0;
+                for t in 0..width {
+                    let at = row[t];
+                    if at == 0.0 {
+                        continue;
+                    }
+                    let use_lower = (at >= 0.0) == (side == Side::Lower);
+                    let (slope, icpt) = if use_lower {
+                        (rx.ls[t], 0.0)
+                    } else {
+                        (rx.us[t], rx.ui[t])
+                    };
+                    let na = at * slope;
+                    if slope != 0.0 && slope != 1.0 {
+                        coef_err += na.abs() * rx.pre_abs[t];
+                    }
+                    if icpt != 0.0 {
+                        let term = at * icpt;
+                        cst += term;
+                        mag += term.abs();
+                    }
+                    row[t] = na;
+                }
+                // Σ|a·s − fl(a·s)|·|y| ≤ u·Σ|fl(a·s)|·(1+u)·|y|; constant sum: γ_n·mag.
+                let err =
+                    coef_err * UNIT_ROUNDOFF * (1.0 + 2.0 * UNIT_ROUNDOFF) + gamma(width) * mag;
+                c[r] = directed(cst, inflate(err), side);
+            }
+            // 2. Affine layer j: y^j = W z^{j−1} + b.
+            let layer = &self.net.layers()[j];
+            let n_in = layer.inputs();
+            let w = layer.weights();
+            let b = layer.bias();
+            let below_abs: &[f64] = if j == 0 {
+                &self.input_abs
+            } else {
+                &self.relax[j - 1].post_abs
+            };
+            // v = |W|·|z^{j−1}|max: the largest effect a coefficient error can have.
+            let v: Vec<f64> = (0..width)
+                .map(|t| {
+                    layer
+                        .row(t)
+                        .iter()
+                        .zip(below_abs)
+                        .map(|(wv, m)| wv.abs() * m)
+                        .sum::<f64>()
+                })
+                .collect();
+            let g = gamma(width.max(n_in));
+            let mut na = vec![0.0; rows * n_in];
+            for r in 0..rows {
+                let row = &a[r * width..(r + 1) * width];
+                let out = &mut na[r * n_in..(r + 1) * n_in];
+                let mut cst = c[r];
+                let mut mag = c[r].abs();
+                let mut prop = 0.0;
+                for t in 0..width {
+                    let at = row[t];
+                    if at == 0.0 {
+                        continue;
+                    }
+                    let wrow = &w[t * n_in..(t + 1) * n_in];
+                    for (o, &wv) in out.iter_mut().zip(wrow) {
+                        *o += at * wv;
+                    }
+                    let term = at * b[t];
+                    cst += term;
+                    mag += term.abs();
+                    prop += at.abs() * v[t];
+                }
+                // coefficient errors: |(aW)_s − fl(aW)_s| ≤ γ Σ_t |a_t||W_ts|, times |z_s| ≤ m_s,
+                // summed over s: ≤ γ·Σ_t |a_t|·v_t (v computed in f64, hence the inflation).
+                let err = g * (prop * (1.0 + 1e-6) + mag);
+                c[r] = directed(cst, inflate(err), side);
+            }
+            a = na;
+            width = n_in;
+        }
+        LinearBounds::new(width, a, c)
+    }
+
+    /// Sound lower bound over the box of each expression `a_r·z^{k−1} + c_r` (see
+    /// [`DeepPoly::back_substitute`]).
+    pub fn expr_lower_bounds(&self, k: usize, a: Vec<f64>, c: Vec<f64>, err: &[f64]) -> Vec<f64> {
+        let lb = self.back_substitute(k, a, c, err, Side::Lower);
+        (0..lb.rows())
+            .map(|r| {
+                linear_range(
+                    lb.coeffs(r),
+                    lb.constant(r),
+                    self.input.lo(),
+                    self.input.hi(),
+                )
+                .0
+            })
+            .collect()
+    }
+
+    /// Differences of logits as expressions over the last hidden layer's post-activations:
+    /// row `j` is `y_a − y_j` for every `j` (the row for `j = a` is identically zero).
+    /// Returns the rows, constants, and the rounding error of forming the differences.
+    fn logit_differences(&self, a_class: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let last = &self.net.layers()[self.net.depth() - 1];
+        let n = last.inputs();
+        let m = last.outputs();
+        let below_abs: &[f64] = if self.net.depth() == 1 {
+            &self.input_abs
+        } else {
+            &self.relax[self.net.depth() - 2].post_abs
+        };
+        let mut rows = vec![0.0; m * n];
+        let mut consts = vec![0.0; m];
+        let mut errs = vec![0.0; m];
+        let ra = last.row(a_class);
+        for j in 0..m {
+            let rj = last.row(j);
+            let mut e = 0.0;
+            for t in 0..n {
+                let d = ra[t] - rj[t];
+                rows[j * n + t] = d;
+                e += d.abs() * below_abs[t];
+            }
+            let db = last.bias()[a_class] - last.bias()[j];
+            consts[j] = db;
+            // each difference is one rounding: |exact − fl| ≤ u·|fl|(1+u)
+            errs[j] = (e * (1.0 + 1e-6) + db.abs()) * UNIT_ROUNDOFF * 1.01;
+        }
+        (rows, consts, errs)
+    }
+
+    /// For every class `j`, a sound lower bound of `y_a − y_j` over the input box (entry `a`
+    /// is `+∞`). Requires all layers but the last to be computed.
+    pub fn logit_difference_lower_bounds(&self, a_class: usize) -> Result<Vec<f64>, BoundsError> {
+        let classes = self.net.output_dim();
+        if a_class >= classes {
+            return Err(BoundsError::Class {
+                class: a_class,
+                classes,
+            });
+        }
+        assert!(self.layers.len() + 1 >= self.net.depth());
+        let (rows, consts, errs) = self.logit_differences(a_class);
+        let mut lbs = self.expr_lower_bounds(self.net.depth() - 1, rows, consts, &errs);
+        lbs[a_class] = f64::INFINITY;
+        Ok(lbs)
+    }
+
+    /// Robustness margin (issue 2 CLI): `min_{j≠g}` of the proven lower bound of `y_g − y_j`.
+    /// The property `argmax = g` is proven iff the margin is `> 0`.
+    pub fn robustness_margin(&self, label: usize) -> Result<f64, BoundsError> {
+        Ok(self
+            .logit_difference_lower_bounds(label)?
+            .into_iter()
+            .fold(f64::INFINITY, f64::min))
+    }
+
+    /// Checks an output condition with per-class sufficient tests (no LP):
+    /// * robustness: every `y_g − y_j` has a positive lower bound;
+    /// * not-target `t`: some class `j ≠ t` has `y_j − y_t > 0` proven over the whole box.
+    ///
+    /// Returns `(proven, margin)` where margin is the quantity compared with 0.
+    pub fn prove_output(&self, spec: OutputSpec) -> Result<(bool, f64), BoundsError> {
+        match spec {
+            OutputSpec::Robust { label } => {
+                let m = self.robustness_margin(label)?;
+                Ok((m > 0.0, m))
+            }
+            OutputSpec::NotTarget { target } => {
+                let classes = self.net.output_dim();
+                if target >= classes {
+                    return Err(BoundsError::Class {
+                        class: target,
+                        classes,
+                    });
+                }
+                let mut best = f64::NEG_INFINITY;
+                for j in 0..classes {
+                    if j == target {
+                        continue;
+                    }
+                    let lbs = self.logit_difference_lower_bounds(j)?;
+                    best = best.max(lbs[target]);
+                }
+                Ok((best > 0.0, best))
+            }
+        }
+    }
+}
+
+fn directed(c: f64, err: f64, side: Side) -> f64 {
+    match side {
+        Side::Lower => sub_down(c, err),
+        Side::Upper => add_up(c, err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Affine, Network};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    pub(crate) fn random_net(rng: &mut ChaCha8Rng, sizes: &[usize]) -> Network {
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, s)| {
+                let (inp, out) = (s[0], s[1]);
+                let w = (0..inp * out)
+                    .map(|_| rng.random_range(-1.0..1.0) / (inp as f64).sqrt())
+                    .collect();
+                let b = (0..out).map(|_| rng.random_range(-0.3..0.3)).collect();
+                Affine::new(i, out, inp, w, b).unwrap()
+            })
+            .collect();
+        Network::new(layers).unwrap()
+    }
+
+    fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
+        let mut out = Vec::new();
+        let mut v = x.to_vec();
+        for (i, l) in net.layers().iter().enumerate() {
+            let y = l.apply(&v);
+            out.push(y.clone());
+            v = if i + 1 < net.depth() {
+                y.iter().map(|t| t.max(0.0)).collect()
+            } else {
+                y
+            };
+        }
+        out
+    }
+
+    fn assert_sound(net: &Network, bx: &InputBox, rng: &mut ChaCha8Rng, samples: usize) {
+        let dp = DeepPoly::run(net, bx).unwrap();
+        let dim = bx.dim();
+        for s in 0..samples {
+            let x: Vec<f64> = (0..dim)
+                .map(|i| {
+                    let (l, h) = (bx.lo()[i], bx.hi()[i]);
+                    match s % 3 {
+                        0 => l + (h - l) * rng.random::<f64>(),
+                        // box corners
+                        1 => {
+                            if rng.random::<bool>() {
+                                l
+                            } else {
+                                h
+                            }
+                        }
+                        _ => l + (h - l) * rng.random::<f64>().round(),
+                    }
+                })
+                .collect();
+            let pre = pre_activations(net, &x);
+            for (k, yk) in pre.iter().enumerate() {
+                let lb = dp.layer(k);
+                for (j, &y) in yk.iter().enumerate() {
+                    assert!(lb.lo[j] <= y && y <= lb.hi[j], "layer {k} neuron {j}");
+                    assert!(lb.lower.eval(j, &x) <= y + 1e-9);
+                    assert!(lb.upper.eval(j, &x) >= y - 1e-9);
+                }
+            }
+            let logits = &pre[pre.len() - 1];
+            for g in 0..logits.len() {
+                let d = dp.logit_difference_lower_bounds(g).unwrap();
+                for j in (0..logits.len()).filter(|&j| j != g) {
+                    assert!(d[j] <= logits[g] - logits[j] + 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_contain_sampled_points_on_random_nets() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for trial in 0..30 {
+            let depth = 1 + trial % 4;
+            let mut sizes = vec![1 + rng.random_range(0..8)];
+            for _ in 0..depth {
+                sizes.push(1 + rng.random_range(0..12));
+            }
+            let net = random_net(&mut rng, &sizes);
+            let c: Vec<f64> = (0..sizes[0]).map(|_| rng.random::<f64>()).collect();
+            let eps = [0.0, 0.01, 0.1, 0.5][trial % 4];
+            let bx = InputBox::linf_ball(&c, eps).unwrap();
+            assert_sound(&net, &bx, &mut rng, 60);
+        }
+    }
+
+    #[test]
+    fn exact_on_a_point_box() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let net = random_net(&mut rng, &[5, 7, 6, 3]);
+        let c: Vec<f64> = (0..5).map(|_| rng.random::<f64>()).collect();
+        let bx = InputBox::linf_ball(&c, 0.0).unwrap();
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let y = net.forward(&c);
+        let last = dp.layer(2);
+        for j in 0..3 {
+            assert!(last.hi[j] - last.lo[j] < 1e-12);
+            assert!(last.lo[j] <= y[j] && y[j] <= last.hi[j]);
+        }
+    }
+
+    #[test]
+    fn hand_computed_relu_example() {
+        // x1, x2 ∈ [-1, 1]; h1 = x1 + x2, h2 = x1 − x2; y = h1' + h2' (ReLU outputs).
+        // DeepPoly gives for h1 ∈ [−2, 2] (unstable, u = −l → λ = 0) the upper line 0.5 h1 + 1.
+        let l0 = Affine::new(0, 2, 2, vec![1.0, 1.0, 1.0, -1.0], vec![0.0, 0.0]).unwrap();
+        let l1 = Affine::new(1, 1, 2, vec![1.0, 1.0], vec![0.0]).unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let bx = InputBox::new(vec![-1.0, -1.0], vec![1.0, 1.0]).unwrap();
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let hidden = dp.layer(0);
+        assert!((hidden.lo[0] + 2.0).abs() < 1e-12 && (hidden.hi[0] - 2.0).abs() < 1e-12);
+        let out = dp.layer(1);
+        // upper: 0.5(x1+x2)+1 + 0.5(x1−x2)+1 = x1 + 2 ≤ 3; lower: 0 (λ = 0 for both)
+        assert!((out.hi[0] - 3.0).abs() < 1e-9, "{}", out.hi[0]);
+        assert!(out.hi[0] >= 3.0);
+        assert!(out.lo[0] <= 0.0 && out.lo[0] > -1e-9);
+    }
+
+    #[test]
+    fn rejects_wrong_dimension() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let net = random_net(&mut rng, &[3, 2]);
+        let bx = InputBox::new(vec![0.0; 2], vec![1.0; 2]).unwrap();
+        assert!(matches!(
+            DeepPoly::run(&net, &bx),
+            Err(BoundsError::Dimension { .. })
+        ));
+    }
+}

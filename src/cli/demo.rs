@@ -1,0 +1,160 @@
+//! `certquant demo`: the main job on the embedded demo network (a small MLP trained by
+//! `certquant train` on Fashion-MNIST, © Zalando SE, MIT licence) and 20 embedded test images.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use certquant::bounds::DeepPoly;
+use certquant::data::idx_pair_from_bytes;
+use certquant::onnx;
+use certquant::spec::{InputBox, parse_eps};
+use certquant::synth::SynthStatus;
+
+use super::common::{LoadedModel, Outcome, accuracy, print_json};
+use super::synth::{RobustnessReport, Task, print_table, run_task};
+use super::{PreimageArg, SynthOpts, TemplateArg};
+
+/// The embedded demo network (ONNX, Gemm/Relu form).
+pub const DEMO_MODEL: &[u8] = include_bytes!("../../assets/demo/fashion_mlp.onnx");
+const DEMO_IMAGES: &[u8] = include_bytes!("../../assets/demo/t10k-images-idx3-ubyte");
+const DEMO_LABELS: &[u8] = include_bytes!("../../assets/demo/t10k-labels-idx1-ubyte");
+const DEMO_EPS: &str = "1/255";
+
+#[derive(Serialize)]
+struct VerifyRow {
+    id: usize,
+    label: usize,
+    prediction: usize,
+    verified: bool,
+    margin: f64,
+}
+
+#[derive(Serialize)]
+struct DemoReport {
+    model_layers: Vec<usize>,
+    accuracy_on_demo_images: f64,
+    eps: String,
+    verify: Vec<VerifyRow>,
+    synth: Vec<RobustnessReport>,
+}
+
+/// Runs the demo.
+pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
+    let net = onnx::import_bytes(DEMO_MODEL).context("embedded demo model")?;
+    let model = LoadedModel {
+        net,
+        bytes: DEMO_MODEL.to_vec(),
+    };
+    let ds = idx_pair_from_bytes(DEMO_IMAGES, DEMO_LABELS, "embedded demo images")?;
+    let mut sizes = vec![model.net.input_dim()];
+    sizes.extend(model.net.layers().iter().map(|l| l.outputs()));
+    let (acc, n) = accuracy(&model.net, &ds, None)?;
+    if !json {
+        println!(
+            "certquant demo — a {sizes:?} ReLU network trained by `certquant train` on Fashion-MNIST"
+        );
+        println!(
+            "(Fashion-MNIST © Zalando SE, MIT licence); {n} embedded test images, accuracy {acc:.3}\n"
+        );
+        println!("1. DeepPoly robustness proofs at eps = {DEMO_EPS} on the float network:");
+    }
+    let eps = parse_eps(DEMO_EPS)?;
+    let mut verify = Vec::new();
+    for id in 0..ds.len() {
+        let x = ds.image(id).context("demo image")?;
+        let label = ds.label(id).context("demo label")?;
+        let bx = InputBox::linf_ball(x, eps)?;
+        let dp = DeepPoly::run(&model.net, &bx)?;
+        let margin = dp.robustness_margin(label)?;
+        verify.push(VerifyRow {
+            id,
+            label,
+            prediction: model.net.predict(x),
+            verified: margin > 0.0,
+            margin,
+        });
+    }
+    if !json {
+        let proven: Vec<String> = verify
+            .iter()
+            .filter(|r| r.verified)
+            .map(|r| r.id.to_string())
+            .collect();
+        println!(
+            "   proven for {} of {} images (ids {})\n",
+            proven.len(),
+            verify.len(),
+            proven.join(" ")
+        );
+    }
+    // Synthesis on the first three proven images: strict mode, and relaxed for the first.
+    let ids: Vec<usize> = verify
+        .iter()
+        .filter(|r| r.verified)
+        .map(|r| r.id)
+        .take(3)
+        .collect();
+    let mut reports = Vec::new();
+    let mut wrote = false;
+    for (i, &id) in ids.iter().enumerate() {
+        for relaxed in [false, true] {
+            if relaxed && i > 0 {
+                continue;
+            }
+            let opts = SynthOpts {
+                relaxed,
+                min_frac: None,
+                max_frac: 16,
+                template: TemplateArg::Code,
+                preimage: PreimageArg::Fast,
+                chi_max: 4.0,
+                time_limit: Some(60.0),
+            };
+            let task = Task {
+                model: &model,
+                model_path: Path::new("<embedded demo model>"),
+                ds: &ds,
+                data_path: Path::new("<embedded demo images>"),
+                id,
+                eps_text: DEMO_EPS,
+            };
+            let write_here = (!wrote).then_some(out);
+            let (report, outcome) = run_task(&task, &opts, true, write_here)?;
+            if report.status == SynthStatus::Certified && write_here.is_some() {
+                wrote = true;
+            }
+            if !json {
+                println!(
+                    "2. Certified quantization ({} mode), image {id}:",
+                    if relaxed { "relaxed" } else { "strict" }
+                );
+                print_table(&report, &outcome);
+                println!();
+            }
+            reports.push(report);
+        }
+    }
+    let all_certified =
+        !reports.is_empty() && reports.iter().all(|r| r.status == SynthStatus::Certified);
+    if json {
+        print_json(&DemoReport {
+            model_layers: sizes,
+            accuracy_on_demo_images: acc,
+            eps: DEMO_EPS.to_string(),
+            verify,
+            synth: reports,
+        })?;
+    } else if wrote {
+        println!(
+            "The quantized network and its certificate are in {}/ (qnn.onnx, certificate.json).",
+            out.display()
+        );
+    }
+    Ok(if all_certified {
+        Outcome::Proven
+    } else {
+        Outcome::NotProven
+    })
+}

@@ -1,0 +1,97 @@
+//! `eval` and `verify`.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use certquant::bounds::DeepPoly;
+use certquant::spec::{InputBox, parse_eps};
+
+use super::common::{Outcome, accuracy, input, load_data, load_model, print_json};
+
+#[derive(Serialize)]
+struct EvalReport {
+    accuracy: f64,
+    n: usize,
+}
+
+/// `certquant eval`.
+pub fn eval(model: &Path, data: &Path, limit: Option<usize>, json: bool) -> Result<Outcome> {
+    let m = load_model(model)?;
+    let ds = load_data(data, &m.net)?;
+    let (acc, n) = accuracy(&m.net, &ds, limit)?;
+    if json {
+        print_json(&EvalReport { accuracy: acc, n })?;
+    } else {
+        println!("accuracy {:.4} on {n} inputs ({})", acc, model.display());
+    }
+    Ok(Outcome::Proven)
+}
+
+/// Arguments of `certquant verify`.
+pub struct VerifyRequest<'a> {
+    pub model: &'a Path,
+    pub data: &'a Path,
+    pub id: usize,
+    pub eps: &'a str,
+    pub label: Option<usize>,
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    verified: bool,
+    id: usize,
+    eps: f64,
+    label: usize,
+    prediction: usize,
+    margin: f64,
+    seconds: f64,
+}
+
+/// `certquant verify`: DeepPoly proof of local robustness.
+pub fn verify(r: &VerifyRequest<'_>) -> Result<Outcome> {
+    let eps = parse_eps(r.eps)?;
+    let m = load_model(r.model)?;
+    let ds = load_data(r.data, &m.net)?;
+    let x = input(&ds, r.id, r.data)?;
+    let prediction = m.net.predict(x);
+    let label = r.label.or(ds.label(r.id)).unwrap_or(prediction);
+    if label >= m.net.output_dim() {
+        bail!(
+            "label {label} out of range: the model has {} outputs",
+            m.net.output_dim()
+        );
+    }
+    let bx = InputBox::linf_ball(x, eps)?;
+    let t = std::time::Instant::now();
+    let dp = DeepPoly::run(&m.net, &bx)?;
+    let margin = dp.robustness_margin(label)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let verified = margin > 0.0;
+    if r.json {
+        print_json(&VerifyReport {
+            verified,
+            id: r.id,
+            eps,
+            label,
+            prediction,
+            margin,
+            seconds,
+        })?;
+    } else {
+        println!(
+            "id {} eps {} label {label} prediction {prediction}: {} (margin {margin:.6}, {:.1} ms)",
+            r.id,
+            r.eps,
+            if verified { "VERIFIED" } else { "not verified" },
+            seconds * 1e3
+        );
+    }
+    Ok(if verified {
+        Outcome::Proven
+    } else {
+        Outcome::NotProven
+    })
+}

@@ -1,0 +1,198 @@
+//! Argument definitions (clap) and dispatch.
+
+mod common;
+mod demo;
+mod eval;
+mod synth;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use common::Outcome;
+
+/// Certified quantization strategy synthesis for ReLU networks.
+#[derive(Debug, Parser)]
+#[command(name = "certquant", version, about, long_about = None)]
+pub struct Cli {
+    /// Log progress details to stderr (or set CERTQUANT_LOG=debug).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Accuracy of a network on a labelled data set.
+    Eval(EvalArgs),
+    /// Prove local robustness of one input with DeepPoly (exit 0 verified, 1 not).
+    Verify(VerifyArgs),
+    /// Synthesize a certified quantization strategy.
+    #[command(subcommand)]
+    Synth(SynthCommand),
+    /// Run the main job on the embedded demo network and images.
+    Demo(DemoArgs),
+    /// Train a small ReLU MLP (how the embedded demo network was made).
+    Train(train::TrainArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SynthCommand {
+    /// Algorithm 1: a strategy keeping local robustness of one input (exit 0 certified, 1 not).
+    Robustness(SynthRobustnessArgs),
+}
+
+/// Where inputs come from.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// IDX directory (t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz]) or a .npy file.
+    #[arg(long)]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Only the first N inputs.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Index of the input (0-based).
+    #[arg(long)]
+    id: usize,
+    /// L∞ radius in input units: a decimal (0.0078) or a fraction (2/255).
+    #[arg(long, allow_hyphen_values = true)]
+    eps: String,
+    /// Class to prove (default: the data set's label, else the network's prediction).
+    #[arg(long)]
+    label: Option<usize>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Preimage template choice.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TemplateArg {
+    /// α/β from the centre value (authors' code).
+    Code,
+    /// α = β = (u − l)/2 (paper).
+    Paper,
+}
+
+/// Preimage engine choice.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PreimageArg {
+    /// Decomposed, pruned MILPs (default).
+    Fast,
+    /// The paper's single MILP per layer.
+    Paper,
+}
+
+/// Options shared by the synthesis commands.
+#[derive(Debug, Args, Clone)]
+pub struct SynthOpts {
+    /// Relaxed mode (Quadapter*): up to 25% of a hidden layer's checks may fail.
+    #[arg(long)]
+    pub relaxed: bool,
+    /// Smallest fractional width tried (B_l; default 1 strict, 2 relaxed).
+    #[arg(long)]
+    pub min_frac: Option<u32>,
+    /// Largest fractional width tried (B_u).
+    #[arg(long, default_value_t = 16)]
+    pub max_frac: u32,
+    /// Preimage template.
+    #[arg(long, value_enum, default_value_t = TemplateArg::Code)]
+    pub template: TemplateArg,
+    /// Preimage engine.
+    #[arg(long, value_enum, default_value_t = PreimageArg::Fast)]
+    pub preimage: PreimageArg,
+    /// Largest χ considered by the preimage MILPs.
+    #[arg(long, default_value_t = 4.0)]
+    pub chi_max: f64,
+    /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry).
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+struct SynthRobustnessArgs {
+    /// ONNX model (float).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Index of the input (0-based).
+    #[arg(long)]
+    id: usize,
+    /// L∞ radius: a decimal or a fraction such as 2/255.
+    #[arg(long, allow_hyphen_values = true)]
+    eps: String,
+    #[command(flatten)]
+    synth: SynthOpts,
+    /// Also report the quantized network's accuracy on the whole --data set.
+    #[arg(long)]
+    accuracy: bool,
+    /// Write the quantized network (qnn.onnx) and certificate.json into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Directory for the demo's QNN and certificate.
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Eval(a) => eval::eval(&a.model, &a.data.data, a.limit, a.json),
+        Command::Verify(a) => eval::verify(&eval::VerifyRequest {
+            model: &a.model,
+            data: &a.data.data,
+            id: a.id,
+            eps: &a.eps,
+            label: a.label,
+            json: a.json,
+        }),
+        Command::Synth(SynthCommand::Robustness(a)) => {
+            synth::robustness(&synth::RobustnessRequest {
+                model: &a.model,
+                data: &a.data.data,
+                id: a.id,
+                eps: &a.eps,
+                opts: &a.synth,
+                accuracy: a.accuracy,
+                out: a.out.as_deref(),
+                json: a.json,
+            })
+        }
+        Command::Demo(a) => demo::demo(&a.out, a.json),
+        Command::Train(a) => train::train(&a),
+    }
+}

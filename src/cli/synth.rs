@@ -1,0 +1,274 @@
+//! `synth robustness` (Algorithm 1) and its outputs (QNN, certificate).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use certquant::certificate::{
+    Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, sha256_hex,
+};
+use certquant::data::Dataset;
+use certquant::milp::cbc::Cbc;
+use certquant::onnx;
+use certquant::preimage::{ChiSource, Engine, TemplateKind};
+use certquant::quantize::QuantConfig;
+use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
+use certquant::synth::{SynthOptions, SynthOutcome, SynthStatus, synthesize};
+
+use super::common::{
+    LoadedModel, Outcome, accuracy, input, load_data, load_model, print_json, spinner,
+};
+use super::{PreimageArg, SynthOpts, TemplateArg};
+
+/// Arguments of `certquant synth robustness`.
+pub struct RobustnessRequest<'a> {
+    pub model: &'a Path,
+    pub data: &'a Path,
+    pub id: usize,
+    pub eps: &'a str,
+    pub opts: &'a SynthOpts,
+    pub accuracy: bool,
+    pub out: Option<&'a Path>,
+    pub json: bool,
+}
+
+/// The machine-readable result of one robustness synthesis task.
+#[derive(Debug, Serialize)]
+pub struct RobustnessReport {
+    pub status: SynthStatus,
+    pub id: usize,
+    pub label: usize,
+    pub eps: f64,
+    pub eps_text: String,
+    /// Accepted ⟨Q, F⟩ per affine layer, input side first (complete iff certified).
+    pub layers: Vec<QuantConfig>,
+    /// χ per hidden layer, input side first.
+    pub chi: Vec<f64>,
+    pub chi_source: Vec<ChiSource>,
+    pub preimage_seconds: f64,
+    pub quantize_seconds: f64,
+    pub float_margin: f64,
+    pub qnn_margin: Option<f64>,
+    pub milps: usize,
+    pub pruned_escapes: usize,
+    pub deeppoly_calls: usize,
+    pub engine: &'static str,
+    pub template: &'static str,
+    pub relaxed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qnn_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qnn_model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// Library options from the CLI vocabulary.
+pub fn synth_options(o: &SynthOpts) -> SynthOptions {
+    let mut s = SynthOptions::paper(o.relaxed);
+    if let Some(b) = o.min_frac {
+        s.min_frac = b;
+    }
+    s.max_frac = o.max_frac;
+    s.preimage.template = match o.template {
+        TemplateArg::Code => TemplateKind::Code,
+        TemplateArg::Paper => TemplateKind::Paper,
+    };
+    s.preimage.engine = match o.preimage {
+        PreimageArg::Fast => Engine::Fast,
+        PreimageArg::Paper => Engine::Paper,
+    };
+    s.preimage.chi_max = o.chi_max;
+    s.preimage.time_limit = o.time_limit;
+    s
+}
+
+/// One robustness task on an already loaded model and data set.
+pub struct Task<'a> {
+    pub model: &'a LoadedModel,
+    pub model_path: &'a Path,
+    pub ds: &'a Dataset,
+    pub data_path: &'a Path,
+    pub id: usize,
+    pub eps_text: &'a str,
+}
+
+/// Runs Algorithm 1 on one task, writes outputs if asked, and builds the report.
+pub fn run_task(
+    t: &Task<'_>,
+    opts: &SynthOpts,
+    with_accuracy: bool,
+    out: Option<&Path>,
+) -> Result<(RobustnessReport, SynthOutcome)> {
+    let eps = parse_eps(t.eps_text)?;
+    let x = input(t.ds, t.id, t.data_path)?;
+    let label = t.ds.label(t.id).unwrap_or_else(|| t.model.net.predict(x));
+    let prop = Property {
+        input: InputBox::linf_ball(x, eps)?,
+        output: OutputSpec::Robust { label },
+    };
+    let sopts = synth_options(opts);
+    let outcome = synthesize(&t.model.net, &prop, x, &Cbc, &sopts)?;
+    let mut report = RobustnessReport {
+        status: outcome.status,
+        id: t.id,
+        label,
+        eps,
+        eps_text: t.eps_text.to_string(),
+        layers: outcome.layers.iter().filter_map(|l| l.config).collect(),
+        chi: outcome.preimages.iter().map(|p| p.chi).collect(),
+        chi_source: outcome.preimages.iter().map(|p| p.source).collect(),
+        preimage_seconds: outcome.preimage_seconds,
+        quantize_seconds: outcome.quantize_seconds,
+        float_margin: outcome.float_margin,
+        qnn_margin: outcome.qnn_margin,
+        milps: outcome.preimages.iter().map(|p| p.milps).sum(),
+        pruned_escapes: outcome.preimages.iter().map(|p| p.pruned).sum(),
+        deeppoly_calls: outcome.deeppoly_calls,
+        engine: match sopts.preimage.engine {
+            Engine::Fast => "fast",
+            Engine::Paper => "paper",
+        },
+        template: match sopts.preimage.template {
+            TemplateKind::Code => "code",
+            TemplateKind::Paper => "paper",
+        },
+        relaxed: sopts.relaxed,
+        qnn_accuracy: None,
+        qnn_model: None,
+        certificate: None,
+    };
+    if let (Some(qnn), Some(strategy)) = (&outcome.qnn, &outcome.strategy) {
+        if with_accuracy {
+            report.qnn_accuracy = Some(accuracy(qnn, t.ds, None)?.0);
+        }
+        if let Some(dir) = out {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+            let qnn_path = dir.join("qnn.onnx");
+            let qnn_bytes = onnx::export_bytes(qnn)?;
+            std::fs::write(&qnn_path, &qnn_bytes)
+                .with_context(|| format!("cannot write {}", qnn_path.display()))?;
+            let cert = Certificate {
+                format: FORMAT.to_string(),
+                tool: format!("certquant {}", env!("CARGO_PKG_VERSION")),
+                original_model: ModelRef {
+                    sha256: sha256_hex(&t.model.bytes),
+                    file: Some(t.model_path.display().to_string()),
+                },
+                qnn: ModelRef {
+                    sha256: sha256_hex(&qnn_bytes),
+                    file: Some(qnn_path.display().to_string()),
+                },
+                strategy: strategy.0.clone(),
+                chi: vec![report.chi.clone()],
+                verifier: "deeppoly (certquant::bounds, outward-rounded f64)".to_string(),
+                properties: vec![CertifiedProperty {
+                    input: prop.input.clone(),
+                    output: prop.output,
+                    source: PropertySource {
+                        data: Some(t.data_path.display().to_string()),
+                        id: Some(t.id),
+                        pixels: t.ds.raw_pixel_bytes(t.id).map(<[u8]>::to_vec),
+                        eps_text: Some(t.eps_text.to_string()),
+                        eps: Some(eps),
+                    },
+                    margin: outcome.qnn_margin.unwrap_or(f64::NAN),
+                }],
+                statistical: None,
+            };
+            let cert_path = dir.join("certificate.json");
+            cert.write(&cert_path)?;
+            report.qnn_model = Some(qnn_path.display().to_string());
+            report.certificate = Some(cert_path.display().to_string());
+        }
+    }
+    Ok((report, outcome))
+}
+
+/// `certquant synth robustness`.
+pub fn robustness(r: &RobustnessRequest<'_>) -> Result<Outcome> {
+    parse_eps(r.eps)?;
+    let model = load_model(r.model)?;
+    let ds = load_data(r.data, &model.net)?;
+    let task = Task {
+        model: &model,
+        model_path: r.model,
+        ds: &ds,
+        data_path: r.data,
+        id: r.id,
+        eps_text: r.eps,
+    };
+    let sp = spinner(&format!(
+        "synthesizing a strategy for id {} eps {}",
+        r.id, r.eps
+    ));
+    let (report, outcome) = run_task(&task, r.opts, r.accuracy, r.out)?;
+    sp.finish_and_clear();
+    if r.json {
+        print_json(&report)?;
+    } else {
+        print_table(&report, &outcome);
+    }
+    Ok(if report.status == SynthStatus::Certified {
+        Outcome::Proven
+    } else {
+        Outcome::NotProven
+    })
+}
+
+/// Human-readable table of a synthesis result.
+pub fn print_table(r: &RobustnessReport, o: &SynthOutcome) {
+    println!(
+        "id {} label {} eps {}: {}",
+        r.id,
+        r.label,
+        r.eps_text,
+        match r.status {
+            SynthStatus::Certified => "CERTIFIED".to_string(),
+            SynthStatus::Unknown => format!(
+                "UNKNOWN (no F in range passed layer {})",
+                o.layers.len().saturating_sub(1)
+            ),
+            SynthStatus::PropertyFails =>
+                "PROPERTY FAILS on the float network (DeepPoly)".to_string(),
+            SynthStatus::Timeout => "TIMEOUT".to_string(),
+        }
+    );
+    println!("  layer   Q   F   I   χ (preimage of its output)");
+    for (i, rec) in o.layers.iter().enumerate() {
+        let chi = o
+            .preimages
+            .get(i)
+            .map(|p| format!("{:.5} ({:?})", p.chi, p.source))
+            .unwrap_or_else(|| "—".into());
+        match rec.config {
+            Some(c) => println!(
+                "  {:>5} {:>3} {:>3} {:>3}   {}",
+                i,
+                c.total(),
+                c.frac(),
+                c.int_bits(),
+                chi
+            ),
+            None => println!("  {i:>5}   none in range after {} tries   {chi}", rec.tried),
+        }
+    }
+    println!(
+        "  float margin {:.5}, QNN margin {}, preimages {:.2} s ({} MILPs, {} escapes pruned), quantization {:.2} s ({} DeepPoly runs)",
+        r.float_margin,
+        r.qnn_margin.map_or("—".into(), |m| format!("{m:.5}")),
+        r.preimage_seconds,
+        r.milps,
+        r.pruned_escapes,
+        r.quantize_seconds,
+        r.deeppoly_calls
+    );
+    if let Some(a) = r.qnn_accuracy {
+        println!("  QNN accuracy {a:.4}");
+    }
+    if let (Some(q), Some(c)) = (&r.qnn_model, &r.certificate) {
+        println!("  wrote {q} and {c}");
+    }
+}

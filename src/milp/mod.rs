@@ -1,0 +1,257 @@
+//! Mixed-integer linear programming behind a small trait, so that preimage computation
+//! (Problem (3) of the paper) and the relaxed-mode check do not depend on one solver.
+//!
+//! A [`Problem`] is built solver-independently (bounded variables, binaries, ranged linear
+//! rows, a linear objective); a [`Backend`] solves it and reports a [`Solution`] with a
+//! status, the incumbent objective and the solver's proven bound. The default backend is
+//! CBC, built from source by cargo ([`cbc::Cbc`]).
+
+pub mod cbc;
+
+use thiserror::Error;
+
+/// A variable handle (index into [`Problem`]'s variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Var(pub usize);
+
+/// Optimisation direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sense {
+    /// Minimise the objective.
+    Minimize,
+    /// Maximise the objective.
+    Maximize,
+}
+
+#[derive(Debug, Clone)]
+struct VarDef {
+    lo: f64,
+    hi: f64,
+    integer: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RowDef {
+    terms: Vec<(usize, f64)>,
+    lo: f64,
+    hi: f64,
+}
+
+/// A MILP: `min/max c·v` s.t. `lo_r ≤ a_r·v ≤ hi_r`, `lo_i ≤ v_i ≤ hi_i`, some `v_i` integer.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    vars: Vec<VarDef>,
+    rows: Vec<RowDef>,
+    objective: Vec<(usize, f64)>,
+    sense: Sense,
+}
+
+impl Default for Problem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Problem {
+    /// An empty minimisation problem.
+    pub fn new() -> Self {
+        Self {
+            vars: Vec::new(),
+            rows: Vec::new(),
+            objective: Vec::new(),
+            sense: Sense::Minimize,
+        }
+    }
+
+    /// Adds a continuous variable with bounds `[lo, hi]` (infinite bounds allowed).
+    pub fn add_var(&mut self, lo: f64, hi: f64) -> Var {
+        self.vars.push(VarDef {
+            lo,
+            hi,
+            integer: false,
+        });
+        Var(self.vars.len() - 1)
+    }
+
+    /// Adds a binary variable.
+    pub fn add_binary(&mut self) -> Var {
+        self.vars.push(VarDef {
+            lo: 0.0,
+            hi: 1.0,
+            integer: true,
+        });
+        Var(self.vars.len() - 1)
+    }
+
+    /// Adds the row `lo ≤ Σ coef·var ≤ hi` (use ±∞ for one-sided rows). Zero coefficients
+    /// are dropped.
+    pub fn add_row(&mut self, terms: impl IntoIterator<Item = (Var, f64)>, lo: f64, hi: f64) {
+        let terms = terms
+            .into_iter()
+            .filter(|(_, c)| *c != 0.0)
+            .map(|(v, c)| (v.0, c))
+            .collect();
+        self.rows.push(RowDef { terms, lo, hi });
+    }
+
+    /// Sets the objective.
+    pub fn set_objective(&mut self, terms: impl IntoIterator<Item = (Var, f64)>, sense: Sense) {
+        self.objective = terms.into_iter().map(|(v, c)| (v.0, c)).collect();
+        self.sense = sense;
+    }
+
+    /// Tightens a variable's bounds (used when a cutoff becomes known).
+    pub fn set_bounds(&mut self, v: Var, lo: f64, hi: f64) {
+        self.vars[v.0].lo = lo;
+        self.vars[v.0].hi = hi;
+    }
+
+    /// Number of variables.
+    pub fn num_vars(&self) -> usize {
+        self.vars.len()
+    }
+
+    /// Number of integer variables.
+    pub fn num_integers(&self) -> usize {
+        self.vars.iter().filter(|v| v.integer).count()
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// What the solver established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Optimal within the solver's tolerances.
+    Optimal,
+    /// Proven infeasible.
+    Infeasible,
+    /// Time limit reached; `best_bound` is still a proven bound.
+    TimeLimit,
+    /// The relaxation is unbounded.
+    Unbounded,
+    /// Anything else (numerical trouble, abandoned search).
+    Failed,
+}
+
+/// The result of a solve.
+#[derive(Debug, Clone)]
+pub struct Solution {
+    /// Outcome.
+    pub status: Status,
+    /// Objective of the best feasible point found, if any.
+    pub objective: Option<f64>,
+    /// The solver's proven bound on the optimum (a lower bound when minimising).
+    pub best_bound: Option<f64>,
+    /// Values of the best feasible point (empty if none).
+    pub values: Vec<f64>,
+}
+
+/// Options for one solve.
+#[derive(Debug, Clone, Default)]
+pub struct SolveOptions {
+    /// Wall-clock limit in seconds (`None` = unlimited).
+    pub time_limit: Option<f64>,
+}
+
+/// Solver failures that are not statuses (bad model, backend unavailable).
+#[derive(Debug, Error)]
+pub enum MilpError {
+    /// The model is malformed (e.g. a variable with `lo > hi` or a NaN coefficient).
+    #[error("invalid MILP model: {0}")]
+    Model(String),
+    /// The backend failed.
+    #[error("MILP backend {backend} failed: {reason}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A MILP solver (swappable and testable, like `good_lp`'s solver trait).
+pub trait Backend: Send + Sync {
+    /// Short name for logs and results.
+    fn name(&self) -> &'static str;
+    /// Solves `p`.
+    fn solve(&self, p: &Problem, opts: &SolveOptions) -> Result<Solution, MilpError>;
+}
+
+impl Problem {
+    /// Checks that every number is usable (finite coefficients, ordered bounds).
+    pub fn validate(&self) -> Result<(), MilpError> {
+        for (i, v) in self.vars.iter().enumerate() {
+            if v.lo.is_nan() || v.hi.is_nan() || v.lo > v.hi {
+                return Err(MilpError::Model(format!(
+                    "variable {i} has bounds [{}, {}]",
+                    v.lo, v.hi
+                )));
+            }
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            if row.lo.is_nan() || row.hi.is_nan() || row.lo > row.hi {
+                return Err(MilpError::Model(format!(
+                    "row {r} has bounds [{}, {}]",
+                    row.lo, row.hi
+                )));
+            }
+            if let Some((v, c)) = row.terms.iter().find(|(_, c)| !c.is_finite()) {
+                return Err(MilpError::Model(format!(
+                    "row {r} has coefficient {c} on variable {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the shared backend conformance tests on `b`.
+    pub(crate) fn conformance(b: &dyn Backend) {
+        // max x + y s.t. x + 2y ≤ 4, 3x + y ≤ 6, y binary → (x, y) = (5/3, 1), obj 8/3
+        let mut p = Problem::new();
+        let x = p.add_var(0.0, 10.0);
+        let y = p.add_binary();
+        p.add_row([(x, 1.0), (y, 2.0)], f64::NEG_INFINITY, 4.0);
+        p.add_row([(x, 3.0), (y, 1.0)], f64::NEG_INFINITY, 6.0);
+        p.set_objective([(x, 1.0), (y, 1.0)], Sense::Maximize);
+        let s = b.solve(&p, &SolveOptions::default()).unwrap();
+        assert_eq!(s.status, Status::Optimal);
+        assert!((s.objective.unwrap() - 8.0 / 3.0).abs() < 1e-6);
+        assert!((s.values[x.0] - 5.0 / 3.0).abs() < 1e-6);
+        assert!((s.values[y.0] - 1.0).abs() < 1e-6);
+
+        // infeasible: x ≥ 2 and x ≤ 1
+        let mut p = Problem::new();
+        let x = p.add_var(0.0, 10.0);
+        p.add_row([(x, 1.0)], 2.0, f64::INFINITY);
+        p.add_row([(x, 1.0)], f64::NEG_INFINITY, 1.0);
+        p.set_objective([(x, 1.0)], Sense::Minimize);
+        let s = b.solve(&p, &SolveOptions::default()).unwrap();
+        assert_eq!(s.status, Status::Infeasible);
+
+        // integrality matters: min x s.t. x = 2b, x ≥ 0.5 → b = 1, x = 2
+        let mut p = Problem::new();
+        let x = p.add_var(0.0, 10.0);
+        let bb = p.add_binary();
+        p.add_row([(x, 1.0), (bb, -2.0)], 0.0, 0.0);
+        p.add_row([(x, 1.0)], 0.5, f64::INFINITY);
+        p.set_objective([(x, 1.0)], Sense::Minimize);
+        let s = b.solve(&p, &SolveOptions::default()).unwrap();
+        assert_eq!(s.status, Status::Optimal);
+        assert!((s.objective.unwrap() - 2.0).abs() < 1e-6);
+        assert!(s.best_bound.unwrap() <= 2.0 + 1e-6);
+
+        // malformed
+        let mut p = Problem::new();
+        p.add_var(1.0, 0.0);
+        assert!(b.solve(&p, &SolveOptions::default()).is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! The network as the method sees it (paper §2, "Notation" in `docs/method.md`):
+//! a chain of affine layers `x^{2i} = W_{2i} x^{2i-1} + b_{2i}` with ReLU between
+//! consecutive layers; the last affine layer produces the logits.
+//!
+//! Weights are kept in `f64` so that the dyadic values of a quantized network
+//! (`k·2^-F`, `|k| < 2^31`) are represented exactly and float32 weights read from
+//! ONNX are widened without any rounding.
+
+use thiserror::Error;
+
+/// Why a network could not be built: always a shape or value problem of the input.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ModelError {
+    /// A weight matrix or bias does not have the size its layer claims.
+    #[error("layer {layer}: {what}")]
+    Shape {
+        /// 0-based index of the affine layer.
+        layer: usize,
+        /// Human-readable description of the mismatch.
+        what: String,
+    },
+    /// A weight or bias is NaN or infinite; no bound can be proven for such a network.
+    #[error("layer {layer}: weight or bias is not finite ({value})")]
+    NonFinite {
+        /// 0-based index of the affine layer.
+        layer: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A network needs at least one affine layer.
+    #[error("the network has no affine layer")]
+    Empty,
+}
+
+/// One affine layer `y = W x + b` with `W` stored row-major as `outputs × inputs`.
+///
+/// Invariant (checked by [`Affine::new`]): `w.len() == outputs * inputs`,
+/// `b.len() == outputs`, every entry finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Affine {
+    inputs: usize,
+    outputs: usize,
+    w: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl Affine {
+    /// Builds a layer from a row-major `outputs × inputs` weight matrix and a bias of length `outputs`.
+    /// `layer` is only used to name the layer in errors.
+    pub fn new(
+        layer: usize,
+        outputs: usize,
+        inputs: usize,
+        w: Vec<f64>,
+        b: Vec<f64>,
+    ) -> Result<Self, ModelError> {
+        if outputs == 0 || inputs == 0 {
+            return Err(ModelError::Shape {
+                layer,
+                what: format!("empty layer ({outputs}×{inputs})"),
+            });
+        }
+        if w.len() != outputs * inputs {
+            return Err(ModelError::Shape {
+                layer,
+                what: format!(
+                    "weight has {} entries, expected {outputs}×{inputs}",
+                    w.len()
+                ),
+            });
+        }
+        if b.len() != outputs {
+            return Err(ModelError::Shape {
+                layer,
+                what: format!("bias has {} entries, expected {outputs}", b.len()),
+            });
+        }
+        if let Some(&value) = w.iter().chain(b.iter()).find(|v| !v.is_finite()) {
+            return Err(ModelError::NonFinite { layer, value });
+        }
+        Ok(Self {
+            inputs,
+            outputs,
+            w,
+            b,
+        })
+    }
+
+    /// Number of inputs (columns of `W`).
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Number of outputs (rows of `W`, length of `b`).
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Row-major weights, `outputs × inputs`.
+    pub fn weights(&self) -> &[f64] {
+        &self.w
+    }
+
+    /// Bias vector.
+    pub fn bias(&self) -> &[f64] {
+        &self.b
+    }
+
+    /// Row `j` of `W` (the weights into output neuron `j`).
+    pub fn row(&self, j: usize) -> &[f64] {
+        &self.w[j * self.inputs..(j + 1) * self.inputs]
+    }
+
+    /// Number of parameters (weights and biases): the storage a deployment pays per bit of width.
+    pub fn num_params(&self) -> usize {
+        self.w.len() + self.b.len()
+    }
+
+    /// Applies `W x + b` in plain f64 (not a verified computation; used for evaluation and attacks).
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        debug_assert_eq!(x.len(), self.inputs);
+        (0..self.outputs)
+            .map(|j| self.row(j).iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.b[j])
+            .collect()
+    }
+
+    /// Returns a copy whose weights and biases are replaced by `f(value)`; shapes are kept.
+    pub fn map_params(&self, mut f: impl FnMut(f64) -> f64) -> Self {
+        Self {
+            inputs: self.inputs,
+            outputs: self.outputs,
+            w: self.w.iter().map(|&v| f(v)).collect(),
+            b: self.b.iter().map(|&v| f(v)).collect(),
+        }
+    }
+}
+
+/// A ReLU network: affine layers with ReLU after every layer but the last.
+///
+/// Invariant (checked by [`Network::new`]): at least one layer, and the output size of
+/// each layer equals the input size of the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    layers: Vec<Affine>,
+}
+
+impl Network {
+    /// Builds a network, checking that consecutive layer shapes agree.
+    pub fn new(layers: Vec<Affine>) -> Result<Self, ModelError> {
+        if layers.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        for (i, pair) in layers.windows(2).enumerate() {
+            if pair[0].outputs != pair[1].inputs {
+                return Err(ModelError::Shape {
+                    layer: i + 1,
+                    what: format!(
+                        "takes {} inputs but the previous layer has {} outputs",
+                        pair[1].inputs, pair[0].outputs
+                    ),
+                });
+            }
+        }
+        Ok(Self { layers })
+    }
+
+    /// The affine layers, input side first.
+    pub fn layers(&self) -> &[Affine] {
+        &self.layers
+    }
+
+    /// Number of affine layers (`d` in the paper).
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Input dimension.
+    pub fn input_dim(&self) -> usize {
+        self.layers[0].inputs
+    }
+
+    /// Number of logits.
+    pub fn output_dim(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs
+    }
+
+    /// Returns a copy with layer `i` replaced (shapes must match, which [`Affine::map_params`] keeps).
+    pub fn with_layer(&self, i: usize, layer: Affine) -> Result<Self, ModelError> {
+        let mut layers = self.layers.clone();
+        layers[i] = layer;
+        Self::new(layers)
+    }
+
+    /// Plain f64 forward pass returning the logits.
+    pub fn forward(&self, x: &[f64]) -> Vec<f64> {
+        let mut v = x.to_vec();
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            v = layer.apply(&v);
+            if i < last {
+                v.iter_mut().for_each(|t| *t = t.max(0.0));
+            }
+        }
+        v
+    }
+
+    /// Index of the largest logit (ties broken towards the lower index, like `argmax` in NumPy).
+    pub fn predict(&self, x: &[f64]) -> usize {
+        argmax(&self.forward(x))
+    }
+
+    /// Parameter count per layer.
+    pub fn params_per_layer(&self) -> Vec<usize> {
+        self.layers.iter().map(Affine::num_params).collect()
+    }
+}
+
+/// Index of the first maximal entry.
+pub fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Network {
+        let l0 = Affine::new(0, 2, 2, vec![1.0, -1.0, 0.5, 2.0], vec![0.0, -1.0]).unwrap();
+        let l1 = Affine::new(1, 2, 2, vec![1.0, 1.0, -1.0, 1.0], vec![0.5, 0.0]).unwrap();
+        Network::new(vec![l0, l1]).unwrap()
+    }
+
+    #[test]
+    fn forward_applies_relu_between_layers_only() {
+        let n = tiny();
+        // h = relu([1-2, 0.5+4-1]) = [0, 3.5]; y = [3.5+0.5, 3.5]
+        assert_eq!(n.forward(&[1.0, 2.0]), vec![4.0, 3.5]);
+        assert_eq!(n.predict(&[1.0, 2.0]), 0);
+    }
+
+    #[test]
+    fn shape_errors_are_reported() {
+        assert!(matches!(
+            Affine::new(3, 2, 2, vec![1.0; 3], vec![0.0; 2]),
+            Err(ModelError::Shape { layer: 3, .. })
+        ));
+        assert!(matches!(
+            Affine::new(0, 2, 2, vec![1.0; 4], vec![0.0; 3]),
+            Err(ModelError::Shape { .. })
+        ));
+        assert!(matches!(
+            Affine::new(0, 1, 1, vec![f64::NAN], vec![0.0]),
+            Err(ModelError::NonFinite { .. })
+        ));
+        let a = Affine::new(0, 3, 2, vec![0.0; 6], vec![0.0; 3]).unwrap();
+        let b = Affine::new(1, 1, 2, vec![0.0; 2], vec![0.0]).unwrap();
+        assert!(matches!(
+            Network::new(vec![a, b]),
+            Err(ModelError::Shape { layer: 1, .. })
+        ));
+        assert_eq!(Network::new(vec![]), Err(ModelError::Empty));
+    }
+}

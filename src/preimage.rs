@@ -1,0 +1,793 @@
+//! Under-approximate preimages of hidden layers (Step 1 of Algorithm 1, Problem (3) of the paper).
+//!
+//! For hidden layer `k` (pre-activations `x^{2k}`) the template is
+//! `T_k(χ) = { f_j^≤(x) − α_j χ ≤ x_j ≤ f_j^≥(x) + β_j χ }` with the DeepPoly functions
+//! `f^≤, f^≥` of the float network. We look for the largest `χ` such that every point of
+//! `T_k(χ)` (with `x` in the input box) is mapped by ReLU and the next affine layer into the
+//! next preimage `P_{k+1} = T_{k+1}(χ_{k+1})`, or, for the last hidden layer, into the output
+//! condition. That is `min χ` subject to "some point escapes" — a MILP with exact big-M ReLUs.
+//!
+//! Two engines compute the same quantity:
+//! * [`Engine::Paper`]: the paper's single MILP, the disjunction "some neuron leaves" encoded
+//!   with one indicator binary per escape condition;
+//! * [`Engine::Fast`]: the disjunction decomposed into one small MILP per escape condition
+//!   (min over a disjunction = min of the parts), with a running cutoff `χ ≤ χ_best`, a cheap
+//!   linear-relaxation bound that skips parts which cannot escape below the cutoff, and
+//!   parts ordered most-dangerous first.
+//!
+//! # Soundness
+//! A preimage only *guides* the choice of bit-widths: the final answer of Algorithm 1 is a
+//! DeepPoly proof on the quantized network, so an optimistic `χ` can lose a certificate but
+//! never create a false one. Still, every reported `χ` errs on the safe side: it is the
+//! solver's optimum (or, on a time limit, its proven lower bound) minus [`safety_margin`],
+//! which exceeds CBC's feasibility and integrality tolerances; big-M constants come from
+//! outward-rounded bounds of the template at the largest `χ` considered.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::bounds::DeepPoly;
+use crate::bounds::arith::{linear_max, linear_min};
+use crate::milp::{Backend, MilpError, Problem, Sense, SolveOptions, Status, Var};
+use crate::model::Network;
+use crate::spec::OutputSpec;
+
+/// Errors of preimage computation.
+#[derive(Debug, Error)]
+pub enum PreimageError {
+    /// The MILP backend failed outright.
+    #[error(transparent)]
+    Milp(#[from] MilpError),
+    /// The solver returned a status we cannot turn into a safe `χ`.
+    #[error("layer {layer}: the MILP solver returned {status:?}")]
+    Solver {
+        /// Hidden layer.
+        layer: usize,
+        /// Status.
+        status: Status,
+    },
+    /// Bounds needed by the template were not computed.
+    #[error("DeepPoly bounds for layer {0} are missing")]
+    MissingBounds(usize),
+}
+
+/// How the template widths `α, β` are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TemplateKind {
+    /// Authors' code: `α_j = max(c_j − l_j, 1e−3)`, `β_j = max(u_j − c_j, 1e−3)`, `c_j` the
+    /// neuron's value at the centre input.
+    #[default]
+    Code,
+    /// Paper: `α_j = β_j = (u_j − l_j)/2`.
+    Paper,
+}
+
+/// Which preimage engine to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// The paper's single MILP per layer (baseline).
+    Paper,
+    /// Decomposed, pruned, cutoff-driven MILPs (default).
+    #[default]
+    Fast,
+}
+
+/// Options for preimage computation.
+#[derive(Debug, Clone)]
+pub struct PreimageOptions {
+    /// Template widths.
+    pub template: TemplateKind,
+    /// Engine.
+    pub engine: Engine,
+    /// Largest `χ` considered; big-M constants are taken at this value.
+    pub chi_max: f64,
+    /// Time limit per MILP solve, seconds.
+    pub time_limit: Option<f64>,
+}
+
+impl Default for PreimageOptions {
+    fn default() -> Self {
+        Self {
+            template: TemplateKind::Code,
+            engine: Engine::Fast,
+            chi_max: 4.0,
+            time_limit: None,
+        }
+    }
+}
+
+/// How a layer's `χ` was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChiSource {
+    /// Solver optimum minus the safety margin.
+    Optimal,
+    /// No escape up to `chi_max`: `χ = chi_max`.
+    Capped,
+    /// A solve hit its time limit: its proven bound minus the margin was used.
+    TimeLimitBound,
+}
+
+/// The preimage `P_k = T_k(χ)` of hidden layer `k`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Preimage {
+    /// Affine layer index of the hidden pre-activations.
+    pub layer: usize,
+    /// The safe `χ`.
+    pub chi: f64,
+    /// Lower template widths `α`.
+    pub alpha: Vec<f64>,
+    /// Upper template widths `β`.
+    pub beta: Vec<f64>,
+    /// Whether the lower side of neuron `j` is part of the preimage. A neuron whose template
+    /// upper bound is `≤ 0` over the whole box is always inactive, so only "stays ≤ 0"
+    /// matters (authors' code); its lower side is not constrained.
+    pub lower_checked: Vec<bool>,
+    /// How `χ` was obtained.
+    pub source: ChiSource,
+    /// MILPs solved.
+    pub milps: usize,
+    /// Escape conditions skipped by the cheap bound (fast engine).
+    pub pruned: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The margin subtracted from a solver's `χ`: larger than CBC's default primal feasibility
+/// (1e−7) and integrality (1e−6) tolerances times any big-M in our models, relative to `χ`.
+pub fn safety_margin(chi: f64) -> f64 {
+    1e-4 * (1.0 + chi.abs())
+}
+
+/// Computes `α, β` of the template for affine layer `k` of the float network.
+pub fn template_widths(
+    kind: TemplateKind,
+    lo: &[f64],
+    hi: &[f64],
+    centre_values: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    match kind {
+        TemplateKind::Code => (
+            lo.iter()
+                .zip(centre_values)
+                .map(|(l, c)| (c - l).max(1e-3))
+                .collect(),
+            hi.iter()
+                .zip(centre_values)
+                .map(|(u, c)| (u - c).max(1e-3))
+                .collect(),
+        ),
+        TemplateKind::Paper => {
+            let w: Vec<f64> = lo.iter().zip(hi).map(|(l, u)| (u - l) / 2.0).collect();
+            (w.clone(), w)
+        }
+    }
+}
+
+/// One escape condition: `wz·z + wx·x ≥ rhs` for all rows (a conjunction; usually one row).
+#[derive(Debug, Clone)]
+struct Escape {
+    rows: Vec<EscapeRow>,
+    /// Human-readable tag for logs.
+    tag: String,
+}
+
+#[derive(Debug, Clone)]
+struct EscapeRow {
+    wz: Vec<f64>,
+    wx: Option<Vec<f64>>,
+    rhs: f64,
+}
+
+/// The fixed data of layer `k`'s problem.
+struct LayerCtx<'a> {
+    dp: &'a DeepPoly<'a>,
+    k: usize,
+    alpha: &'a [f64],
+    beta: &'a [f64],
+}
+
+impl LayerCtx<'_> {
+    fn n(&self) -> usize {
+        self.dp.network().layers()[self.k].outputs()
+    }
+
+    /// Sound concrete bounds of the template at `chi`.
+    fn y_bounds(&self, chi: f64) -> (Vec<f64>, Vec<f64>) {
+        let lb = self.dp.layer(self.k);
+        let (bl, bh) = (self.dp.input().lo(), self.dp.input().hi());
+        let lo = (0..self.n())
+            .map(|j| {
+                let l = linear_min(lb.lower.coeffs(j), lb.lower.constant(j), bl, bh);
+                (l - self.alpha[j] * chi).next_down()
+            })
+            .collect();
+        let hi = (0..self.n())
+            .map(|j| {
+                let u = linear_max(lb.upper.coeffs(j), lb.upper.constant(j), bl, bh);
+                (u + self.beta[j] * chi).next_up()
+            })
+            .collect();
+        (lo, hi)
+    }
+
+    /// A cheap over-approximation of `max (wz·z + wx·x) − rhs` over `T(chi)` (CROWN-style
+    /// back-substitution through the triangle relaxation), used to skip escape conditions.
+    fn escape_upper_bound(&self, row: &EscapeRow, chi: f64, ylo: &[f64], yhi: &[f64]) -> f64 {
+        let lb = self.dp.layer(self.k);
+        let dim = self.dp.network().input_dim();
+        let mut coef = row.wx.clone().unwrap_or_else(|| vec![0.0; dim]);
+        let mut cst = -row.rhs;
+        for (j, &a) in row.wz.iter().enumerate() {
+            if a == 0.0 {
+                continue;
+            }
+            let (l, u) = (ylo[j], yhi[j]);
+            // z ≤ s·y + t (a > 0) or z ≥ s·y (a < 0), then y replaced by its template side.
+            let (s, t) = if u <= 0.0 {
+                (0.0, 0.0)
+            } else if l >= 0.0 {
+                (1.0, 0.0)
+            } else if a > 0.0 {
+                let s = u / (u - l);
+                (s, -s * l)
+            } else if u > -l {
+                (1.0, 0.0)
+            } else {
+                (0.0, 0.0)
+            };
+            cst += a * t;
+            let ay = a * s;
+            if ay > 0.0 {
+                for (c, w) in coef.iter_mut().zip(lb.upper.coeffs(j)) {
+                    *c += ay * w;
+                }
+                cst += ay * (lb.upper.constant(j) + self.beta[j] * chi);
+            } else if ay < 0.0 {
+                for (c, w) in coef.iter_mut().zip(lb.lower.coeffs(j)) {
+                    *c += ay * w;
+                }
+                cst += ay * (lb.lower.constant(j) - self.alpha[j] * chi);
+            }
+        }
+        linear_max(&coef, cst, self.dp.input().lo(), self.dp.input().hi())
+    }
+
+    /// Builds the base model at cutoff `chi_cap`: `x ∈ box`, `χ ∈ [0, chi_cap]`, `y ∈ T(χ)`,
+    /// `z = ReLU(y)` with big-M from the template bounds at `chi_cap`.
+    fn base_model(&self, chi_cap: f64) -> BaseModel {
+        let mut p = Problem::new();
+        let lbnd = self.dp.layer(self.k);
+        let bx = self.dp.input();
+        let x: Vec<Var> = bx
+            .lo()
+            .iter()
+            .zip(bx.hi())
+            .map(|(&l, &h)| p.add_var(l, h))
+            .collect();
+        let chi = p.add_var(0.0, chi_cap);
+        let (ylo, yhi) = self.y_bounds(chi_cap);
+        let mut z = Vec::with_capacity(self.n());
+        for j in 0..self.n() {
+            let y = p.add_var(ylo[j], yhi[j]);
+            // f^≤(x) − αχ − y ≤ 0   and   y − f^≥(x) − βχ ≤ 0
+            let lo_terms = x
+                .iter()
+                .zip(lbnd.lower.coeffs(j))
+                .map(|(&v, &c)| (v, c))
+                .chain([(chi, -self.alpha[j]), (y, -1.0)]);
+            p.add_row(lo_terms, f64::NEG_INFINITY, -lbnd.lower.constant(j));
+            let hi_terms = x
+                .iter()
+                .zip(lbnd.upper.coeffs(j))
+                .map(|(&v, &c)| (v, -c))
+                .chain([(chi, -self.beta[j]), (y, 1.0)]);
+            p.add_row(hi_terms, f64::NEG_INFINITY, lbnd.upper.constant(j));
+            let (l, u) = (ylo[j], yhi[j]);
+            let zj = if u <= 0.0 {
+                None
+            } else if l >= 0.0 {
+                Some(y)
+            } else {
+                let zv = p.add_var(0.0, u);
+                let d = p.add_binary();
+                // z ≥ y;  z ≤ y − l(1 − d);  z ≤ u·d
+                p.add_row([(zv, 1.0), (y, -1.0)], 0.0, f64::INFINITY);
+                p.add_row([(zv, 1.0), (y, -1.0), (d, -l)], f64::NEG_INFINITY, -l);
+                p.add_row([(zv, 1.0), (d, -u)], f64::NEG_INFINITY, 0.0);
+                Some(zv)
+            };
+            z.push(zj);
+        }
+        p.set_objective([(chi, 1.0)], Sense::Minimize);
+        BaseModel {
+            p,
+            x,
+            chi,
+            z,
+            zhi: yhi.iter().map(|u| u.max(0.0)).collect(),
+        }
+    }
+}
+
+struct BaseModel {
+    p: Problem,
+    x: Vec<Var>,
+    chi: Var,
+    z: Vec<Option<Var>>,
+    zhi: Vec<f64>,
+}
+
+impl BaseModel {
+    fn terms(&self, row: &EscapeRow) -> Vec<(Var, f64)> {
+        let mut t: Vec<(Var, f64)> = self
+            .z
+            .iter()
+            .zip(&row.wz)
+            .filter_map(|(z, &c)| z.map(|v| (v, c)))
+            .collect();
+        if let Some(wx) = &row.wx {
+            t.extend(self.x.iter().zip(wx).map(|(&v, &c)| (v, c)));
+        }
+        t
+    }
+
+    /// Interval lower bound of `wz·z + wx·x − rhs` (for the paper engine's big-M).
+    fn row_min(&self, row: &EscapeRow, bx_lo: &[f64], bx_hi: &[f64]) -> f64 {
+        let mut s = -row.rhs;
+        for ((z, &c), &h) in self.z.iter().zip(&row.wz).zip(&self.zhi) {
+            if z.is_some() && c < 0.0 {
+                s += c * h;
+            }
+        }
+        if let Some(wx) = &row.wx {
+            s += linear_min(wx, 0.0, bx_lo, bx_hi);
+        }
+        s
+    }
+}
+
+/// Computes the preimages of all hidden layers, last hidden layer first (Alg. 1 lines 2–8).
+///
+/// `dp` must be DeepPoly of the float network over the property's box (all layers), and
+/// `centre_pre[k]` the pre-activations of layer `k` at the centre input (for the code template).
+/// Returns one [`Preimage`] per hidden layer, input side first.
+pub fn compute_preimages(
+    dp: &DeepPoly<'_>,
+    centre_pre: &[Vec<f64>],
+    spec: OutputSpec,
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+) -> Result<Vec<Preimage>, PreimageError> {
+    let net = dp.network();
+    let d = net.depth();
+    if dp.computed_layers() + 1 < d {
+        return Err(PreimageError::MissingBounds(dp.computed_layers()));
+    }
+    let mut out: Vec<Preimage> = Vec::new();
+    for k in (0..d.saturating_sub(1)).rev() {
+        let lb = dp.layer(k);
+        let (alpha, beta) = template_widths(opts.template, &lb.lo, &lb.hi, &centre_pre[k]);
+        let escapes = escape_conditions(net, dp, k, spec, out.last());
+        let ctx = LayerCtx {
+            dp,
+            k,
+            alpha: &alpha,
+            beta: &beta,
+        };
+        let start = Instant::now();
+        let (chi, source, milps, pruned) = match opts.engine {
+            Engine::Fast => solve_fast(&ctx, &escapes, backend, opts)?,
+            Engine::Paper => solve_paper(&ctx, &escapes, backend, opts)?,
+        };
+        tracing::debug!(layer = k, chi, ?source, milps, pruned, "preimage");
+        // Neurons whose template upper bound is ≤ 0 everywhere at this χ: only "≤ 0" matters.
+        let (_, yhi) = ctx.y_bounds(chi);
+        let lower_checked = yhi.iter().map(|&u| u > 0.0).collect();
+        out.push(Preimage {
+            layer: k,
+            chi,
+            alpha,
+            beta,
+            lower_checked,
+            source,
+            milps,
+            pruned,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The escape conditions of hidden layer `k`: leaving the next preimage (one condition per
+/// neuron and side) or, for the last hidden layer, violating the output condition.
+fn escape_conditions(
+    net: &Network,
+    dp: &DeepPoly<'_>,
+    k: usize,
+    spec: OutputSpec,
+    next: Option<&Preimage>,
+) -> Vec<Escape> {
+    let nl = &net.layers()[k + 1];
+    let mut v = Vec::new();
+    if k + 2 == net.depth() {
+        let row_diff = |a: usize, b: usize| -> Vec<f64> {
+            nl.row(a)
+                .iter()
+                .zip(nl.row(b))
+                .map(|(x, y)| x - y)
+                .collect()
+        };
+        match spec {
+            OutputSpec::Robust { label } => {
+                for j in (0..nl.outputs()).filter(|&j| j != label) {
+                    // y_j − y_g ≥ 0
+                    v.push(Escape {
+                        rows: vec![EscapeRow {
+                            wz: row_diff(j, label),
+                            wx: None,
+                            rhs: nl.bias()[label] - nl.bias()[j],
+                        }],
+                        tag: format!("class {j}"),
+                    });
+                }
+            }
+            OutputSpec::NotTarget { target } => {
+                // t becomes a top class: y_t − y_j ≥ 0 for every j
+                let rows = (0..nl.outputs())
+                    .filter(|&j| j != target)
+                    .map(|j| EscapeRow {
+                        wz: row_diff(target, j),
+                        wx: None,
+                        rhs: nl.bias()[j] - nl.bias()[target],
+                    })
+                    .collect();
+                v.push(Escape {
+                    rows,
+                    tag: format!("target {target}"),
+                });
+            }
+        }
+    } else if let Some(p) = next {
+        let nb = dp.layer(k + 1);
+        for m in 0..nl.outputs() {
+            // above: W_m z + b_m ≥ f^≥_m(x) + β_m χ'
+            let neg_upper: Vec<f64> = nb.upper.coeffs(m).iter().map(|c| -c).collect();
+            v.push(Escape {
+                rows: vec![EscapeRow {
+                    wz: nl.row(m).to_vec(),
+                    wx: Some(neg_upper),
+                    rhs: nb.upper.constant(m) + p.beta[m] * p.chi - nl.bias()[m],
+                }],
+                tag: format!("neuron {m} above"),
+            });
+            if p.lower_checked[m] {
+                // below: W_m z + b_m ≤ f^≤_m(x) − α_m χ'
+                v.push(Escape {
+                    rows: vec![EscapeRow {
+                        wz: nl.row(m).iter().map(|c| -c).collect(),
+                        wx: Some(nb.lower.coeffs(m).to_vec()),
+                        rhs: nl.bias()[m] - nb.lower.constant(m) + p.alpha[m] * p.chi,
+                    }],
+                    tag: format!("neuron {m} below"),
+                });
+            }
+        }
+    }
+    v
+}
+
+type LayerOutcome = (f64, ChiSource, usize, usize);
+
+fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
+    SolveOptions {
+        time_limit: opts.time_limit,
+    }
+}
+
+/// Turns a solve of `min χ` into a safe `χ` candidate (`None` = no escape below the cap).
+fn safe_chi(layer: usize, s: &crate::milp::Solution) -> Result<Option<(f64, bool)>, PreimageError> {
+    match s.status {
+        Status::Infeasible => Ok(None),
+        Status::Optimal => {
+            let v = s.objective.or(s.best_bound).unwrap_or(0.0);
+            Ok(Some(((v - safety_margin(v)).max(0.0), false)))
+        }
+        Status::TimeLimit => {
+            let b = s.best_bound.unwrap_or(0.0).max(0.0);
+            Ok(Some(((b - safety_margin(b)).max(0.0), true)))
+        }
+        status => Err(PreimageError::Solver { layer, status }),
+    }
+}
+
+/// Per-part bracket `[lb, ub]` on the part's optimum `χ` from cheap computations:
+/// `lb` from bisection on the linear-relaxation bound (no escape is possible below it),
+/// `ub` from a concrete escaping point found by projected gradient ascent (an escape exists
+/// at `ub`), or the cap when none was found.
+#[derive(Debug, Clone, Copy)]
+struct Bracket {
+    lb: f64,
+    ub: f64,
+    /// `ub` comes from a concrete escaping point.
+    witnessed: bool,
+}
+
+impl LayerCtx<'_> {
+    /// Relaxation says no point of `T(chi)` meets every row of `e`.
+    fn relaxation_excludes(&self, e: &Escape, chi: f64) -> bool {
+        let (ylo, yhi) = self.y_bounds(chi);
+        e.rows
+            .iter()
+            .any(|r| self.escape_upper_bound(r, chi, &ylo, &yhi) < 0.0)
+    }
+
+    /// Largest `χ ≤ cap` (by bisection) at which the relaxation excludes an escape
+    /// (`0` if it cannot exclude one even at `χ = 0`).
+    fn relaxation_lower_bound(&self, e: &Escape, cap: f64) -> f64 {
+        if self.relaxation_excludes(e, cap) {
+            return cap;
+        }
+        if !self.relaxation_excludes(e, 0.0) {
+            return 0.0;
+        }
+        let (mut lo, mut hi) = (0.0, cap);
+        while hi - lo > 1e-7 * (1.0 + hi) {
+            let mid = 0.5 * (lo + hi);
+            if self.relaxation_excludes(e, mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// For a fixed input `x` and `χ`, the largest value of the escape rows over `y ∈ T(χ)`
+    /// (closed form: each `y_j` goes to the template end that maximises the summed rows),
+    /// returning the smallest row value and the gradient of the summed rows w.r.t. `x`.
+    fn escape_at(&self, e: &Escape, x: &[f64], chi: f64, want_grad: bool) -> (f64, Vec<f64>) {
+        let lb = self.dp.layer(self.k);
+        let n = self.n();
+        // direction per neuron: sum of the rows' coefficients
+        let mut c = vec![0.0; n];
+        for r in &e.rows {
+            for (cj, w) in c.iter_mut().zip(&r.wz) {
+                *cj += w;
+            }
+        }
+        let mut z = vec![0.0; n];
+        let mut grad = if want_grad {
+            vec![0.0; x.len()]
+        } else {
+            Vec::new()
+        };
+        for j in 0..n {
+            let (y, coeffs) = if c[j] >= 0.0 {
+                (lb.upper.eval(j, x) + self.beta[j] * chi, lb.upper.coeffs(j))
+            } else {
+                (
+                    lb.lower.eval(j, x) - self.alpha[j] * chi,
+                    lb.lower.coeffs(j),
+                )
+            };
+            if y > 0.0 {
+                z[j] = y;
+                if want_grad {
+                    for (g, a) in grad.iter_mut().zip(coeffs) {
+                        *g += c[j] * a;
+                    }
+                }
+            }
+        }
+        let mut worst = f64::INFINITY;
+        for r in &e.rows {
+            let mut v: f64 = r.wz.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>() - r.rhs;
+            if let Some(wx) = &r.wx {
+                v += wx.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+                if want_grad {
+                    for (g, a) in grad.iter_mut().zip(wx) {
+                        *g += a;
+                    }
+                }
+            }
+            worst = worst.min(v);
+        }
+        (worst, grad)
+    }
+
+    /// Projected gradient ascent on `x` of the escape value at `chi`; returns the best point.
+    fn ascend(&self, e: &Escape, chi: f64, start: Vec<f64>, steps: usize) -> (f64, Vec<f64>) {
+        let bx = self.dp.input();
+        let width: Vec<f64> = bx.lo().iter().zip(bx.hi()).map(|(l, h)| h - l).collect();
+        let mut x = start;
+        let (mut best_v, mut best_x) = (f64::NEG_INFINITY, x.clone());
+        for step in 0..steps {
+            let (v, g) = self.escape_at(e, &x, chi, true);
+            if v > best_v {
+                best_v = v;
+                best_x.clone_from(&x);
+            }
+            let lr = 0.5 * (1.0 - step as f64 / steps as f64) + 0.05;
+            for ((xi, gi), w) in x.iter_mut().zip(&g).zip(&width) {
+                *xi += lr * w * gi.signum();
+            }
+            bx.project(&mut x);
+        }
+        let (v, _) = self.escape_at(e, &x, chi, false);
+        if v > best_v {
+            best_v = v;
+            best_x = x;
+        }
+        (best_v, best_x)
+    }
+
+    /// Smallest `χ ∈ [0, hi]` at which the fixed point `x` escapes (escape value is monotone
+    /// in `χ`), by bisection; `hi` must already be escaping.
+    fn escape_chi_at(&self, e: &Escape, x: &[f64], hi: f64) -> f64 {
+        if self.escape_at(e, x, 0.0, false).0 >= 0.0 {
+            return 0.0;
+        }
+        let (mut lo, mut hi) = (0.0, hi);
+        while hi - lo > 1e-9 * (1.0 + hi) {
+            let mid = 0.5 * (lo + hi);
+            if self.escape_at(e, x, mid, false).0 >= 0.0 {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+
+    fn bracket(&self, e: &Escape, cap: f64) -> Bracket {
+        let lb = self.relaxation_lower_bound(e, cap);
+        if lb >= cap {
+            return Bracket {
+                lb,
+                ub: cap,
+                witnessed: false,
+            };
+        }
+        let bx = self.dp.input();
+        let mut ub = cap;
+        let mut witnessed = false;
+        let starts = [bx.center(), bx.lo().to_vec(), bx.hi().to_vec()];
+        for start in starts {
+            let (v, x) = self.ascend(e, ub, start, 40);
+            if v >= 0.0 {
+                let c = self.escape_chi_at(e, &x, ub);
+                if c <= ub {
+                    ub = c;
+                    witnessed = true;
+                }
+                // try to push lower from the witness
+                let (v2, x2) = self.ascend(e, ub * 0.999, x, 20);
+                if v2 >= 0.0 {
+                    ub = self.escape_chi_at(e, &x2, ub * 0.999);
+                }
+            }
+        }
+        Bracket {
+            lb: lb.min(ub),
+            ub,
+            witnessed,
+        }
+    }
+}
+
+/// Gap below which a part's bracket is accepted without a MILP (relative to `1 + χ`).
+const BRACKET_TOL: f64 = 1e-5;
+
+fn solve_fast(
+    ctx: &LayerCtx<'_>,
+    escapes: &[Escape],
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+) -> Result<LayerOutcome, PreimageError> {
+    use rayon::prelude::*;
+    let cap = opts.chi_max;
+    // Cheap brackets for every part, in parallel.
+    let mut parts: Vec<(Bracket, usize)> = escapes
+        .par_iter()
+        .enumerate()
+        .map(|(i, e)| (ctx.bracket(e, cap), i))
+        .collect();
+    // Most dangerous first: smallest witnessed χ, then smallest lower bound.
+    parts.sort_by(|a, b| a.0.ub.total_cmp(&b.0.ub).then(a.0.lb.total_cmp(&b.0.lb)));
+    // The answer can be no larger than the smallest witnessed escape.
+    let mut best = cap;
+    let mut source = ChiSource::Capped;
+    let (mut milps, mut pruned) = (0, 0);
+    for (br, i) in parts {
+        let e = &escapes[i];
+        if br.lb >= best {
+            pruned += 1;
+            continue;
+        }
+        let hi = br.ub.min(best);
+        tracing::debug!(layer = ctx.k, tag = %e.tag, lb = br.lb, ub = br.ub, witnessed = br.witnessed, "bracket");
+        if br.witnessed && hi - br.lb <= BRACKET_TOL * (1.0 + hi) {
+            // closed without a solver: no escape below lb (relaxation), one at ub (witness)
+            let chi = (br.lb - safety_margin(br.lb)).max(0.0);
+            if chi < best {
+                best = chi;
+                source = ChiSource::Optimal;
+            }
+            continue;
+        }
+        let mut m = ctx.base_model(hi);
+        m.p.set_bounds(m.chi, br.lb, hi);
+        for r in &e.rows {
+            let t = m.terms(r);
+            m.p.add_row(t, r.rhs, f64::INFINITY);
+        }
+        let s = backend.solve(&m.p, &solve_opts(opts))?;
+        milps += 1;
+        let found = match safe_chi(ctx.k, &s)? {
+            // infeasible in [lb, hi]: no escape below hi
+            None => {
+                if hi < cap && br.witnessed && hi == br.ub {
+                    // the witness escapes at ub: the optimum is ub up to solver tolerance
+                    Some(((hi - safety_margin(hi)).max(0.0), false))
+                } else {
+                    None
+                }
+            }
+            other => other,
+        };
+        if let Some((chi, timed_out)) = found
+            && chi < best
+        {
+            best = chi;
+            source = if timed_out {
+                ChiSource::TimeLimitBound
+            } else {
+                ChiSource::Optimal
+            };
+            tracing::trace!(layer = ctx.k, tag = %e.tag, chi, "new cutoff");
+        }
+    }
+    Ok((best, source, milps, pruned))
+}
+
+fn solve_paper(
+    ctx: &LayerCtx<'_>,
+    escapes: &[Escape],
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+) -> Result<LayerOutcome, PreimageError> {
+    let mut m = ctx.base_model(opts.chi_max);
+    let bx = ctx.dp.input();
+    if escapes.len() == 1 {
+        for r in &escapes[0].rows {
+            let t = m.terms(r);
+            m.p.add_row(t, r.rhs, f64::INFINITY);
+        }
+    } else {
+        // Σ η ≥ 1, and η_e = 1 ⇒ escape e: row − rhs ≥ −M(1 − η)
+        let mut etas = Vec::new();
+        for e in escapes {
+            let eta = m.p.add_binary();
+            etas.push((eta, 1.0));
+            for r in &e.rows {
+                let big_m = (-m.row_min(r, bx.lo(), bx.hi())).max(0.0) * (1.0 + 1e-6) + 1e-6;
+                let mut t = m.terms(r);
+                t.push((eta, -big_m));
+                m.p.add_row(t, r.rhs - big_m, f64::INFINITY);
+            }
+        }
+        m.p.add_row(etas, 1.0, f64::INFINITY);
+    }
+    let s = backend.solve(&m.p, &solve_opts(opts))?;
+    Ok(match safe_chi(ctx.k, &s)? {
+        None => (opts.chi_max, ChiSource::Capped, 1, 0),
+        Some((chi, true)) => (chi.min(opts.chi_max), ChiSource::TimeLimitBound, 1, 0),
+        Some((chi, false)) => (chi.min(opts.chi_max), ChiSource::Optimal, 1, 0),
+    })
+}

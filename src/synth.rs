@@ -1,0 +1,392 @@
+//! Algorithm 1 of the paper: certified quantization strategy synthesis for one property.
+//!
+//! 1. DeepPoly on the float network over the input box; the property must be proven there
+//!    (otherwise the task is `property-fails`, as in the paper's tables).
+//! 2. Preimages of the hidden layers, last first ([`crate::preimage`]).
+//! 3. Forward: for each affine layer `i` in order, try `F = B_l..=B_u`; quantize layer `i` with
+//!    ⟨I_i + F, F⟩ (earlier layers keep their accepted configs), rerun DeepPoly on the partially
+//!    quantized network, and accept the first `F` whose bounds lie inside the preimage (hidden
+//!    layers; each check is a linear function over a box, decided in closed form) or, for the
+//!    output layer, which *proves the property on the fully quantized network*.
+//!
+//! Soundness rests on the last step alone: it is a sound DeepPoly proof ([`crate::bounds`]) on
+//! the exact quantized network that is returned. Hidden-layer checks and preimages are
+//! guides; the relaxed mode (Quadapter*) loosens only those, never the final check.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::bounds::arith::{linear_max, linear_min};
+use crate::bounds::{BoundsError, DeepPoly, LayerBounds};
+use crate::milp::{Backend, MilpError, Problem, Sense, SolveOptions, Status};
+use crate::model::Network;
+use crate::preimage::{
+    Engine, Preimage, PreimageError, PreimageOptions, TemplateKind, compute_preimages,
+};
+use crate::quantize::{QuantConfig, QuantError, Strategy, config_for, quantize_layer};
+use crate::spec::Property;
+
+/// Errors of synthesis (bad input or solver failure; "not certified" is a status, not an error).
+#[derive(Debug, Error)]
+pub enum SynthError {
+    /// Bound computation failed (dimension or class mismatch).
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
+    /// Preimage computation failed.
+    #[error(transparent)]
+    Preimage(#[from] PreimageError),
+    /// The MILP backend failed in the relaxed-mode check.
+    #[error(transparent)]
+    Milp(#[from] MilpError),
+    /// A bit-width range is empty or too wide.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// Bad options.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+/// Options of Algorithm 1.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// Preimage template, engine, `χ` cap and MILP time limit.
+    pub preimage: PreimageOptions,
+    /// Relaxed mode (Quadapter*): hidden-layer checks may fail for up to
+    /// [`SynthOptions::relaxed_fraction`] of a layer's checks at one common input.
+    pub relaxed: bool,
+    /// Fraction for the relaxed mode (paper: 25%).
+    pub relaxed_fraction: f64,
+    /// Smallest fractional width tried (`B_l`).
+    pub min_frac: u32,
+    /// Largest fractional width tried (`B_u`).
+    pub max_frac: u32,
+}
+
+impl SynthOptions {
+    /// The paper's defaults: strict `B_l = 1`, relaxed `B_l = 2`, `B_u = 16`.
+    pub fn paper(relaxed: bool) -> Self {
+        Self {
+            preimage: PreimageOptions::default(),
+            relaxed,
+            relaxed_fraction: 0.25,
+            min_frac: if relaxed { 2 } else { 1 },
+            max_frac: 16,
+        }
+    }
+
+    fn validate(&self) -> Result<(), SynthError> {
+        if self.min_frac > self.max_frac {
+            return Err(SynthError::Options(format!(
+                "min-frac {} > max-frac {}",
+                self.min_frac, self.max_frac
+            )));
+        }
+        if self.max_frac > 40 {
+            return Err(SynthError::Options("max-frac must be ≤ 40".into()));
+        }
+        if !(self.preimage.chi_max.is_finite() && self.preimage.chi_max > 0.0) {
+            return Err(SynthError::Options(
+                "chi-max must be a positive number".into(),
+            ));
+        }
+        if let Some(t) = self.preimage.time_limit
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(SynthError::Options("time-limit must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of Algorithm 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynthStatus {
+    /// The quantized network is proven to satisfy the property.
+    Certified,
+    /// Some layer found no accepted `F` in `B_l..=B_u`.
+    Unknown,
+    /// DeepPoly cannot prove the property on the float network.
+    PropertyFails,
+    /// The task ran out of time (set by callers that impose a wall-clock limit).
+    Timeout,
+}
+
+/// Per-layer record of the forward search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// Accepted config (None if the search failed on this layer).
+    pub config: Option<QuantConfig>,
+    /// `F` values tried.
+    pub tried: u32,
+    /// In relaxed mode: the largest number of this layer's checks that fail at one input
+    /// (an upper bound when the MILP timed out).
+    pub max_simultaneous_failures: Option<usize>,
+    /// Number of checks on this layer (hidden layers).
+    pub checks: usize,
+}
+
+/// Everything Algorithm 1 produced.
+#[derive(Debug, Clone)]
+pub struct SynthOutcome {
+    /// Status.
+    pub status: SynthStatus,
+    /// DeepPoly margin of the property on the float network.
+    pub float_margin: f64,
+    /// The preimages, one per hidden layer, input side first (empty if property-fails).
+    pub preimages: Vec<Preimage>,
+    /// Per affine layer, input side first (as far as the search got).
+    pub layers: Vec<LayerRecord>,
+    /// The certified strategy.
+    pub strategy: Option<Strategy>,
+    /// The quantized network the proof is about.
+    pub qnn: Option<Network>,
+    /// Per-class proven lower bounds on the quantized network (robustness: `y_g − y_j`).
+    pub qnn_margins: Option<Vec<f64>>,
+    /// Proven margin on the quantized network (`> 0` iff certified).
+    pub qnn_margin: Option<f64>,
+    /// Seconds spent on preimages.
+    pub preimage_seconds: f64,
+    /// Seconds spent on the forward quantization search.
+    pub quantize_seconds: f64,
+    /// DeepPoly runs in the forward search.
+    pub deeppoly_calls: usize,
+}
+
+/// Pre-activations of every affine layer at `x` (used for the code template's centre values).
+pub fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(net.depth());
+    let mut v = x.to_vec();
+    for (i, l) in net.layers().iter().enumerate() {
+        let y = l.apply(&v);
+        v = if i + 1 < net.depth() {
+            y.iter().map(|t| t.max(0.0)).collect()
+        } else {
+            y.clone()
+        };
+        out.push(y);
+    }
+    out
+}
+
+/// Runs Algorithm 1 for `prop` on `net`. `centre` is the input the template's centre values
+/// come from (the robustness centre `u`).
+pub fn synthesize(
+    net: &Network,
+    prop: &Property,
+    centre: &[f64],
+    backend: &dyn Backend,
+    opts: &SynthOptions,
+) -> Result<SynthOutcome, SynthError> {
+    opts.validate()?;
+    prop.output
+        .validate(net.output_dim())
+        .map_err(|e| SynthError::Options(e.to_string()))?;
+    let bx = &prop.input;
+    let dp = DeepPoly::run(net, bx)?;
+    let (ok, float_margin) = dp.prove_output(prop.output)?;
+    let mut out = SynthOutcome {
+        status: SynthStatus::PropertyFails,
+        float_margin,
+        preimages: Vec::new(),
+        layers: Vec::new(),
+        strategy: None,
+        qnn: None,
+        qnn_margins: None,
+        qnn_margin: None,
+        preimage_seconds: 0.0,
+        quantize_seconds: 0.0,
+        deeppoly_calls: 0,
+    };
+    if !ok {
+        return Ok(out);
+    }
+    let t0 = Instant::now();
+    let centre_pre = pre_activations(net, centre);
+    out.preimages = compute_preimages(&dp, &centre_pre, prop.output, backend, &opts.preimage)?;
+    out.preimage_seconds = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let d = net.depth();
+    let mut current = net.clone();
+    let mut configs = Vec::with_capacity(d);
+    for k in 0..d {
+        let float_layer = &net.layers()[k];
+        let mut record = LayerRecord {
+            config: None,
+            tried: 0,
+            max_simultaneous_failures: None,
+            checks: 0,
+        };
+        for f in opts.min_frac..=opts.max_frac {
+            let cfg = config_for(float_layer, f)?;
+            let cand = current
+                .with_layer(k, quantize_layer(float_layer, cfg))
+                .expect("quantization keeps shapes");
+            record.tried += 1;
+            out.deeppoly_calls += 1;
+            if k + 1 < d {
+                let dq = DeepPoly::run_upto(&cand, bx, k + 1)?;
+                let pre = &out.preimages[k];
+                let fails = failing_checks(dq.layer(k), dp.layer(k), pre, bx.lo(), bx.hi());
+                record.checks = pre.lower_checked.iter().filter(|&&c| c).count() + pre.beta.len();
+                let accepted = if fails.is_empty() {
+                    record.max_simultaneous_failures = Some(0);
+                    true
+                } else if opts.relaxed {
+                    let limit = (opts.relaxed_fraction * record.checks as f64).floor() as usize;
+                    let worst = if fails.len() <= limit {
+                        fails.len()
+                    } else {
+                        max_simultaneous(&fails, bx.lo(), bx.hi(), backend, &opts.preimage)?
+                    };
+                    record.max_simultaneous_failures = Some(worst);
+                    worst <= limit
+                } else {
+                    false
+                };
+                if accepted {
+                    record.config = Some(cfg);
+                    current = cand;
+                    break;
+                }
+            } else {
+                let dq = DeepPoly::run(&cand, bx)?;
+                let (proven, margin) = dq.prove_output(prop.output)?;
+                if proven {
+                    record.config = Some(cfg);
+                    out.qnn_margin = Some(margin);
+                    out.qnn_margins = match prop.output {
+                        crate::spec::OutputSpec::Robust { label } => {
+                            Some(dq.logit_difference_lower_bounds(label)?)
+                        }
+                        crate::spec::OutputSpec::NotTarget { .. } => None,
+                    };
+                    current = cand;
+                    break;
+                }
+            }
+        }
+        let accepted = record.config;
+        out.layers.push(record);
+        match accepted {
+            Some(c) => configs.push(c),
+            None => {
+                out.status = SynthStatus::Unknown;
+                out.quantize_seconds = t1.elapsed().as_secs_f64();
+                return Ok(out);
+            }
+        }
+    }
+    out.quantize_seconds = t1.elapsed().as_secs_f64();
+    out.status = SynthStatus::Certified;
+    out.strategy = Some(Strategy(configs));
+    out.qnn = Some(current);
+    Ok(out)
+}
+
+/// A hidden-layer check that can fail somewhere in the box: the linear function `g(x)`
+/// must be `≥ 0` (it fails where `g(x) < 0`); `max` is its maximum over the box.
+#[derive(Debug, Clone)]
+struct Check {
+    coeffs: Vec<f64>,
+    constant: f64,
+    max: f64,
+}
+
+/// Closed-form containment test of Alg. 1 step 3: for every neuron `j`,
+/// `f̂_j^≤(x) ≥ f_j^≤(x) − α_jχ` and `f̂_j^≥(x) ≤ f_j^≥(x) + β_jχ` for all `x` in the box.
+/// Returns the checks that fail for some `x` (each as `g(x) ≥ 0`).
+fn failing_checks(
+    quant: &LayerBounds,
+    float: &LayerBounds,
+    pre: &Preimage,
+    bl: &[f64],
+    bh: &[f64],
+) -> Vec<Check> {
+    let mut fails = Vec::new();
+    let mut push = |coeffs: Vec<f64>, constant: f64| {
+        if linear_min(&coeffs, constant, bl, bh) < 0.0 {
+            let max = linear_max(&coeffs, constant, bl, bh);
+            fails.push(Check {
+                coeffs,
+                constant,
+                max,
+            });
+        }
+    };
+    let diff = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x - y).collect() };
+    for j in 0..quant.lower.rows() {
+        if pre.lower_checked[j] {
+            // g(x) = f̂^≤_j(x) − f^≤_j(x) + α_j χ ≥ 0
+            push(
+                diff(quant.lower.coeffs(j), float.lower.coeffs(j)),
+                quant.lower.constant(j) - float.lower.constant(j) + pre.alpha[j] * pre.chi,
+            );
+        }
+        // g(x) = f^≥_j(x) + β_j χ − f̂^≥_j(x) ≥ 0
+        push(
+            diff(float.upper.coeffs(j), quant.upper.coeffs(j)),
+            float.upper.constant(j) + pre.beta[j] * pre.chi - quant.upper.constant(j),
+        );
+    }
+    fails
+}
+
+/// The largest number of `checks` that fail at one common input (relaxed mode, Quadapter*):
+/// `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`. On a time limit the solver's
+/// proven upper bound is used (so the answer can only be too pessimistic).
+fn max_simultaneous(
+    checks: &[Check],
+    lo: &[f64],
+    hi: &[f64],
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+) -> Result<usize, SynthError> {
+    let mut p = Problem::new();
+    let x: Vec<_> = lo.iter().zip(hi).map(|(&l, &h)| p.add_var(l, h)).collect();
+    let mut obj = Vec::new();
+    for c in checks {
+        let b = p.add_binary();
+        obj.push((b, 1.0));
+        let big = c.max.max(0.0) * (1.0 + 1e-6) + 1e-6;
+        let terms = x
+            .iter()
+            .zip(&c.coeffs)
+            .map(|(&v, &a)| (v, a))
+            .chain([(b, big)]);
+        p.add_row(terms, f64::NEG_INFINITY, big - c.constant);
+    }
+    p.set_objective(obj, Sense::Maximize);
+    let s = backend.solve(
+        &p,
+        &SolveOptions {
+            time_limit: opts.time_limit,
+        },
+    )?;
+    match s.status {
+        Status::Optimal => Ok(s.objective.unwrap_or(0.0).round().max(0.0) as usize),
+        Status::TimeLimit => Ok(s
+            .best_bound
+            .map(|b| (b + 1e-6).floor().max(0.0) as usize)
+            .unwrap_or(checks.len())),
+        Status::Infeasible => Ok(0),
+        _ => Ok(checks.len()),
+    }
+}
+
+/// Convenience: options from the CLI vocabulary.
+pub fn options(
+    relaxed: bool,
+    template: TemplateKind,
+    engine: Engine,
+    time_limit: Option<f64>,
+) -> SynthOptions {
+    let mut o = SynthOptions::paper(relaxed);
+    o.preimage.template = template;
+    o.preimage.engine = engine;
+    o.preimage.time_limit = time_limit;
+    o
+}

@@ -1,0 +1,339 @@
+//! End-to-end tests of the binary: exit codes, JSON output and bad-input handling.
+//! These use the demo assets shipped in the repository, so they never need ../shared.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_certquant"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn demo_model() -> PathBuf {
+    root().join("assets/demo/fashion_mlp.onnx")
+}
+
+fn demo_data() -> PathBuf {
+    root().join("assets/demo")
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Exit code 2, a one-line reason on stderr that mentions `needle`, nothing on stdout.
+fn assert_bad_input(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "expected {needle:?} in {err:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty(), "stdout must stay empty on errors");
+}
+
+#[test]
+fn eval_json_on_demo_data() {
+    let out = run(&[
+        "eval",
+        "--model",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n"], 20);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&acc), "{acc}");
+}
+
+#[test]
+fn verify_json_exit_codes() {
+    let out = run(&[
+        "verify",
+        "--model",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--id",
+        "0",
+        "--eps",
+        "0",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verified = v["verified"].as_bool().unwrap();
+    // eps = 0: verified iff the network classifies the image correctly
+    assert_eq!(verified, v["label"] == v["prediction"]);
+    assert_eq!(out.status.code(), Some(if verified { 0 } else { 1 }));
+    // a huge radius cannot be proven
+    let out = run(&[
+        "verify",
+        "--model",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--id",
+        "0",
+        "--eps",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], false);
+    assert!(v["margin"].as_f64().unwrap() <= 0.0);
+}
+
+#[test]
+fn bad_inputs_exit_2_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = demo_model();
+    let d = demo_data();
+    // not ONNX
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"this is not a protobuf at all \xff\xff\xff").unwrap();
+    assert_bad_input(
+        &run(&["eval", "--model", s(&junk), "--data", s(&d)]),
+        "onnx",
+    );
+    // missing model file
+    assert_bad_input(
+        &run(&["eval", "--model", "/nonexistent/m.onnx", "--data", s(&d)]),
+        "m.onnx",
+    );
+    // unsupported op: rename the Relu nodes' op type to Tanh (same length in the protobuf)
+    let bytes = std::fs::read(&m).unwrap();
+    let patched = replace_all(&bytes, b"Relu", b"Tanh");
+    assert_ne!(patched, bytes);
+    let tanh = dir.path().join("tanh.onnx");
+    std::fs::write(&tanh, patched).unwrap();
+    assert_bad_input(
+        &run(&["eval", "--model", s(&tanh), "--data", s(&d)]),
+        "Tanh",
+    );
+    // truncated IDX
+    let tdir = dir.path().join("trunc");
+    std::fs::create_dir(&tdir).unwrap();
+    let img = std::fs::read(d.join("t10k-images-idx3-ubyte")).unwrap();
+    std::fs::write(tdir.join("t10k-images-idx3-ubyte"), &img[..img.len() - 100]).unwrap();
+    std::fs::copy(
+        d.join("t10k-labels-idx1-ubyte"),
+        tdir.join("t10k-labels-idx1-ubyte"),
+    )
+    .unwrap();
+    assert_bad_input(
+        &run(&["eval", "--model", s(&m), "--data", s(&tdir)]),
+        "t10k-images",
+    );
+    // missing data dir
+    assert_bad_input(
+        &run(&["eval", "--model", s(&m), "--data", "/nonexistent-dir"]),
+        "nonexistent",
+    );
+    // id out of range
+    assert_bad_input(
+        &run(&[
+            "verify",
+            "--model",
+            s(&m),
+            "--data",
+            s(&d),
+            "--id",
+            "20",
+            "--eps",
+            "0.01",
+        ]),
+        "out of range",
+    );
+    // eps < 0 and eps not a number
+    assert_bad_input(
+        &run(&[
+            "verify",
+            "--model",
+            s(&m),
+            "--data",
+            s(&d),
+            "--id",
+            "0",
+            "--eps",
+            "-0.1",
+        ]),
+        "eps",
+    );
+    assert_bad_input(
+        &run(&[
+            "verify",
+            "--model",
+            s(&m),
+            "--data",
+            s(&d),
+            "--id",
+            "0",
+            "--eps",
+            "abc",
+        ]),
+        "eps",
+    );
+    assert_bad_input(
+        &run(&[
+            "verify",
+            "--model",
+            s(&m),
+            "--data",
+            s(&d),
+            "--id",
+            "0",
+            "--eps",
+            "1/0",
+        ]),
+        "eps",
+    );
+    // synth with an empty bit-width range
+    assert_bad_input(
+        &run(&[
+            "synth",
+            "robustness",
+            "--model",
+            s(&m),
+            "--data",
+            s(&d),
+            "--id",
+            "0",
+            "--eps",
+            "1/255",
+            "--min-frac",
+            "5",
+            "--max-frac",
+            "3",
+        ]),
+        "min-frac",
+    );
+    // a model whose input size does not match the data
+    let small = dir.path().join("small.onnx");
+    let net = certquant::model::Network::new(vec![
+        certquant::model::Affine::new(0, 2, 3, vec![0.5; 6], vec![0.0; 2]).unwrap(),
+    ])
+    .unwrap();
+    certquant::onnx::export(&net, &small).unwrap();
+    assert_bad_input(
+        &run(&["eval", "--model", s(&small), "--data", s(&d)]),
+        "expects 3",
+    );
+}
+
+fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = hay.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn synth_writes_qnn_and_certificate_for_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let outdir = dir.path().join("q");
+    // find a demo image that DeepPoly proves at 1/255
+    let id = (0..20)
+        .find(|id| {
+            run(&[
+                "verify",
+                "--model",
+                s(&demo_model()),
+                "--data",
+                s(&demo_data()),
+                "--id",
+                &id.to_string(),
+                "--eps",
+                "1/255",
+            ])
+            .status
+            .code()
+                == Some(0)
+        })
+        .expect("some demo image is robust at 1/255");
+    let out = run(&[
+        "synth",
+        "robustness",
+        "--model",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--id",
+        &id.to_string(),
+        "--eps",
+        "1/255",
+        "--out",
+        s(&outdir),
+        "--json",
+        "--accuracy",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["status"], "certified", "{v}");
+    assert_eq!(out.status.code(), Some(0));
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    for l in layers {
+        assert_eq!(
+            l["total"].as_u64().unwrap(),
+            l["frac"].as_u64().unwrap() + l["int"].as_u64().unwrap()
+        );
+    }
+    assert_eq!(v["chi"].as_array().unwrap().len(), 2);
+    let qnn = certquant::onnx::import(&outdir.join("qnn.onnx")).unwrap();
+    // every weight is k·2^-F with |k| < 2^(Q-1)
+    for (layer, cfg) in qnn.layers().iter().zip(layers) {
+        let frac = cfg["frac"].as_u64().unwrap() as u32;
+        let total = cfg["total"].as_u64().unwrap() as u32;
+        let c = certquant::quantize::QuantConfig::new(total, frac).unwrap();
+        for &w in layer.weights().iter().chain(layer.bias()) {
+            assert!(
+                c.code_of(w).is_some(),
+                "{w} not on the ⟨{total},{frac}⟩ grid"
+            );
+        }
+    }
+    let cert: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outdir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["format"], "certquant-certificate/1");
+    assert_eq!(
+        cert["qnn"]["sha256"],
+        certquant::certificate::sha256_hex(&std::fs::read(outdir.join("qnn.onnx")).unwrap())
+    );
+}
+
+#[test]
+fn demo_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["demo", "--json", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("demo prints JSON");
+    assert!(!v["synth"].as_array().unwrap().is_empty());
+    assert!(dir.path().join("certificate.json").exists());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,223 @@
+//! Tests on the paper's benchmark networks and data in ../shared. Each test prints
+//! "skipped: ../shared not present" and returns when the directory is absent.
+#![allow(clippy::needless_range_loop)]
+
+use std::path::{Path, PathBuf};
+
+use certquant::attack::{AttackOptions, find_counterexample};
+use certquant::bounds::DeepPoly;
+use certquant::data::{self, Dataset};
+use certquant::milp::cbc::Cbc;
+use certquant::model::Network;
+use certquant::onnx;
+use certquant::quantize::Strategy;
+use certquant::spec::{InputBox, OutputSpec, Property};
+use certquant::synth::{SynthOptions, SynthStatus, synthesize};
+
+fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    if p.join("models/quadapter").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: ../shared not present");
+        None
+    }
+}
+
+fn model(sh: &Path, name: &str) -> Network {
+    onnx::import(&sh.join("models/quadapter").join(name)).unwrap()
+}
+
+fn mnist(sh: &Path) -> Dataset {
+    data::load_dir(&sh.join("data/mnist")).unwrap()
+}
+
+fn accuracy(net: &Network, ds: &Dataset) -> f64 {
+    let ok = (0..ds.len())
+        .filter(|&i| net.predict(ds.image(i).unwrap()) == ds.label(i).unwrap())
+        .count();
+    ok as f64 / ds.len() as f64
+}
+
+fn paper_ids(sh: &Path) -> Vec<usize> {
+    std::fs::read_to_string(sh.join("benchmarks/paper-robustness-ids.txt"))
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn accuracies_match_the_models_readme() {
+    let Some(sh) = shared() else { return };
+    let acc = accuracy(&model(&sh, "mnist_1blk_100.onnx"), &mnist(&sh));
+    assert!((acc - 0.9779).abs() < 5e-5, "{acc}");
+    let fashion = data::load_dir(&sh.join("data/fashion-mnist")).unwrap();
+    let acc = accuracy(&model(&sh, "fashion-mnist_2blk_100_100.onnx"), &fashion);
+    assert!((acc - 0.8845).abs() < 5e-5, "{acc}");
+}
+
+#[test]
+fn deeppoly_proves_the_first_ten_paper_ids_on_mp1() {
+    let Some(sh) = shared() else { return };
+    let net = model(&sh, "mnist_1blk_100.onnx");
+    let ds = mnist(&sh);
+    for &id in paper_ids(&sh).iter().take(10) {
+        let bx = InputBox::linf_ball(ds.image(id).unwrap(), 2.0 / 255.0).unwrap();
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let m = dp.robustness_margin(ds.label(id).unwrap()).unwrap();
+        assert!(m > 0.0, "id {id}: margin {m}");
+    }
+}
+
+#[test]
+fn deeppoly_is_sound_on_shared_nets_by_sampling() {
+    use rand::{Rng, SeedableRng};
+    let Some(sh) = shared() else { return };
+    let ds = mnist(&sh);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for name in [
+        "mnist_1blk_100.onnx",
+        "mnist_2blk_50_50.onnx",
+        "mnist_3blk_100_100_100.onnx",
+    ] {
+        let net = model(&sh, name);
+        for id in [0usize, 17, 4242] {
+            let x = ds.image(id).unwrap();
+            let bx = InputBox::linf_ball(x, 3.0 / 255.0).unwrap();
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            let last = dp.layer(net.depth() - 1);
+            for s in 0..200 {
+                let p: Vec<f64> = bx
+                    .lo()
+                    .iter()
+                    .zip(bx.hi())
+                    .map(|(&l, &h)| {
+                        if s % 2 == 0 {
+                            rng.random_range(l..=h)
+                        } else if rng.random() {
+                            l
+                        } else {
+                            h
+                        }
+                    })
+                    .collect();
+                let y = net.forward(&p);
+                for j in 0..y.len() {
+                    assert!(
+                        last.lo[j] <= y[j] && y[j] <= last.hi[j],
+                        "{name} id {id} logit {j}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Checks a certified outcome independently: re-quantize from the strategy, compare, attack.
+fn recheck(net: &Network, prop: &Property, strategy: &Strategy, qnn: &Network) {
+    let again = strategy.apply(net).unwrap();
+    assert_eq!(
+        &again, qnn,
+        "QNN must be exactly the strategy applied to the float net"
+    );
+    let bytes = onnx::export_bytes(qnn).unwrap();
+    assert_eq!(
+        &onnx::import_bytes(&bytes).unwrap(),
+        qnn,
+        "export/import must be bit-identical"
+    );
+    let cx = find_counterexample(
+        qnn,
+        prop,
+        &AttackOptions {
+            samples: 300,
+            restarts: 6,
+            steps: 50,
+            seed: 5,
+        },
+    );
+    assert!(
+        cx.is_none(),
+        "counterexample to a certified result: soundness bug"
+    );
+}
+
+fn synth_case(sh: &Path, name: &str, eps: f64, relaxed: bool, want: usize) {
+    let net = model(sh, name);
+    let ds = mnist(sh);
+    let mut certified = 0;
+    for id in 0..60 {
+        if certified == want {
+            break;
+        }
+        let x = ds.image(id).unwrap();
+        let prop = Property {
+            input: InputBox::linf_ball(x, eps).unwrap(),
+            output: OutputSpec::Robust {
+                label: ds.label(id).unwrap(),
+            },
+        };
+        let out = synthesize(&net, &prop, x, &Cbc, &SynthOptions::paper(relaxed)).unwrap();
+        match out.status {
+            SynthStatus::PropertyFails => continue,
+            SynthStatus::Certified => {
+                certified += 1;
+                recheck(
+                    &net,
+                    &prop,
+                    out.strategy.as_ref().unwrap(),
+                    out.qnn.as_ref().unwrap(),
+                );
+            }
+            s => panic!("{name} id {id}: DeepPoly proves the float net but synthesis says {s:?}"),
+        }
+    }
+    assert_eq!(certified, want, "{name}: not enough robust inputs found");
+}
+
+#[test]
+fn synthesis_certifies_small_nets_strict() {
+    let Some(sh) = shared() else { return };
+    synth_case(&sh, "mnist_1blk_10.onnx", 2.0 / 255.0, false, 3);
+    synth_case(&sh, "mnist_2blk_10_10.onnx", 2.0 / 255.0, false, 3);
+}
+
+#[test]
+fn synthesis_certifies_small_nets_relaxed() {
+    let Some(sh) = shared() else { return };
+    synth_case(&sh, "mnist_1blk_10.onnx", 2.0 / 255.0, true, 3);
+    synth_case(&sh, "mnist_2blk_10_10.onnx", 2.0 / 255.0, true, 3);
+}
+
+#[test]
+fn too_few_bits_cannot_be_certified_and_are_attackable() {
+    let Some(sh) = shared() else { return };
+    let net = model(&sh, "mnist_2blk_10_10.onnx");
+    let ds = mnist(&sh);
+    let id = (0..50)
+        .find(|&id| {
+            let bx = InputBox::linf_ball(ds.image(id).unwrap(), 2.0 / 255.0).unwrap();
+            DeepPoly::run(&net, &bx)
+                .unwrap()
+                .robustness_margin(ds.label(id).unwrap())
+                .unwrap()
+                > 0.0
+        })
+        .unwrap();
+    let x = ds.image(id).unwrap();
+    let prop = Property {
+        input: InputBox::linf_ball(x, 2.0 / 255.0).unwrap(),
+        output: OutputSpec::Robust {
+            label: ds.label(id).unwrap(),
+        },
+    };
+    // one fractional bit for every layer: weights of these nets are mostly below 0.25
+    let mut opts = SynthOptions::paper(false);
+    opts.min_frac = 1;
+    opts.max_frac = 1;
+    let out = synthesize(&net, &prop, x, &Cbc, &opts).unwrap();
+    assert_eq!(out.status, SynthStatus::Unknown);
+    assert!(out.strategy.is_none() && out.qnn.is_none());
+}
