@@ -15,6 +15,7 @@
 extern crate cbc_src;
 
 pub mod attack;
+pub mod bench;
 pub mod bounds;
 pub mod certificate;
 pub mod data;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod onnx;
 pub mod preimage;
 pub mod quantize;
+pub mod search;
 pub mod spec;
 pub mod synth;
 pub mod train;

@@ -221,3 +221,75 @@ fn too_few_bits_cannot_be_certified_and_are_attackable() {
     assert_eq!(out.status, SynthStatus::Unknown);
     assert!(out.strategy.is_none() && out.qnn.is_none());
 }
+
+fn set_case(sh: &Path, name: &str) {
+    use certquant::search::{SearchOptions, accuracy as acc, search};
+    let net = model(sh, name);
+    let ds = mnist(sh);
+    let eps = 2.0 / 255.0;
+    let props: Vec<Property> = (0..40)
+        .filter_map(|id| {
+            let x = ds.image(id).unwrap();
+            let p = Property {
+                input: InputBox::linf_ball(x, eps).unwrap(),
+                output: OutputSpec::Robust {
+                    label: ds.label(id).unwrap(),
+                },
+            };
+            let ok = DeepPoly::run(&net, &p.input)
+                .unwrap()
+                .prove_output(p.output)
+                .unwrap()
+                .0;
+            ok.then_some(p)
+        })
+        .take(5)
+        .collect();
+    assert_eq!(props.len(), 5);
+    let test = ds.subset(&(0..2000).collect::<Vec<_>>()).unwrap();
+    let floor = acc(&net, &test) - 0.01;
+    let opts = SearchOptions {
+        max_frac: 8,
+        min_accuracy: Some(floor),
+        ..SearchOptions::default()
+    };
+    let out = search(&net, &props, Some(&test), &opts).unwrap();
+    let s = out.strategy.expect("a strategy exists");
+    let q = out.qnn.unwrap();
+    for p in &props {
+        recheck(&net, p, &s, &q);
+    }
+    assert!(out.qnn_accuracy.unwrap() >= floor);
+    // exhaustive: nothing cheaper proves all and meets the floor
+    let mem = s.memory_bits(&net);
+    let d = net.depth();
+    let total = 8usize.pow(d as u32);
+    for code in 0..total {
+        let fr: Vec<u32> = (0..d)
+            .map(|i| (code / 8usize.pow(i as u32) % 8) as u32 + 1)
+            .collect();
+        let c = Strategy::from_fracs(&net, &fr).unwrap();
+        if c.memory_bits(&net) >= mem {
+            continue;
+        }
+        let cq = c.apply(&net).unwrap();
+        let proves = props.iter().all(|p| {
+            DeepPoly::run(&cq, &p.input)
+                .unwrap()
+                .prove_output(p.output)
+                .unwrap()
+                .0
+        });
+        assert!(
+            !(proves && acc(&cq, &test) >= floor),
+            "{name}: {fr:?} is cheaper and qualifies"
+        );
+    }
+}
+
+#[test]
+fn property_set_search_is_optimal_on_small_nets() {
+    let Some(sh) = shared() else { return };
+    set_case(&sh, "mnist_1blk_10.onnx");
+    set_case(&sh, "mnist_2blk_10_10.onnx");
+}

@@ -1,8 +1,10 @@
 //! Argument definitions (clap) and dispatch.
 
+mod bench;
 mod common;
 mod demo;
 mod eval;
+mod set;
 mod synth;
 mod train;
 
@@ -34,8 +36,17 @@ enum Command {
     Synth(SynthCommand),
     /// Run the main job on the embedded demo network and images.
     Demo(DemoArgs),
+    /// Run many synthesis tasks and summarise them (the paper's Table 2).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Train a small ReLU MLP (how the embedded demo network was made).
     Train(train::TrainArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Robustness tasks: ids × eps.
+    Robustness(bench::BenchRobustnessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +117,15 @@ pub enum PreimageArg {
     Paper,
 }
 
+/// Objective of the property-set search.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Minimise Σ Q_i · params_i.
+    Memory,
+    /// The paper's per-layer-minimal order.
+    Paper,
+}
+
 /// Options shared by the synthesis commands.
 #[derive(Debug, Args, Clone)]
 pub struct SynthOpts {
@@ -139,14 +159,26 @@ struct SynthRobustnessArgs {
     model: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Index of the input (0-based).
+    /// Index of the input (0-based); repeat for a property set.
+    #[arg(long, required_unless_present = "ids")]
+    id: Vec<usize>,
+    /// A property set: ids as a comma-separated list or a file (one strategy for all of them).
     #[arg(long)]
-    id: usize,
+    ids: Option<String>,
     /// L∞ radius: a decimal or a fraction such as 2/255.
     #[arg(long, allow_hyphen_values = true)]
     eps: String,
     #[command(flatten)]
     synth: SynthOpts,
+    /// Property sets: what to minimise (weight memory, or the paper's per-layer order).
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Memory)]
+    objective: ObjectiveArg,
+    /// Property sets: labelled data for the accuracy floor.
+    #[arg(long)]
+    accuracy_data: Option<PathBuf>,
+    /// Property sets: largest allowed accuracy drop in percentage points (with --accuracy-data).
+    #[arg(long, default_value_t = 1.0)]
+    max_acc_drop: f64,
     /// Also report the quantized network's accuracy on the whole --data set.
     #[arg(long)]
     accuracy: bool,
@@ -181,18 +213,38 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             json: a.json,
         }),
         Command::Synth(SynthCommand::Robustness(a)) => {
-            synth::robustness(&synth::RobustnessRequest {
-                model: &a.model,
-                data: &a.data.data,
-                id: a.id,
-                eps: &a.eps,
-                opts: &a.synth,
-                accuracy: a.accuracy,
-                out: a.out.as_deref(),
-                json: a.json,
-            })
+            if a.ids.is_none() && a.id.len() == 1 && a.accuracy_data.is_none() {
+                synth::robustness(&synth::RobustnessRequest {
+                    model: &a.model,
+                    data: &a.data.data,
+                    id: a.id[0],
+                    eps: &a.eps,
+                    opts: &a.synth,
+                    accuracy: a.accuracy,
+                    out: a.out.as_deref(),
+                    json: a.json,
+                })
+            } else {
+                let mut ids = a.id.clone();
+                if let Some(list) = &a.ids {
+                    ids.extend(certquant::bench::parse_ids(list)?);
+                }
+                set::robustness_set(&set::SetRequest {
+                    model: &a.model,
+                    data: &a.data.data,
+                    ids,
+                    eps: &a.eps,
+                    opts: &a.synth,
+                    objective: a.objective,
+                    accuracy_data: a.accuracy_data.as_deref(),
+                    max_acc_drop: a.max_acc_drop,
+                    out: a.out.as_deref(),
+                    json: a.json,
+                })
+            }
         }
         Command::Demo(a) => demo::demo(&a.out, a.json),
         Command::Train(a) => train::train(&a),
+        Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
     }
 }

@@ -144,47 +144,73 @@ pub fn run_task(
             report.qnn_accuracy = Some(accuracy(qnn, t.ds, None)?.0);
         }
         if let Some(dir) = out {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-            let qnn_path = dir.join("qnn.onnx");
-            let qnn_bytes = onnx::export_bytes(qnn)?;
-            std::fs::write(&qnn_path, &qnn_bytes)
-                .with_context(|| format!("cannot write {}", qnn_path.display()))?;
-            let cert = Certificate {
-                format: FORMAT.to_string(),
-                tool: format!("certquant {}", env!("CARGO_PKG_VERSION")),
-                original_model: ModelRef {
-                    sha256: sha256_hex(&t.model.bytes),
-                    file: Some(t.model_path.display().to_string()),
+            let props = vec![CertifiedProperty {
+                input: prop.input.clone(),
+                output: prop.output,
+                source: PropertySource {
+                    data: Some(t.data_path.display().to_string()),
+                    id: Some(t.id),
+                    pixels: t.ds.raw_pixel_bytes(t.id).map(<[u8]>::to_vec),
+                    eps_text: Some(t.eps_text.to_string()),
+                    eps: Some(eps),
                 },
-                qnn: ModelRef {
-                    sha256: sha256_hex(&qnn_bytes),
-                    file: Some(qnn_path.display().to_string()),
-                },
-                strategy: strategy.0.clone(),
-                chi: vec![report.chi.clone()],
-                verifier: "deeppoly (certquant::bounds, outward-rounded f64)".to_string(),
-                properties: vec![CertifiedProperty {
-                    input: prop.input.clone(),
-                    output: prop.output,
-                    source: PropertySource {
-                        data: Some(t.data_path.display().to_string()),
-                        id: Some(t.id),
-                        pixels: t.ds.raw_pixel_bytes(t.id).map(<[u8]>::to_vec),
-                        eps_text: Some(t.eps_text.to_string()),
-                        eps: Some(eps),
-                    },
-                    margin: outcome.qnn_margin.unwrap_or(f64::NAN),
-                }],
-                statistical: None,
-            };
-            let cert_path = dir.join("certificate.json");
-            cert.write(&cert_path)?;
-            report.qnn_model = Some(qnn_path.display().to_string());
-            report.certificate = Some(cert_path.display().to_string());
+                margin: outcome.qnn_margin.unwrap_or(f64::NAN),
+            }];
+            let (q, c) = write_outputs(
+                dir,
+                t.model,
+                t.model_path,
+                qnn,
+                strategy,
+                props,
+                vec![report.chi.clone()],
+            )?;
+            report.qnn_model = Some(q);
+            report.certificate = Some(c);
         }
     }
     Ok((report, outcome))
+}
+
+/// Writes `qnn.onnx` and `certificate.json` into `dir`; returns their paths.
+pub fn write_outputs(
+    dir: &Path,
+    model: &LoadedModel,
+    model_path: &Path,
+    qnn: &certquant::model::Network,
+    strategy: &certquant::quantize::Strategy,
+    properties: Vec<CertifiedProperty>,
+    chi: Vec<Vec<f64>>,
+) -> Result<(String, String)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    let qnn_path = dir.join("qnn.onnx");
+    let qnn_bytes = onnx::export_bytes(qnn)?;
+    std::fs::write(&qnn_path, &qnn_bytes)
+        .with_context(|| format!("cannot write {}", qnn_path.display()))?;
+    let cert = Certificate {
+        format: FORMAT.to_string(),
+        tool: format!("certquant {}", env!("CARGO_PKG_VERSION")),
+        original_model: ModelRef {
+            sha256: sha256_hex(&model.bytes),
+            file: Some(model_path.display().to_string()),
+        },
+        qnn: ModelRef {
+            sha256: sha256_hex(&qnn_bytes),
+            file: Some(qnn_path.display().to_string()),
+        },
+        strategy: strategy.0.clone(),
+        chi,
+        verifier: "deeppoly (certquant::bounds, outward-rounded f64)".to_string(),
+        properties,
+        statistical: None,
+    };
+    let cert_path = dir.join("certificate.json");
+    cert.write(&cert_path)?;
+    Ok((
+        qnn_path.display().to_string(),
+        cert_path.display().to_string(),
+    ))
 }
 
 /// `certquant synth robustness`.

@@ -1,0 +1,234 @@
+//! `synth robustness` with a property set: one certified strategy for many inputs
+//! (verification-guided search, [`certquant::search`]).
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use certquant::certificate::{CertifiedProperty, PropertySource};
+use certquant::quantize::QuantConfig;
+use certquant::search::{Objective, PropertyStatus, SearchOptions, search};
+use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
+
+use super::common::{Outcome, accuracy, input, load_data, load_model, print_json, spinner};
+use super::synth::write_outputs;
+use super::{ObjectiveArg, SynthOpts};
+
+/// Arguments of the property-set mode.
+pub struct SetRequest<'a> {
+    pub model: &'a Path,
+    pub data: &'a Path,
+    pub ids: Vec<usize>,
+    pub eps: &'a str,
+    pub opts: &'a SynthOpts,
+    pub objective: ObjectiveArg,
+    pub accuracy_data: Option<&'a Path>,
+    pub max_acc_drop: f64,
+    pub out: Option<&'a Path>,
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct PropertyRow {
+    id: usize,
+    label: usize,
+    status: PropertyStatus,
+    float_margin: f64,
+    qnn_margin: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SetReport {
+    status: &'static str,
+    eps: f64,
+    eps_text: String,
+    objective: &'static str,
+    properties: Vec<PropertyRow>,
+    certified: usize,
+    property_fails: usize,
+    layers: Vec<QuantConfig>,
+    memory_kib: Option<f64>,
+    float32_memory_kib: f64,
+    float_accuracy: Option<f64>,
+    qnn_accuracy: Option<f64>,
+    min_accuracy: Option<f64>,
+    candidates: usize,
+    deeppoly_calls: usize,
+    accuracy_evaluations: usize,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qnn_model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<String>,
+}
+
+/// Runs the property-set search.
+pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
+    let eps = parse_eps(r.eps)?;
+    if !(r.max_acc_drop.is_finite() && r.max_acc_drop >= 0.0) {
+        bail!("--max-acc-drop must be a non-negative number of percentage points");
+    }
+    if r.ids.is_empty() {
+        bail!("no ids given");
+    }
+    let model = load_model(r.model)?;
+    let ds = load_data(r.data, &model.net)?;
+    let mut props = Vec::with_capacity(r.ids.len());
+    let mut labels = Vec::with_capacity(r.ids.len());
+    for &id in &r.ids {
+        let x = input(&ds, id, r.data)?;
+        let label = ds.label(id).unwrap_or_else(|| model.net.predict(x));
+        labels.push(label);
+        props.push(Property {
+            input: InputBox::linf_ball(x, eps)?,
+            output: OutputSpec::Robust { label },
+        });
+    }
+    let acc_ds = match r.accuracy_data {
+        Some(p) => Some(load_data(p, &model.net)?),
+        None => None,
+    };
+    let float_accuracy = match &acc_ds {
+        Some(d) => Some(accuracy(&model.net, d, None)?.0),
+        None => None,
+    };
+    let min_accuracy = float_accuracy.map(|a| a - r.max_acc_drop / 100.0);
+    let opts = SearchOptions {
+        objective: match r.objective {
+            ObjectiveArg::Memory => Objective::Memory,
+            ObjectiveArg::Paper => Objective::Paper,
+        },
+        min_frac: r.opts.min_frac.unwrap_or(1),
+        max_frac: r.opts.max_frac,
+        min_accuracy,
+        ..SearchOptions::default()
+    };
+    let sp = spinner(&format!(
+        "searching one strategy for {} properties",
+        props.len()
+    ));
+    let out = search(&model.net, &props, acc_ds.as_ref(), &opts)?;
+    sp.finish_and_clear();
+    let float32_kib = model.net.params_per_layer().iter().sum::<usize>() as f64 * 4.0 / 1024.0;
+    let mut report = SetReport {
+        status: if out.strategy.is_some() {
+            "certified"
+        } else {
+            "unknown"
+        },
+        eps,
+        eps_text: r.eps.to_string(),
+        objective: match opts.objective {
+            Objective::Memory => "memory",
+            Objective::Paper => "paper",
+        },
+        properties: r
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| PropertyRow {
+                id,
+                label: labels[i],
+                status: out.status[i],
+                float_margin: out.float_margins[i],
+                qnn_margin: out.qnn_margins[i],
+            })
+            .collect(),
+        certified: out
+            .status
+            .iter()
+            .filter(|s| **s == PropertyStatus::Certified)
+            .count(),
+        property_fails: out
+            .status
+            .iter()
+            .filter(|s| **s == PropertyStatus::PropertyFails)
+            .count(),
+        layers: out
+            .strategy
+            .as_ref()
+            .map(|s| s.0.clone())
+            .unwrap_or_default(),
+        memory_kib: out
+            .strategy
+            .as_ref()
+            .map(|s| s.memory_bits(&model.net) as f64 / 8.0 / 1024.0),
+        float32_memory_kib: float32_kib,
+        float_accuracy,
+        qnn_accuracy: out.qnn_accuracy,
+        min_accuracy,
+        candidates: out.candidates,
+        deeppoly_calls: out.deeppoly_calls,
+        accuracy_evaluations: out.accuracy_evaluations,
+        seconds: out.seconds,
+        qnn_model: None,
+        certificate: None,
+    };
+    if let (Some(dir), Some(s), Some(q)) = (r.out, &out.strategy, &out.qnn) {
+        let certified: Vec<CertifiedProperty> = r
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| out.status[*i] == PropertyStatus::Certified)
+            .map(|(i, &id)| CertifiedProperty {
+                input: props[i].input.clone(),
+                output: props[i].output,
+                source: PropertySource {
+                    data: Some(r.data.display().to_string()),
+                    id: Some(id),
+                    pixels: ds.raw_pixel_bytes(id).map(<[u8]>::to_vec),
+                    eps_text: Some(r.eps.to_string()),
+                    eps: Some(eps),
+                },
+                margin: out.qnn_margins[i].unwrap_or(f64::NAN),
+            })
+            .collect();
+        let (qp, cp) = write_outputs(dir, &model, r.model, q, s, certified, Vec::new())?;
+        report.qnn_model = Some(qp);
+        report.certificate = Some(cp);
+    }
+    if r.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "{} properties at eps {}: {} ({} certified, {} left out: DeepPoly fails on the float network)",
+            r.ids.len(),
+            r.eps,
+            report.status.to_uppercase(),
+            report.certified,
+            report.property_fails
+        );
+        let cfgs: Vec<String> = report
+            .layers
+            .iter()
+            .map(|c| format!("⟨{},{}⟩", c.total(), c.frac()))
+            .collect();
+        println!(
+            "  strategy {}  memory {} KiB (float32 {:.1} KiB)",
+            cfgs.join(" "),
+            report.memory_kib.map_or("—".into(), |m| format!("{m:.1}")),
+            float32_kib
+        );
+        if let (Some(f), Some(q)) = (report.float_accuracy, report.qnn_accuracy) {
+            println!(
+                "  accuracy: float {:.2}%, QNN {:.2}% (floor {:.2}%)",
+                f * 100.0,
+                q * 100.0,
+                min_accuracy.unwrap_or(0.0) * 100.0
+            );
+        }
+        println!(
+            "  {} candidates, {} DeepPoly runs, {} accuracy evaluations, {:.2} s",
+            report.candidates, report.deeppoly_calls, report.accuracy_evaluations, report.seconds
+        );
+        if let (Some(q), Some(c)) = (&report.qnn_model, &report.certificate) {
+            println!("  wrote {q} and {c}");
+        }
+    }
+    Ok(if report.status == "certified" {
+        Outcome::Proven
+    } else {
+        Outcome::NotProven
+    })
+}

@@ -1,0 +1,475 @@
+//! One certified strategy for a whole set of properties: verification-guided search.
+//!
+//! Algorithm 1 returns one strategy per property; a deployment ships one network. Here the
+//! search space is the paper's scheme itself — `F_i ∈ [B_l, B_u]` per affine layer, `Q_i =
+//! I_i + F_i` — and each candidate is judged by the same sound check Algorithm 1 ends with:
+//! DeepPoly on the quantized network proves every property. With `d ≤ 4` layers and
+//! millisecond DeepPoly this is practical, contrary to the paper's "(B_u − B_l)^d" remark.
+//!
+//! * [`Objective::Memory`] (default): minimise weight memory `Σ Q_i · params_i`, subject to an
+//!   optional accuracy floor; ties go to the higher accuracy. Candidates are enumerated in
+//!   non-decreasing memory order (a best-first walk over the lattice of `F` vectors, each step
+//!   adding one bit to one layer), so the first candidate that passes is optimal.
+//! * [`Objective::Paper`]: the paper's per-layer-minimal order (lexicographic in `F_1, F_2, …`).
+//!
+//! Evaluation stops a candidate at its first unproven property; properties are kept
+//! hardest-first (smallest float margin, and a property that refutes a candidate moves to the
+//! front). Candidates are evaluated in parallel batches (rayon).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::bounds::{BoundsError, DeepPoly};
+use crate::data::Dataset;
+use crate::model::Network;
+use crate::quantize::{QuantError, Strategy, integer_bits};
+use crate::spec::Property;
+
+/// Errors of the search.
+#[derive(Debug, Error)]
+pub enum SearchError {
+    /// Bound computation failed.
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
+    /// Invalid bit-widths.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// Bad options.
+    #[error("invalid search options: {0}")]
+    Options(String),
+}
+
+/// What to minimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Weight memory `Σ Q_i · params_i`.
+    #[default]
+    Memory,
+    /// The paper's per-layer-minimal (lexicographic) order.
+    Paper,
+}
+
+/// Search options.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Objective.
+    pub objective: Objective,
+    /// Smallest fractional width per layer.
+    pub min_frac: u32,
+    /// Largest fractional width per layer.
+    pub max_frac: u32,
+    /// Minimum test accuracy of the QNN (if accuracy data is given).
+    pub min_accuracy: Option<f64>,
+    /// Give up after this many candidates.
+    pub max_candidates: usize,
+    /// Candidates evaluated in parallel per batch.
+    pub batch: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            objective: Objective::Memory,
+            min_frac: 1,
+            max_frac: 16,
+            min_accuracy: None,
+            max_candidates: 200_000,
+            batch: 16,
+        }
+    }
+}
+
+/// Per-property status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PropertyStatus {
+    /// Proven on the chosen QNN.
+    Certified,
+    /// DeepPoly cannot prove it on the float network: left out of the search.
+    PropertyFails,
+    /// Not proven by the chosen strategy (only when the search failed).
+    Unknown,
+}
+
+/// The search result.
+#[derive(Debug, Clone)]
+pub struct SearchOutcome {
+    /// The chosen strategy (None if no candidate passed).
+    pub strategy: Option<Strategy>,
+    /// The chosen QNN.
+    pub qnn: Option<Network>,
+    /// Status per input property (same order as given).
+    pub status: Vec<PropertyStatus>,
+    /// Float-network DeepPoly margin per property.
+    pub float_margins: Vec<f64>,
+    /// Proven QNN margin per property (for certified ones).
+    pub qnn_margins: Vec<Option<f64>>,
+    /// QNN accuracy on the accuracy data (if given).
+    pub qnn_accuracy: Option<f64>,
+    /// Candidates evaluated.
+    pub candidates: usize,
+    /// DeepPoly runs.
+    pub deeppoly_calls: usize,
+    /// Accuracy evaluations.
+    pub accuracy_evaluations: usize,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Accuracy of `net` on a labelled data set (parallel).
+pub fn accuracy(net: &Network, ds: &Dataset) -> f64 {
+    let n = ds.len();
+    let ok = (0..n)
+        .into_par_iter()
+        .filter(|&i| match (ds.image(i), ds.label(i)) {
+            (Some(x), Some(y)) => net.predict(x) == y,
+            _ => false,
+        })
+        .count();
+    ok as f64 / n.max(1) as f64
+}
+
+/// A candidate that proves every property: strategy, QNN, margins.
+type Passing = (Strategy, Network, Vec<f64>);
+
+struct Evaluator<'a> {
+    net: &'a Network,
+    props: Vec<&'a Property>,
+    order: Mutex<Vec<usize>>,
+    deeppoly: AtomicUsize,
+}
+
+impl Evaluator<'_> {
+    /// Proves every property on `qnn`; returns the margins (in the caller's property order)
+    /// or `None` at the first failure (moving the refuting property to the front).
+    fn prove_all(&self, qnn: &Network) -> Result<Option<Vec<f64>>, BoundsError> {
+        let order = self.order.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut margins = vec![0.0; self.props.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            let p = self.props[i];
+            let dp = DeepPoly::run(qnn, &p.input)?;
+            self.deeppoly.fetch_add(1, Ordering::Relaxed);
+            let (ok, m) = dp.prove_output(p.output)?;
+            if !ok {
+                if pos > 0
+                    && let Ok(mut o) = self.order.lock()
+                    && let Some(k) = o.iter().position(|&x| x == i)
+                {
+                    let v = o.remove(k);
+                    o.insert(0, v);
+                }
+                return Ok(None);
+            }
+            margins[i] = m;
+        }
+        Ok(Some(margins))
+    }
+}
+
+/// Enumerates `F` vectors in the objective's order, lazily.
+struct Frontier {
+    objective: Objective,
+    lo: u32,
+    hi: u32,
+    ints: Vec<u32>,
+    params: Vec<u64>,
+    heap: BinaryHeap<Reverse<(u64, Vec<u32>)>>,
+    seen: HashSet<Vec<u32>>,
+    lex: Option<Vec<u32>>,
+}
+
+impl Frontier {
+    fn new(net: &Network, lo: u32, hi: u32, objective: Objective) -> Self {
+        let ints = net.layers().iter().map(integer_bits).collect();
+        let params = net.params_per_layer().iter().map(|&p| p as u64).collect();
+        let start = vec![lo; net.depth()];
+        let mut f = Frontier {
+            objective,
+            lo,
+            hi,
+            ints,
+            params,
+            heap: BinaryHeap::new(),
+            seen: HashSet::new(),
+            lex: Some(start.clone()),
+        };
+        let m = f.memory(&start);
+        f.heap.push(Reverse((m, start.clone())));
+        f.seen.insert(start);
+        f
+    }
+
+    fn memory(&self, fr: &[u32]) -> u64 {
+        fr.iter()
+            .zip(&self.ints)
+            .zip(&self.params)
+            .map(|((f, i), p)| (*f + *i) as u64 * p)
+            .sum()
+    }
+
+    fn next(&mut self) -> Option<(u64, Vec<u32>)> {
+        match self.objective {
+            Objective::Memory => {
+                let Reverse((m, fr)) = self.heap.pop()?;
+                for i in 0..fr.len() {
+                    if fr[i] < self.hi {
+                        let mut g = fr.clone();
+                        g[i] += 1;
+                        if self.seen.insert(g.clone()) {
+                            let mg = self.memory(&g);
+                            self.heap.push(Reverse((mg, g)));
+                        }
+                    }
+                }
+                Some((m, fr))
+            }
+            Objective::Paper => {
+                let cur = self.lex.take()?;
+                // odometer, last layer fastest: lexicographic in (F_1, F_2, …)
+                let mut nxt = cur.clone();
+                let mut i = nxt.len();
+                loop {
+                    if i == 0 {
+                        break;
+                    }
+                    i -= 1;
+                    if nxt[i] < self.hi {
+                        nxt[i] += 1;
+                        for v in nxt.iter_mut().skip(i + 1) {
+                            *v = self.lo;
+                        }
+                        self.lex = Some(nxt);
+                        break;
+                    }
+                }
+                let m = self.memory(&cur);
+                Some((m, cur))
+            }
+        }
+    }
+}
+
+/// Finds one strategy proving every property (those DeepPoly proves on the float network).
+pub fn search(
+    net: &Network,
+    props: &[Property],
+    accuracy_data: Option<&Dataset>,
+    opts: &SearchOptions,
+) -> Result<SearchOutcome, SearchError> {
+    let t0 = Instant::now();
+    if opts.min_frac > opts.max_frac || opts.max_frac > 40 {
+        return Err(SearchError::Options(format!(
+            "fractional range {}..={} is empty or too wide",
+            opts.min_frac, opts.max_frac
+        )));
+    }
+    if opts.min_accuracy.is_some() && accuracy_data.is_none() {
+        return Err(SearchError::Options(
+            "an accuracy floor needs accuracy data".into(),
+        ));
+    }
+    // Float-network proofs: properties DeepPoly cannot prove are left out.
+    let mut float_margins = Vec::with_capacity(props.len());
+    for p in props {
+        p.output
+            .validate(net.output_dim())
+            .map_err(|e| SearchError::Options(e.to_string()))?;
+        let dp = DeepPoly::run(net, &p.input)?;
+        float_margins.push(dp.prove_output(p.output)?.1);
+    }
+    let active: Vec<usize> = (0..props.len())
+        .filter(|&i| float_margins[i] > 0.0)
+        .collect();
+    let mut order: Vec<usize> = (0..active.len()).collect();
+    order.sort_by(|&a, &b| float_margins[active[a]].total_cmp(&float_margins[active[b]]));
+    let ev = Evaluator {
+        net,
+        props: active.iter().map(|&i| &props[i]).collect(),
+        order: Mutex::new(order),
+        deeppoly: AtomicUsize::new(0),
+    };
+    let mut frontier = Frontier::new(net, opts.min_frac, opts.max_frac, opts.objective);
+    let mut candidates = 0;
+    let mut acc_evals = 0;
+    // best passing candidate: (memory, accuracy, fracs, qnn, margins)
+    type Best = (u64, Option<f64>, Strategy, Network, Vec<f64>);
+    let mut best: Option<Best> = None;
+    'outer: while candidates < opts.max_candidates {
+        let mut batch = Vec::with_capacity(opts.batch);
+        while batch.len() < opts.batch {
+            match frontier.next() {
+                Some(c) => batch.push(c),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        candidates += batch.len();
+        let results: Vec<Result<Option<Passing>, SearchError>> = batch
+            .par_iter()
+            .map(|(_, fr)| {
+                let s = Strategy::from_fracs(ev.net, fr)?;
+                let q = s.apply(ev.net)?;
+                Ok(ev.prove_all(&q)?.map(|m| (s, q, m)))
+            })
+            .collect();
+        for ((mem, _), r) in batch.iter().zip(results) {
+            if opts.objective == Objective::Memory && best.as_ref().is_some_and(|b| *mem > b.0) {
+                break 'outer;
+            }
+            let Some((s, q, m)) = r? else { continue };
+            let acc = match accuracy_data {
+                Some(ds) => {
+                    acc_evals += 1;
+                    Some(accuracy(&q, ds))
+                }
+                None => None,
+            };
+            if let (Some(floor), Some(a)) = (opts.min_accuracy, acc)
+                && a < floor
+            {
+                continue;
+            }
+            let better = match &best {
+                None => true,
+                Some(b) => acc.unwrap_or(0.0) > b.1.unwrap_or(0.0),
+            };
+            if better {
+                best = Some((*mem, acc, s, q, m));
+            }
+            if opts.objective == Objective::Paper {
+                break 'outer;
+            }
+        }
+    }
+    let mut status: Vec<PropertyStatus> = float_margins
+        .iter()
+        .map(|&m| {
+            if m > 0.0 {
+                PropertyStatus::Unknown
+            } else {
+                PropertyStatus::PropertyFails
+            }
+        })
+        .collect();
+    let mut qnn_margins = vec![None; props.len()];
+    let (strategy, qnn, qnn_accuracy) = match best {
+        Some((_, acc, s, q, m)) => {
+            for (k, &i) in active.iter().enumerate() {
+                status[i] = PropertyStatus::Certified;
+                qnn_margins[i] = Some(m[k]);
+            }
+            (Some(s), Some(q), acc)
+        }
+        None => (None, None, None),
+    };
+    Ok(SearchOutcome {
+        strategy,
+        qnn,
+        status,
+        float_margins,
+        qnn_margins,
+        qnn_accuracy,
+        candidates,
+        deeppoly_calls: ev.deeppoly.load(Ordering::Relaxed),
+        accuracy_evaluations: acc_evals,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Affine;
+
+    fn net() -> Network {
+        let l0 = Affine::new(
+            0,
+            3,
+            2,
+            vec![0.7, -0.3, 0.2, 0.9, -0.5, 0.4],
+            vec![0.1, 0.0, -0.1],
+        )
+        .unwrap();
+        let l1 = Affine::new(
+            1,
+            2,
+            3,
+            vec![1.1, -0.6, 0.3, -0.8, 0.9, 0.2],
+            vec![0.05, -0.05],
+        )
+        .unwrap();
+        Network::new(vec![l0, l1]).unwrap()
+    }
+
+    #[test]
+    fn frontier_enumerates_in_memory_order_without_repeats() {
+        let n = net();
+        let mut f = Frontier::new(&n, 1, 4, Objective::Memory);
+        let mut last = 0;
+        let mut seen = HashSet::new();
+        while let Some((m, fr)) = f.next() {
+            assert!(m >= last);
+            last = m;
+            assert!(seen.insert(fr));
+        }
+        assert_eq!(seen.len(), 16);
+    }
+
+    #[test]
+    fn frontier_paper_order_is_lexicographic() {
+        let n = net();
+        let mut f = Frontier::new(&n, 1, 2, Objective::Paper);
+        let all: Vec<Vec<u32>> = std::iter::from_fn(|| f.next().map(|x| x.1)).collect();
+        assert_eq!(all, vec![vec![1, 1], vec![1, 2], vec![2, 1], vec![2, 2]]);
+    }
+
+    #[test]
+    fn search_finds_the_cheapest_strategy_exhaustively() {
+        use crate::spec::{InputBox, OutputSpec};
+        let n = net();
+        let props: Vec<Property> = [[0.9, 0.1], [0.8, 0.3]]
+            .iter()
+            .map(|c| {
+                let label = n.predict(c);
+                Property {
+                    input: InputBox::linf_ball(c, 0.02).unwrap(),
+                    output: OutputSpec::Robust { label },
+                }
+            })
+            .collect();
+        let opts = SearchOptions {
+            max_frac: 8,
+            ..SearchOptions::default()
+        };
+        let out = search(&n, &props, None, &opts).unwrap();
+        let s = out.strategy.expect("some strategy proves both");
+        let mem = s.memory_bits(&n);
+        // exhaustive: no cheaper strategy proves both
+        for f0 in 1..=8 {
+            for f1 in 1..=8 {
+                let c = Strategy::from_fracs(&n, &[f0, f1]).unwrap();
+                if c.memory_bits(&n) < mem {
+                    let q = c.apply(&n).unwrap();
+                    let all = props.iter().all(|p| {
+                        DeepPoly::run(&q, &p.input)
+                            .unwrap()
+                            .prove_output(p.output)
+                            .unwrap()
+                            .0
+                    });
+                    assert!(!all, "{f0},{f1} is cheaper and proves both");
+                }
+            }
+        }
+    }
+}
