@@ -272,8 +272,11 @@ impl LayerCtx<'_> {
         let chi = p.add_var(0.0, chi_cap);
         let (ylo, yhi) = self.y_bounds(chi_cap);
         let mut z = Vec::with_capacity(self.n());
+        let mut ys = Vec::with_capacity(self.n());
+        let mut delta = Vec::with_capacity(self.n());
         for j in 0..self.n() {
             let y = p.add_var(ylo[j], yhi[j]);
+            ys.push(y);
             // f^≤(x) − αχ − y ≤ 0   and   y − f^≥(x) − βχ ≤ 0
             let lo_terms = x
                 .iter()
@@ -289,8 +292,10 @@ impl LayerCtx<'_> {
             p.add_row(hi_terms, f64::NEG_INFINITY, lbnd.upper.constant(j));
             let (l, u) = (ylo[j], yhi[j]);
             let zj = if u <= 0.0 {
+                delta.push(None);
                 None
             } else if l >= 0.0 {
+                delta.push(None);
                 Some(y)
             } else {
                 let zv = p.add_var(0.0, u);
@@ -299,6 +304,7 @@ impl LayerCtx<'_> {
                 p.add_row([(zv, 1.0), (y, -1.0)], 0.0, f64::INFINITY);
                 p.add_row([(zv, 1.0), (y, -1.0), (d, -l)], f64::NEG_INFINITY, -l);
                 p.add_row([(zv, 1.0), (d, -u)], f64::NEG_INFINITY, 0.0);
+                delta.push(Some(d));
                 Some(zv)
             };
             z.push(zj);
@@ -308,7 +314,9 @@ impl LayerCtx<'_> {
             p,
             x,
             chi,
+            y: ys,
             z,
+            delta,
             zhi: yhi.iter().map(|u| u.max(0.0)).collect(),
         }
     }
@@ -318,11 +326,36 @@ struct BaseModel {
     p: Problem,
     x: Vec<Var>,
     chi: Var,
+    y: Vec<Var>,
     z: Vec<Option<Var>>,
+    delta: Vec<Option<Var>>,
     zhi: Vec<f64>,
 }
 
 impl BaseModel {
+    /// A MIP start from a witness: input `x`, `χ`, and each `y_j` at the template end
+    /// chosen by [`LayerCtx::escape_at`].
+    fn start_from(&self, ctx: &LayerCtx<'_>, e: &Escape, x: &[f64], chi: f64) -> Vec<f64> {
+        let mut v = vec![0.0; self.p.num_vars()];
+        for (var, &val) in self.x.iter().zip(x) {
+            v[var.0] = val;
+        }
+        v[self.chi.0] = chi;
+        let ys = ctx.template_point(e, x, chi);
+        for j in 0..ys.len() {
+            v[self.y[j].0] = ys[j];
+            if let Some(d) = self.delta[j] {
+                v[d.0] = if ys[j] > 0.0 { 1.0 } else { 0.0 };
+            }
+            if let Some(z) = self.z[j]
+                && z != self.y[j]
+            {
+                v[z.0] = ys[j].max(0.0);
+            }
+        }
+        v
+    }
+
     fn terms(&self, row: &EscapeRow) -> Vec<(Var, f64)> {
         let mut t: Vec<(Var, f64)> = self
             .z
@@ -510,12 +543,14 @@ fn safe_chi(layer: usize, s: &crate::milp::Solution) -> Result<Option<(f64, bool
 /// `lb` from bisection on the linear-relaxation bound (no escape is possible below it),
 /// `ub` from a concrete escaping point found by projected gradient ascent (an escape exists
 /// at `ub`), or the cap when none was found.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Bracket {
     lb: f64,
     ub: f64,
     /// `ub` comes from a concrete escaping point.
     witnessed: bool,
+    /// The escaping input (when witnessed).
+    witness: Option<Vec<f64>>,
 }
 
 impl LayerCtx<'_> {
@@ -601,6 +636,26 @@ impl LayerCtx<'_> {
         (worst, grad)
     }
 
+    /// The template point `y` that [`LayerCtx::escape_at`] picks for input `x` at `chi`.
+    fn template_point(&self, e: &Escape, x: &[f64], chi: f64) -> Vec<f64> {
+        let lb = self.dp.layer(self.k);
+        let mut c = vec![0.0; self.n()];
+        for r in &e.rows {
+            for (cj, w) in c.iter_mut().zip(&r.wz) {
+                *cj += w;
+            }
+        }
+        (0..self.n())
+            .map(|j| {
+                if c[j] >= 0.0 {
+                    lb.upper.eval(j, x) + self.beta[j] * chi
+                } else {
+                    lb.lower.eval(j, x) - self.alpha[j] * chi
+                }
+            })
+            .collect()
+    }
+
     /// Projected gradient ascent on `x` of the escape value at `chi`; returns the best point.
     fn ascend(&self, e: &Escape, chi: f64, start: Vec<f64>, steps: usize) -> (f64, Vec<f64>) {
         let bx = self.dp.input();
@@ -652,11 +707,12 @@ impl LayerCtx<'_> {
                 lb,
                 ub: cap,
                 witnessed: false,
+                witness: None,
             };
         }
         let bx = self.dp.input();
         let mut ub = cap;
-        let mut witnessed = false;
+        let mut witness = None;
         let starts = [bx.center(), bx.lo().to_vec(), bx.hi().to_vec()];
         for start in starts {
             let (v, x) = self.ascend(e, ub, start, 40);
@@ -664,19 +720,21 @@ impl LayerCtx<'_> {
                 let c = self.escape_chi_at(e, &x, ub);
                 if c <= ub {
                     ub = c;
-                    witnessed = true;
+                    witness = Some(x.clone());
                 }
                 // try to push lower from the witness
                 let (v2, x2) = self.ascend(e, ub * 0.999, x, 20);
                 if v2 >= 0.0 {
                     ub = self.escape_chi_at(e, &x2, ub * 0.999);
+                    witness = Some(x2);
                 }
             }
         }
         Bracket {
             lb: lb.min(ub),
             ub,
-            witnessed,
+            witnessed: witness.is_some(),
+            witness,
         }
     }
 }
@@ -726,6 +784,10 @@ fn solve_fast(
         for r in &e.rows {
             let t = m.terms(r);
             m.p.add_row(t, r.rhs, f64::INFINITY);
+        }
+        if let Some(x) = br.witness.as_deref().filter(|_| hi == br.ub) {
+            let start = m.start_from(ctx, e, x, hi);
+            m.p.set_initial(start);
         }
         let s = backend.solve(&m.p, &solve_opts(opts))?;
         milps += 1;

@@ -60,6 +60,11 @@ impl Backend for Cbc {
         for &(v, c) in &p.objective {
             m.set_obj_coeff(cols[v], c);
         }
+        if let Some(init) = &p.initial {
+            for (&c, &v) in cols.iter().zip(init) {
+                m.set_col_initial_solution(c, v);
+            }
+        }
         m.set_obj_sense(match p.sense {
             Sense::Minimize => coin_cbc::Sense::Minimize,
             Sense::Maximize => coin_cbc::Sense::Maximize,
