@@ -337,3 +337,91 @@ fn demo_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn bench_smoke_with_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.jsonl");
+    let summary = dir.path().join("s.json");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "bench",
+            "robustness",
+            "--model",
+            s(&demo_model()),
+            "--data",
+            s(&demo_data()),
+            "--ids",
+            "0,1,2",
+            "--eps",
+            "1/255,2/255",
+            "--jobs",
+            "2",
+            "--out",
+            s(&results),
+            "--summary",
+            s(&summary),
+            "--json",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let out = bin().args(args(&[])).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(lines.lines().count(), 6);
+    for l in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["status"].is_string() && v["model"].is_string() && v["wall_seconds"].is_number());
+    }
+    let sum: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(sum["tasks"], 6);
+    // refuses to overwrite without --resume
+    let again = bin().args(args(&[])).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    // drop the last two lines (an "interrupted" run) and resume: only those are redone
+    let kept: Vec<&str> = lines.lines().take(4).collect();
+    std::fs::write(&results, kept.join("\n") + "\n").unwrap();
+    let out = bin().args(args(&["--resume"])).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let after = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(after.lines().count(), 6);
+    assert!(
+        after.starts_with(&kept.join("\n")),
+        "finished tasks are kept, not redone"
+    );
+    // a task timeout is recorded, not dropped
+    let t = dir.path().join("t.jsonl");
+    let out = bin()
+        .args([
+            "bench",
+            "robustness",
+            "--model",
+            s(&demo_model()),
+            "--data",
+            s(&demo_data()),
+            "--ids",
+            "3",
+            "--eps",
+            "1/255",
+            "--timeout",
+            "0.001",
+            "--out",
+            s(&t),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&t).unwrap().trim()).unwrap();
+    assert_eq!(v["status"], "timeout");
+}

@@ -84,7 +84,13 @@ fn synth_args(o: &SynthOpts) -> Vec<String> {
 
 /// Runs one task in a worker process; returns its JSON line.
 fn run_one(a: &BenchRobustnessArgs, id: usize, eps: &str) -> Result<serde_json::Value> {
-    let exe = std::env::current_exe().context("cannot find the certquant executable")?;
+    // /proc/self/exe stays valid even if the binary file is replaced during a long run.
+    let proc_exe = Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().context("cannot find the certquant executable")?
+    };
     let mut cmd = Command::new(exe);
     cmd.args([
         "synth",
