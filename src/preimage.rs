@@ -785,6 +785,18 @@ fn solve_fast(
             let t = m.terms(r);
             m.p.add_row(t, r.rhs, f64::INFINITY);
         }
+        // LP relaxation first: its optimum is a valid lower bound on the part's χ
+        let lp = backend.solve(&m.p.relaxation(), &solve_opts(opts))?;
+        let lp_lb = match lp.status {
+            Status::Infeasible => f64::INFINITY,
+            Status::Optimal => lp.objective.unwrap_or(br.lb),
+            _ => br.lb,
+        };
+        tracing::debug!(layer = ctx.k, tag = %e.tag, lp_lb, lb = br.lb, ub = br.ub, "LP bound");
+        if lp_lb >= hi {
+            pruned += 1;
+            continue;
+        }
         if let Some(x) = br.witness.as_deref().filter(|_| hi == br.ub) {
             let start = m.start_from(ctx, e, x, hi);
             m.p.set_initial(start);

@@ -69,6 +69,14 @@ impl Backend for Cbc {
             Sense::Minimize => coin_cbc::Sense::Minimize,
             Sense::Maximize => coin_cbc::Sense::Maximize,
         });
+        if let Ok(dir) = std::env::var("CERTQUANT_DUMP_MPS") {
+            // debugging aid: write every model as MPS for solver comparisons
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(name) = std::ffi::CString::new(format!("{dir}/model{k}.mps")) {
+                m.to_raw().write_mps(&name);
+            }
+        }
         let built = std::time::Instant::now();
         let sol = m.solve();
         tracing::debug!(

@@ -115,6 +115,15 @@ impl Problem {
         self.vars[v.0].hi = hi;
     }
 
+    /// The LP relaxation: the same problem with every integer variable made continuous.
+    pub fn relaxation(&self) -> Problem {
+        let mut p = self.clone();
+        for v in &mut p.vars {
+            v.integer = false;
+        }
+        p
+    }
+
     /// Number of variables.
     pub fn num_vars(&self) -> usize {
         self.vars.len()
