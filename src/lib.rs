@@ -22,6 +22,7 @@ pub mod data;
 pub mod milp;
 pub mod model;
 pub mod onnx;
+pub mod plots;
 pub mod preimage;
 pub mod quantize;
 pub mod search;

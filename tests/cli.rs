@@ -390,8 +390,13 @@ fn bench_smoke_with_resume() {
     // drop the last two lines (an "interrupted" run) and resume: only those are redone
     let kept: Vec<&str> = lines.lines().take(4).collect();
     std::fs::write(&results, kept.join("\n") + "\n").unwrap();
-    let out = bin().args(args(&["--resume"])).output().unwrap();
+    let plots = dir.path().join("plots");
+    let out = bin().args(args(&["--resume", "--plots", s(&plots)])).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
+    for f in ["chi_boxplot.svg", "bits_histogram.svg", "times.svg"] {
+        let svg = std::fs::read_to_string(plots.join(f)).unwrap();
+        assert!(svg.starts_with("<svg"), "{f}");
+    }
     let after = std::fs::read_to_string(&results).unwrap();
     assert_eq!(after.lines().count(), 6);
     assert!(

@@ -57,6 +57,9 @@ pub struct BenchRobustnessArgs {
     /// Print the summary as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write SVG plots of the results here (χ box plots, bit-width histogram, times).
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
 }
 
 fn synth_args(o: &SynthOpts) -> Vec<String> {
@@ -241,6 +244,16 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
         .filter(|r| wanted.contains(&(r.id, r.eps_text.clone())))
         .collect();
     let summary = summarize(&recs);
+    // plots first, so that a failure leaves stdout empty (exit 2 prints nothing there)
+    let mut plot_paths = Vec::new();
+    if let Some(dir) = &a.plots {
+        let title = a.model.file_stem().map_or_else(
+            || a.model.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        plot_paths = certquant::plots::write_plots(&recs, dir, &title)
+            .with_context(|| format!("cannot write plots to {}", dir.display()))?;
+    }
     if let Some(p) = &a.summary {
         std::fs::write(p, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
@@ -249,6 +262,13 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
         print_json(&summary)?;
     } else {
         print_summary(&a.model, &summary);
+    }
+    for p in &plot_paths {
+        if a.json {
+            eprintln!("plot {}", p.display());
+        } else {
+            println!("  plot {}", p.display());
+        }
     }
     Ok(Outcome::Proven)
 }
