@@ -240,7 +240,7 @@ pub fn synthesize(
                     let worst = if fails.len() <= limit {
                         fails.len()
                     } else {
-                        max_simultaneous(&fails, bx.lo(), bx.hi(), backend, &opts.preimage)?
+                        max_simultaneous(&fails, limit, bx.lo(), bx.hi(), backend, &opts.preimage)?
                     };
                     record.max_simultaneous_failures = Some(worst);
                     worst <= limit
@@ -340,11 +340,31 @@ fn failing_checks(
 /// proven upper bound is used (so the answer can only be too pessimistic).
 fn max_simultaneous(
     checks: &[Check],
+    limit: usize,
     lo: &[f64],
     hi: &[f64],
     backend: &dyn Backend,
     opts: &PreimageOptions,
 ) -> Result<usize, SynthError> {
+    // Cheap lower bound first: at the box vertex minimising each check, count how many checks
+    // fail there; more than `limit` at one point settles the question without a solver.
+    let mut witnessed = 0;
+    for c in checks {
+        let x: Vec<f64> = c
+            .coeffs
+            .iter()
+            .zip(lo.iter().zip(hi))
+            .map(|(a, (l, h))| if *a > 0.0 { *l } else { *h })
+            .collect();
+        let fails = checks
+            .iter()
+            .filter(|d| d.coeffs.iter().zip(&x).map(|(a, v)| a * v).sum::<f64>() + d.constant < 0.0)
+            .count();
+        witnessed = witnessed.max(fails);
+        if witnessed > limit {
+            return Ok(witnessed);
+        }
+    }
     let mut p = Problem::new();
     let x: Vec<_> = lo.iter().zip(hi).map(|(&l, &h)| p.add_var(l, h)).collect();
     let mut obj = Vec::new();
@@ -363,19 +383,23 @@ fn max_simultaneous(
     let s = backend.solve(
         &p,
         &SolveOptions {
-            time_limit: opts.time_limit,
+            time_limit: Some(opts.time_limit.unwrap_or(RELAXED_CHECK_SECONDS)),
         },
     )?;
-    match s.status {
-        Status::Optimal => Ok(s.objective.unwrap_or(0.0).round().max(0.0) as usize),
-        Status::TimeLimit => Ok(s
+    Ok(match s.status {
+        Status::Optimal => s.objective.unwrap_or(0.0).round().max(0.0) as usize,
+        // on a time limit the proven upper bound is used: pessimistic, hence safe
+        Status::TimeLimit => s
             .best_bound
             .map(|b| (b + 1e-6).floor().max(0.0) as usize)
-            .unwrap_or(checks.len())),
-        Status::Infeasible => Ok(0),
-        _ => Ok(checks.len()),
-    }
+            .unwrap_or(checks.len()),
+        Status::Infeasible => 0,
+        _ => checks.len(),
+    })
 }
+
+/// Default time limit of the relaxed-mode MILP when no `--time-limit` is given.
+pub const RELAXED_CHECK_SECONDS: f64 = 10.0;
 
 /// Convenience: options from the CLI vocabulary.
 pub fn options(
