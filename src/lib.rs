@@ -18,6 +18,7 @@ pub mod attack;
 pub mod bench;
 pub mod bounds;
 pub mod certificate;
+pub mod check;
 pub mod data;
 pub mod milp;
 pub mod model;

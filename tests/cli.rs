@@ -330,6 +330,7 @@ fn demo_runs() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("demo prints JSON");
     assert!(!v["synth"].as_array().unwrap().is_empty());
     assert!(dir.path().join("certificate.json").exists());
+    assert_eq!(v["certificate_check_valid"], true);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -391,7 +392,10 @@ fn bench_smoke_with_resume() {
     let kept: Vec<&str> = lines.lines().take(4).collect();
     std::fs::write(&results, kept.join("\n") + "\n").unwrap();
     let plots = dir.path().join("plots");
-    let out = bin().args(args(&["--resume", "--plots", s(&plots)])).output().unwrap();
+    let out = bin()
+        .args(args(&["--resume", "--plots", s(&plots)]))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     for f in ["chi_boxplot.svg", "bits_histogram.svg", "times.svg"] {
         let svg = std::fs::read_to_string(plots.join(f)).unwrap();

@@ -38,6 +38,7 @@ struct DemoReport {
     eps: String,
     verify: Vec<VerifyRow>,
     synth: Vec<RobustnessReport>,
+    certificate_check_valid: Option<bool>,
 }
 
 /// Runs the demo.
@@ -136,8 +137,33 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
             reports.push(report);
         }
     }
-    let all_certified =
-        !reports.is_empty() && reports.iter().all(|r| r.status == SynthStatus::Certified);
+    // 3. Independent re-check of the written certificate (shares no bound code with synthesis).
+    let mut check_valid = None;
+    if wrote {
+        let cert = certquant::check::read_certificate(&out.join("certificate.json"))?;
+        let (qnn, qnn_bytes) = certquant::check::read_model(&out.join("qnn.onnx"))?;
+        let report =
+            certquant::check::check_certificate(&cert, &model.net, &model.bytes, &qnn, &qnn_bytes);
+        if !json {
+            println!(
+                "3. Independent check of {}/certificate.json: {}{}",
+                out.display(),
+                if report.valid { "VALID" } else { "INVALID" },
+                report
+                    .properties
+                    .first()
+                    .map(|p| format!(" (re-proven margin {:.5})", p.margin))
+                    .unwrap_or_default()
+            );
+            for r in &report.reasons {
+                println!("   {r}");
+            }
+        }
+        check_valid = Some(report.valid);
+    }
+    let all_certified = !reports.is_empty()
+        && reports.iter().all(|r| r.status == SynthStatus::Certified)
+        && check_valid != Some(false);
     if json {
         print_json(&DemoReport {
             model_layers: sizes,
@@ -145,10 +171,12 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
             eps: DEMO_EPS.to_string(),
             verify,
             synth: reports,
+            certificate_check_valid: check_valid,
         })?;
     } else if wrote {
         println!(
-            "The quantized network and its certificate are in {}/ (qnn.onnx, certificate.json).",
+            "\nThe quantized network and its certificate are in {}/ (qnn.onnx, certificate.json);\nre-check them any time with: certquant check --certificate {}/certificate.json",
+            out.display(),
             out.display()
         );
     }

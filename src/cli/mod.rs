@@ -1,6 +1,7 @@
 //! Argument definitions (clap) and dispatch.
 
 mod bench;
+mod check;
 mod common;
 mod demo;
 mod eval;
@@ -41,6 +42,8 @@ enum Command {
     Bench(BenchCommand),
     /// Train a small ReLU MLP (how the embedded demo network was made).
     Train(train::TrainArgs),
+    /// Re-check a certificate independently (exit 0 valid, 1 invalid, 2 unreadable input).
+    Check(check::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,5 +249,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Demo(a) => demo::demo(&a.out, a.json),
         Command::Train(a) => train::train(&a),
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
+        Command::Check(a) => check::check(&a),
     }
 }

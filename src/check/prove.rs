@@ -1,0 +1,577 @@
+//! The checker's own DeepPoly: back-substitution with *interval* coefficients.
+//!
+//! Same relaxation family as the synthesis side (so the same properties are provable): for a
+//! ReLU `z = max(y, 0)` with sound pre-activation bounds `l ≤ y ≤ u`,
+//! * `u ≤ 0`: `z = 0`; `l ≥ 0`: `z = y`;
+//! * otherwise `z ≥ λy` with `λ = 1` iff `u > −l` (the area heuristic), and
+//!   `z ≤ μ*(y − l)` with the exact chord slope `μ* = u/(u − l)`.
+//!
+//! # Why every bound is sound
+//! A bound is kept as rows of interval coefficients `A` and an interval constant `C` over the
+//! variables `v` of some layer (pre-activations `y`, post-activations `z`, or the input `x`).
+//! The invariant, for a lower bound of a target quantity `t(x)`, is
+//!
+//! > there are *real* `a ∈ A` (componentwise) and `c ∈ C` with `t(x) ≥ a·v(x) + c` for every
+//! > input `x` of the box (upper bounds: `≤`), where `v(x)` is the exact real value of the
+//! > network's neurons.
+//!
+//! Each step maps the exact real coefficients of the previous stage to exact real
+//! coefficients of the next, and computes the new intervals with outward-rounded interval
+//! operations ([`super::interval`]), which enclose the exact results:
+//! * **affine** `v = W v' + b` (weights are exact floats): `a·v + c = (aᵀW)·v' + (a·b + c)`;
+//! * **ReLU**, lower side: write `a = a⁺ − a⁻` (`a⁺ = max(a,0) ∈ pos_part(A)`,
+//!   `a⁻ = max(−a,0) ∈ neg_part(A)`, which also covers intervals straddling 0); then
+//!   `a z ≥ a⁺(λy) − a⁻(μ*y + c*)` because `λy ≤ z ≤ μ*y + c*` on `[l, u]` with
+//!   `c* = −μ*l`; `μ*` and `c*` are enclosed in intervals, so the new coefficient
+//!   `a⁺λ − a⁻μ*` and constant `−a⁻c*` lie in the computed intervals. Upper side symmetric.
+//! * **concretisation** over the box `[lo, hi]`: `min_x a·x + c ≥ Σ_i min(a_i lo_i, a_i hi_i)
+//!   + c`, which is `≥` the lower end of the interval evaluation `Σ A_i·[lo_i, hi_i] + C`.
+//!
+//! The concrete bounds `[l, u]` of every hidden neuron are computed this way (full
+//! back-substitution to the input), so the relaxations used for later layers are valid for
+//! every input of the box. Any non-finite bound (overflow) makes the proof fail rather than
+//! risk an unsound relaxation.
+//!
+//! Nothing here uses [`crate::bounds`]; only the network's weights and the box are read.
+
+use rayon::prelude::*;
+
+use super::interval::{
+    Interval, add_down, add_up, div_down, div_up, mul_down, mul_up, sub_down, sub_up,
+};
+use crate::model::{Affine, Network};
+use crate::spec::OutputSpec;
+
+/// Which side of the target a bound is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `t(x) ≥ bound`.
+    Lower,
+    /// `t(x) ≤ bound`.
+    Upper,
+}
+
+/// The relaxation of one ReLU, fixed once its pre-activation bounds are known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Relu {
+    /// `u ≤ 0`: `z = 0`.
+    Dead,
+    /// `l ≥ 0`: `z = y`.
+    Active,
+    /// `l < 0 < u`: `λy ≤ z ≤ μ*y + c*` with `μ* ∈ slope`, `c* ∈ icpt`.
+    Unstable {
+        /// `λ = 1` (else `0`).
+        lambda_one: bool,
+        /// Enclosure of `u/(u − l)`.
+        slope: Interval,
+        /// Enclosure of `−μ*·l`.
+        icpt: Interval,
+    },
+}
+
+impl Relu {
+    fn new(l: f64, u: f64) -> Self {
+        if u <= 0.0 {
+            Relu::Dead
+        } else if l >= 0.0 {
+            Relu::Active
+        } else {
+            // u > 0 > l, both finite (checked by the caller): u − l > 0.
+            let d = Interval::new(sub_down(u, l), sub_up(u, l));
+            let lo = if d.hi > 0.0 { div_down(u, d.hi) } else { 0.0 };
+            let hi = if d.lo > 0.0 { div_up(u, d.lo) } else { 1.0 };
+            // The exact slope lies in (0, 1): intersecting with [0, 1] keeps it.
+            let slope = Interval::new(lo.max(0.0), hi.min(1.0));
+            let icpt = slope.scale(-l);
+            Relu::Unstable {
+                lambda_one: u > -l,
+                slope,
+                icpt,
+            }
+        }
+    }
+}
+
+/// Linear bounds with interval coefficients: `rows × width` coefficients and one constant
+/// per row.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    width: usize,
+    coef: Vec<Interval>,
+    cst: Vec<Interval>,
+}
+
+impl Rows {
+    /// Builds rows from row-major coefficients (`cst.len()` rows of `width`).
+    pub fn new(width: usize, coef: Vec<Interval>, cst: Vec<Interval>) -> Self {
+        assert_eq!(coef.len(), width * cst.len());
+        Self { width, coef, cst }
+    }
+
+    fn rows(&self) -> usize {
+        self.cst.len()
+    }
+}
+
+/// Pre-activation bounds of every hidden layer and the resulting relaxations, for one network
+/// over one box: the state needed to bound any linear function of the logits.
+#[derive(Debug, Clone)]
+pub struct Prover<'a> {
+    net: &'a Network,
+    lo: &'a [f64],
+    hi: &'a [f64],
+    /// Concrete bounds `[l, u]` of the pre-activations of each hidden layer.
+    bounds: Vec<Vec<Interval>>,
+    relax: Vec<Vec<Relu>>,
+}
+
+impl<'a> Prover<'a> {
+    /// Bounds every hidden layer of `net` over the box `[lo, hi]`.
+    ///
+    /// Fails (with a reason) if the box does not fit the network or a bound overflowed.
+    pub fn new(net: &'a Network, lo: &'a [f64], hi: &'a [f64]) -> Result<Self, String> {
+        if lo.len() != net.input_dim() || hi.len() != net.input_dim() {
+            return Err(format!(
+                "the box has dimension {}, the network takes {} inputs",
+                lo.len(),
+                net.input_dim()
+            ));
+        }
+        if let Some(i) = (0..lo.len()).find(|&i| !(lo[i].is_finite() && hi[i].is_finite())) {
+            return Err(format!("box entry {i} is not finite"));
+        }
+        if let Some(i) = (0..lo.len()).find(|&i| lo[i] > hi[i]) {
+            return Err(format!("box entry {i} is empty"));
+        }
+        let mut p = Prover {
+            net,
+            lo,
+            hi,
+            bounds: Vec::new(),
+            relax: Vec::new(),
+        };
+        for k in 0..net.depth() - 1 {
+            let layer = &net.layers()[k];
+            let rows = exact_rows(layer);
+            let (lower, upper) = rayon::join(
+                || p.back_substitute(rows.clone(), k, Side::Lower),
+                || p.back_substitute(rows.clone(), k, Side::Upper),
+            );
+            let mut b = Vec::with_capacity(layer.outputs());
+            let mut r = Vec::with_capacity(layer.outputs());
+            for (j, (&l, &u)) in lower.iter().zip(&upper).enumerate() {
+                if !(l.is_finite() && u.is_finite()) {
+                    return Err(format!("bounds of layer {k} neuron {j} overflowed"));
+                }
+                // Both enclose the true range, which is non-empty, so l ≤ u.
+                b.push(Interval::new(l, u));
+                r.push(Relu::new(l, u));
+            }
+            p.bounds.push(b);
+            p.relax.push(r);
+        }
+        Ok(p)
+    }
+
+    /// Concrete pre-activation bounds `[l, u]` of hidden layer `k`.
+    pub fn hidden_bounds(&self, k: usize) -> &[Interval] {
+        &self.bounds[k]
+    }
+
+    /// Sound bounds on `side` over the box of linear functions given as rows over the *input*
+    /// of affine layer `k` (the post-activations of layer `k − 1`, or the input if `k = 0`).
+    ///
+    /// Panics if `k` is not a layer of the network or the rows do not have its input width.
+    pub fn back_substitute(&self, mut rows: Rows, k: usize, side: Side) -> Vec<f64> {
+        assert!(k < self.net.depth(), "layer {k} out of range");
+        assert_eq!(rows.width, self.net.layers()[k].inputs(), "row width");
+        for s in (0..k).rev() {
+            relu_step(&mut rows, &self.relax[s], side);
+            rows = affine_step(&rows, &self.net.layers()[s]);
+        }
+        concretize(&rows, self.lo, self.hi, side)
+    }
+
+    /// Sound lower bounds over the box of `y_a − y_b` for each pair `(a, b)` (panics if a
+    /// class index is out of range).
+    pub fn logit_difference_lower_bounds(&self, pairs: &[(usize, usize)]) -> Vec<f64> {
+        if pairs.is_empty() {
+            return Vec::new();
+        }
+        let last = &self.net.layers()[self.net.depth() - 1];
+        let n = last.inputs();
+        let mut coef = Vec::with_capacity(pairs.len() * n);
+        let mut cst = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            let (ra, rb) = (last.row(a), last.row(b));
+            coef.extend(
+                ra.iter()
+                    .zip(rb)
+                    .map(|(&x, &y)| Interval::new(sub_down(x, y), sub_up(x, y))),
+            );
+            let (ba, bb) = (last.bias()[a], last.bias()[b]);
+            cst.push(Interval::new(sub_down(ba, bb), sub_up(ba, bb)));
+        }
+        self.back_substitute(Rows::new(n, coef, cst), self.net.depth() - 1, Side::Lower)
+    }
+
+    /// The margin of an output condition (class indices must be in range):
+    /// * `Robust{label}`: `min_{j≠label}` lower bound of `y_label − y_j` (`+∞` if there is no
+    ///   other class);
+    /// * `NotTarget{target}`: `max_{j≠target}` lower bound of `y_j − y_target` (`−∞` if there
+    ///   is no other class).
+    ///
+    /// The condition is proven iff the margin is `> 0`.
+    pub fn margin(&self, spec: OutputSpec) -> f64 {
+        let classes = self.net.output_dim();
+        match spec {
+            OutputSpec::Robust { label } => {
+                let pairs: Vec<_> = (0..classes)
+                    .filter(|&j| j != label)
+                    .map(|j| (label, j))
+                    .collect();
+                self.logit_difference_lower_bounds(&pairs)
+                    .into_iter()
+                    .fold(f64::INFINITY, min_nan)
+            }
+            OutputSpec::NotTarget { target } => {
+                let pairs: Vec<_> = (0..classes)
+                    .filter(|&j| j != target)
+                    .map(|j| (j, target))
+                    .collect();
+                self.logit_difference_lower_bounds(&pairs)
+                    .into_iter()
+                    .fold(f64::NEG_INFINITY, max_nan)
+            }
+        }
+    }
+}
+
+/// `min` that propagates NaN (a NaN bound must never be dropped).
+fn min_nan(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// `max` that propagates NaN.
+fn max_nan(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// The rows `W_k x + b_k` of an affine layer, exactly (point intervals).
+fn exact_rows(layer: &Affine) -> Rows {
+    Rows::new(
+        layer.inputs(),
+        layer
+            .weights()
+            .iter()
+            .map(|&w| Interval::point(w))
+            .collect(),
+        layer.bias().iter().map(|&b| Interval::point(b)).collect(),
+    )
+}
+
+/// Substitutes the ReLU relaxation of one hidden layer: rows over its post-activations `z`
+/// become rows over its pre-activations `y`.
+fn relu_step(rows: &mut Rows, relax: &[Relu], side: Side) {
+    let width = rows.width;
+    assert_eq!(width, relax.len());
+    rows.coef
+        .par_chunks_mut(width)
+        .zip(rows.cst.par_iter_mut())
+        .for_each(|(row, cst)| {
+            for (a, r) in row.iter_mut().zip(relax) {
+                if a.is_zero() {
+                    continue;
+                }
+                match *r {
+                    Relu::Dead => *a = Interval::ZERO,
+                    Relu::Active => {}
+                    Relu::Unstable {
+                        lambda_one,
+                        slope,
+                        icpt,
+                    } => {
+                        let (p, n) = (a.pos_part(), a.neg_part());
+                        match side {
+                            Side::Lower => {
+                                // a z ≥ a⁺·λy − a⁻·(μ*y + c*)
+                                let lam = if lambda_one { p } else { Interval::ZERO };
+                                *a = lam - n * slope;
+                                *cst = *cst - n * icpt;
+                            }
+                            Side::Upper => {
+                                // a z ≤ a⁺·(μ*y + c*) − a⁻·λy
+                                let lam = if lambda_one { n } else { Interval::ZERO };
+                                *a = p * slope - lam;
+                                *cst = *cst + p * icpt;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Substitutes `v = W v' + b` (exact float weights): rows over the layer's outputs become rows
+/// over its inputs.
+fn affine_step(rows: &Rows, layer: &Affine) -> Rows {
+    let (n_out, n_in) = (layer.outputs(), layer.inputs());
+    assert_eq!(rows.width, n_out);
+    let w = layer.weights();
+    let b = layer.bias();
+    let mut coef = vec![Interval::ZERO; rows.rows() * n_in];
+    let mut cst = rows.cst.clone();
+    coef.par_chunks_mut(n_in)
+        .zip(cst.par_iter_mut())
+        .zip(rows.coef.par_chunks(n_out))
+        .for_each(|((out, c), row)| {
+            for (t, a) in row.iter().enumerate() {
+                if a.is_zero() {
+                    continue;
+                }
+                *c = *c + a.scale(b[t]);
+                let (alo, ahi) = (a.lo, a.hi);
+                for (o, &wv) in out.iter_mut().zip(&w[t * n_in..(t + 1) * n_in]) {
+                    if wv == 0.0 {
+                        continue;
+                    }
+                    // [alo, ahi]·wv with outward rounding, accumulated outward.
+                    let (plo, phi) = if wv > 0.0 {
+                        (mul_down(alo, wv), mul_up(ahi, wv))
+                    } else {
+                        (mul_down(ahi, wv), mul_up(alo, wv))
+                    };
+                    o.lo = add_down(o.lo, plo);
+                    o.hi = add_up(o.hi, phi);
+                }
+            }
+        });
+    Rows::new(n_in, coef, cst)
+}
+
+/// Sound bound on `side` over the box `[lo, hi]` of each row (rows over the input).
+fn concretize(rows: &Rows, lo: &[f64], hi: &[f64], side: Side) -> Vec<f64> {
+    let width = rows.width;
+    assert_eq!(width, lo.len());
+    rows.coef
+        .par_chunks(width)
+        .zip(rows.cst.par_iter())
+        .map(|(row, c)| {
+            let mut acc = match side {
+                Side::Lower => c.lo,
+                Side::Upper => c.hi,
+            };
+            for ((a, &l), &h) in row.iter().zip(lo).zip(hi) {
+                if a.is_zero() {
+                    continue;
+                }
+                let x = Interval::new(l, h);
+                acc = match side {
+                    Side::Lower => add_down(acc, a.mul_lo(x)),
+                    Side::Upper => add_up(acc, a.mul_hi(x)),
+                };
+            }
+            acc
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounds::DeepPoly;
+    use crate::spec::InputBox;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A random network whose weights are `k/16` and biases `k/256` (small integers `k`), so
+    /// that the exact forward pass of a dyadic input is computable in `i128`.
+    fn dyadic_net(rng: &mut ChaCha8Rng, sizes: &[usize]) -> Network {
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(l, s)| {
+                let (n_in, n_out) = (s[0], s[1]);
+                let w = (0..n_in * n_out)
+                    .map(|_| rng.random_range(-24i32..=24) as f64 / 16.0)
+                    .collect();
+                let b = (0..n_out)
+                    .map(|_| rng.random_range(-300i32..=300) as f64 / 256.0)
+                    .collect();
+                Affine::new(l, n_out, n_in, w, b).unwrap()
+            })
+            .collect();
+        Network::new(layers).unwrap()
+    }
+
+    /// Exact forward pass on an input `x = xi / 2^8` (integers `xi`): returns, per affine
+    /// layer, the pre-activations as integers scaled by `2^(8 + 4·(k+1))` and that exponent.
+    fn exact_forward(net: &Network, xi: &[i128]) -> Vec<(Vec<i128>, i32)> {
+        let mut v: Vec<i128> = xi.to_vec();
+        let mut scale = 8; // v = integer / 2^scale
+        let mut out = Vec::new();
+        for (k, layer) in net.layers().iter().enumerate() {
+            let new_scale = scale + 4; // w = kw / 2^4
+            let mut y = Vec::with_capacity(layer.outputs());
+            for j in 0..layer.outputs() {
+                let mut s: i128 = 0;
+                for (i, &wv) in layer.row(j).iter().enumerate() {
+                    s += (wv * 16.0) as i128 * v[i];
+                }
+                // bias k/2^8 at scale new_scale ≥ 12
+                s += (layer.bias()[j] * 256.0) as i128 * (1i128 << (new_scale - 8));
+                y.push(s);
+            }
+            out.push((y.clone(), new_scale));
+            if k + 1 < net.depth() {
+                v = y.into_iter().map(|t| t.max(0)).collect();
+            }
+            scale = new_scale;
+        }
+        out
+    }
+
+    /// The exact rational `n / 2^s` as an f64 (exact: |n| < 2^53 here).
+    fn exact_f64(n: i128, s: i32) -> f64 {
+        assert!(n.unsigned_abs() < 1 << 53);
+        n as f64 / 2f64.powi(s)
+    }
+
+    #[test]
+    fn bounds_contain_exact_values_at_sampled_points_and_corners() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2024);
+        for trial in 0..60 {
+            let depth = rng.random_range(1..=4);
+            let mut sizes = vec![rng.random_range(1..=6)];
+            for _ in 0..depth {
+                sizes.push(rng.random_range(1..=7));
+            }
+            let net = dyadic_net(&mut rng, &sizes);
+            let n = sizes[0];
+            // box ends are dyadic k/2^8 in [-1, 1]
+            let mut lo_i = Vec::new();
+            let mut hi_i = Vec::new();
+            for _ in 0..n {
+                let a = rng.random_range(-256i128..=256);
+                let w = rng.random_range(0i128..=128);
+                lo_i.push(a);
+                hi_i.push(a + w);
+            }
+            let lo: Vec<f64> = lo_i.iter().map(|&v| v as f64 / 256.0).collect();
+            let hi: Vec<f64> = hi_i.iter().map(|&v| v as f64 / 256.0).collect();
+            let p = Prover::new(&net, &lo, &hi).unwrap();
+            // logit bounds: each logit as a difference with... use pairs (j, j) would be 0;
+            // instead bound every logit by rows e_j over the last layer's input.
+            let last = &net.layers()[net.depth() - 1];
+            let logit_rows = exact_rows(last);
+            let llo = p.back_substitute(logit_rows.clone(), net.depth() - 1, Side::Lower);
+            let lhi = p.back_substitute(logit_rows, net.depth() - 1, Side::Upper);
+            let classes = net.output_dim();
+            let pairs: Vec<(usize, usize)> = (0..classes)
+                .flat_map(|a| (0..classes).filter(move |&b| b != a).map(move |b| (a, b)))
+                .collect();
+            let diff = p.logit_difference_lower_bounds(&pairs);
+            let samples = 300;
+            for s in 0..samples + (1 << n.min(6)) {
+                let xi: Vec<i128> = if s < samples {
+                    (0..n)
+                        .map(|i| rng.random_range(lo_i[i]..=hi_i[i]))
+                        .collect()
+                } else {
+                    let c = s - samples; // corners
+                    (0..n)
+                        .map(|i| if (c >> i) & 1 == 1 { hi_i[i] } else { lo_i[i] })
+                        .collect()
+                };
+                let ex = exact_forward(&net, &xi);
+                for (k, (ys, sc)) in ex.iter().enumerate() {
+                    for (j, &yv) in ys.iter().enumerate() {
+                        let y = exact_f64(yv, *sc);
+                        if k + 1 < net.depth() {
+                            let b = p.hidden_bounds(k)[j];
+                            assert!(b.contains(y), "trial {trial} layer {k} neuron {j}");
+                        } else {
+                            assert!(llo[j] <= y && y <= lhi[j], "trial {trial} logit {j}");
+                        }
+                    }
+                }
+                let (logits, sc) = &ex[ex.len() - 1];
+                for (r, &(a, b)) in pairs.iter().enumerate() {
+                    let d = exact_f64(logits[a] - logits[b], *sc);
+                    assert!(diff[r] <= d, "trial {trial} pair {a},{b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn margins_agree_with_the_synthesis_deeppoly() {
+        // Not a soundness argument (that one is above): a check that the relaxation family is
+        // the same, so the checker proves what the synthesis proved.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20 {
+            let net = dyadic_net(&mut rng, &[8, 12, 10, 4]);
+            let center: Vec<f64> = (0..8).map(|_| rng.random_range(0.0..1.0)).collect();
+            let bx = InputBox::linf_ball(&center, 0.02).unwrap();
+            let p = Prover::new(&net, bx.lo(), bx.hi()).unwrap();
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            for label in 0..4 {
+                let ours = p.margin(OutputSpec::Robust { label });
+                let theirs = dp.robustness_margin(label).unwrap();
+                assert!(
+                    (ours - theirs).abs() <= 1e-9 * (1.0 + theirs.abs()),
+                    "{ours} vs {theirs}"
+                );
+                let (_, t2) = dp
+                    .prove_output(OutputSpec::NotTarget { target: label })
+                    .unwrap();
+                let o2 = p.margin(OutputSpec::NotTarget { target: label });
+                assert!((o2 - t2).abs() <= 1e-9 * (1.0 + t2.abs()), "{o2} vs {t2}");
+            }
+        }
+    }
+
+    #[test]
+    fn relu_relaxation_encloses_the_chord() {
+        for &(l, u) in &[(-1.0, 2.0), (-3.0, 0.1), (-1e-300, 1e-300), (-0.1, 0.3)] {
+            match Relu::new(l, u) {
+                Relu::Unstable {
+                    lambda_one,
+                    slope,
+                    icpt,
+                } => {
+                    assert_eq!(lambda_one, u > -l);
+                    let mu = u / (u - l);
+                    assert!(slope.lo <= mu && mu <= slope.hi && slope.hi <= 1.0);
+                    assert!(icpt.lo <= -mu * l && -mu * l <= icpt.hi);
+                }
+                r => panic!("{r:?}"),
+            }
+        }
+        assert_eq!(Relu::new(-1.0, 0.0), Relu::Dead);
+        assert_eq!(Relu::new(0.0, 1.0), Relu::Active);
+    }
+
+    #[test]
+    fn trivial_output_conditions() {
+        let l = Affine::new(0, 1, 2, vec![1.0, -1.0], vec![0.5]).unwrap();
+        let net = Network::new(vec![l]).unwrap();
+        let p = Prover::new(&net, &[0.0, 0.0], &[1.0, 1.0]).unwrap();
+        assert_eq!(p.margin(OutputSpec::Robust { label: 0 }), f64::INFINITY);
+        assert_eq!(
+            p.margin(OutputSpec::NotTarget { target: 0 }),
+            f64::NEG_INFINITY
+        );
+        assert!(Prover::new(&net, &[0.0], &[1.0]).is_err());
+        assert!(Prover::new(&net, &[0.0, f64::NAN], &[1.0, 1.0]).is_err());
+        assert!(Prover::new(&net, &[0.0, 2.0], &[1.0, 1.0]).is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! Checks of a certified property's statement: the box is well formed, it covers the input
+//! region the certificate claims (the exact rational L∞ ball of the recorded pixels), and the
+//! output condition names an existing class.
+//!
+//! A box that is *larger* than the claimed region is fine (proving more is still a proof of
+//! the claim); a box that misses part of it is not. The comparison is made against floats
+//! that are certainly on the correct side of the exact rationals: `k/255` is bracketed by
+//! `next_down`/`next_up` of its rounded value, `eps` by an upper bound of both the recorded
+//! `f64` and the exact value of its text (`2/255`, `0.0078`), and each subtraction / addition
+//! is stepped outward once more — sound whatever the rounding mode (see
+//! [`super::interval`]).
+
+use crate::certificate::CertifiedProperty;
+use crate::spec::OutputSpec;
+
+use super::interval::{add_up, sub_down};
+
+/// A float `≥` the exact radius stated by the text (`"2/255"`, `"0.0078"`), or why the text
+/// is not a radius.
+///
+/// A decimal parses to the nearest float, so the exact decimal is `≤ next_up` of it. A
+/// fraction of two integers below `2^53` is exact on both sides, so one rounding of the
+/// quotient; other fractions are bounded by rounding the numerator up and the denominator
+/// down first.
+pub fn eps_text_upper_bound(text: &str) -> Result<f64, String> {
+    let bad = |why: &str| format!("eps_text {text:?} is not a radius: {why}");
+    let t = text.trim();
+    let num = |s: &str| -> Result<f64, String> {
+        let v: f64 = s.trim().parse().map_err(|_| bad("not a number"))?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(bad("must be finite and ≥ 0"));
+        }
+        Ok(v)
+    };
+    let is_int = |s: &str| {
+        let s = s.trim();
+        !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let v = if let Some((n, d)) = t.split_once('/') {
+        let (nv, dv) = (num(n)?, num(d)?);
+        if dv == 0.0 {
+            return Err(bad("zero denominator"));
+        }
+        if nv == 0.0 {
+            0.0
+        } else if is_int(n) && is_int(d) {
+            (nv / dv).next_up()
+        } else {
+            (nv.next_up() / dv.next_down()).next_up()
+        }
+    } else {
+        let v = num(t)?;
+        if v == 0.0 { 0.0 } else { v.next_up() }
+    };
+    Ok(v)
+}
+
+/// Reasons why the property's box is malformed for a network with `input_dim` inputs or does
+/// not contain the region recorded in `source` (empty when it is fine).
+///
+/// With raw pixels `k_i` and a radius recorded, the box must contain
+/// `[max(k_i/255 − eps, 0), min(k_i/255 + eps, 1)]` for every `i`, where `eps` is the larger
+/// of the recorded `f64` radius and the exact value of `eps_text`. With radius `0` the
+/// region is the data set's own input `fl(k_i/255)` (the rational point itself is not a
+/// float), which the box must contain.
+pub fn check_input_region(prop: &CertifiedProperty, input_dim: usize) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let (lo, hi) = (prop.input.lo(), prop.input.hi());
+    if lo.len() != input_dim || hi.len() != input_dim {
+        reasons.push(format!(
+            "the box has {}/{} lower/upper ends, the network takes {input_dim} inputs",
+            lo.len(),
+            hi.len()
+        ));
+        return reasons;
+    }
+    if let Some(i) = (0..input_dim).find(|&i| !(lo[i].is_finite() && hi[i].is_finite())) {
+        reasons.push(format!("box entry {i} is not finite"));
+        return reasons;
+    }
+    if let Some(i) = (0..input_dim).find(|&i| lo[i] > hi[i]) {
+        reasons.push(format!(
+            "box entry {i} is empty: lower {:?} > upper {:?}",
+            lo[i], hi[i]
+        ));
+        return reasons;
+    }
+    let (Some(pixels), Some(eps)) = (&prop.source.pixels, prop.source.eps) else {
+        return reasons;
+    };
+    if pixels.len() != input_dim {
+        reasons.push(format!(
+            "source.pixels has {} entries, the box {input_dim}",
+            pixels.len()
+        ));
+        return reasons;
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        reasons.push(format!("source.eps {eps:?} is not a radius"));
+        return reasons;
+    }
+    let mut eps_up = eps;
+    if let Some(text) = &prop.source.eps_text {
+        match eps_text_upper_bound(text) {
+            Ok(e) => eps_up = eps_up.max(e),
+            Err(r) => {
+                reasons.push(r);
+                return reasons;
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    for (i, &k) in pixels.iter().enumerate() {
+        let x = k as f64 / 255.0;
+        let ok = if eps_up == 0.0 {
+            lo[i] <= x && x <= hi[i]
+        } else {
+            // need_lo ≤ k/255 − eps (exactly), need_hi ≥ k/255 + eps (exactly).
+            let need_lo = sub_down(x.next_down(), eps_up);
+            let need_hi = add_up(x.next_up(), eps_up);
+            (lo[i] <= 0.0 || lo[i] <= need_lo) && (hi[i] >= 1.0 || hi[i] >= need_hi)
+        };
+        if !ok {
+            bad.push(i);
+        }
+    }
+    if let Some(&i) = bad.first() {
+        reasons.push(format!(
+            "the box does not contain the claimed region [max(k/255 − eps, 0), \
+             min(k/255 + eps, 1)] (eps = {}): {} coordinate(s) miss it, first {i} \
+             (pixel {}, box [{:?}, {:?}])",
+            prop.source.eps_text.as_deref().unwrap_or("source.eps"),
+            bad.len(),
+            pixels[i],
+            lo[i],
+            hi[i]
+        ));
+    }
+    reasons
+}
+
+/// Why the output condition is malformed for a network with `classes` logits, if it is.
+pub fn check_output(spec: OutputSpec, classes: usize) -> Option<String> {
+    let (what, class) = match spec {
+        OutputSpec::Robust { label } => ("label", label),
+        OutputSpec::NotTarget { target } => ("target", target),
+    };
+    (class >= classes)
+        .then(|| format!("output {what} {class} out of range: the QNN has {classes} outputs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certificate::PropertySource;
+    use crate::spec::InputBox;
+
+    fn prop(bx: InputBox, pixels: Vec<u8>, eps: f64, text: &str) -> CertifiedProperty {
+        CertifiedProperty {
+            input: bx,
+            output: OutputSpec::Robust { label: 0 },
+            source: PropertySource {
+                data: None,
+                id: None,
+                pixels: Some(pixels),
+                eps_text: Some(text.into()),
+                eps: Some(eps),
+            },
+            margin: 1.0,
+        }
+    }
+
+    #[test]
+    fn synthesis_boxes_pass_for_every_pixel_value() {
+        let pixels: Vec<u8> = (0..=255).collect();
+        let x: Vec<f64> = pixels.iter().map(|&k| k as f64 / 255.0).collect();
+        for text in [
+            "0", "1/255", "2/255", "3/255", "4/255", "5/255", "0.01", "0.0078", "0.1", "1/3",
+            "10/255", "0.5",
+        ] {
+            let eps = crate::spec::parse_eps(text).unwrap();
+            let bx = InputBox::linf_ball(&x, eps).unwrap();
+            let r = check_input_region(&prop(bx, pixels.clone(), eps, text), 256);
+            assert!(r.is_empty(), "{text}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_box_that_misses_the_region_is_rejected() {
+        let pixels: Vec<u8> = vec![0, 17, 128, 255];
+        let x: Vec<f64> = pixels.iter().map(|&k| k as f64 / 255.0).collect();
+        let eps = 2.0 / 255.0;
+        // the box for a smaller radius
+        let small = InputBox::linf_ball(&x, 1.0 / 255.0).unwrap();
+        let r = check_input_region(&prop(small, pixels.clone(), eps, "2/255"), 4);
+        assert_eq!(r.len(), 1, "{r:?}");
+        // pixel 0: the upper end misses; 255: the lower end; 17 and 128: both
+        assert!(
+            r[0].contains("4 coordinate(s) miss it, first 0"),
+            "{}",
+            r[0]
+        );
+        // the box for eps computed naively (no outward slack) misses by an ulp somewhere
+        let naive_lo: Vec<f64> = x.iter().map(|v| (v - eps).max(0.0)).collect();
+        let naive_hi: Vec<f64> = x.iter().map(|v| (v + eps).min(1.0)).collect();
+        let mut lo = naive_lo.clone();
+        lo[2] = lo[2].next_up().next_up();
+        let r = check_input_region(
+            &prop(
+                InputBox::new(lo, naive_hi).unwrap(),
+                pixels.clone(),
+                eps,
+                "2/255",
+            ),
+            4,
+        );
+        assert!(!r.is_empty());
+        // a text radius larger than the recorded f64 counts
+        let bx = InputBox::linf_ball(&x, eps).unwrap();
+        assert!(!check_input_region(&prop(bx.clone(), pixels.clone(), eps, "3/255"), 4).is_empty());
+        assert!(!check_input_region(&prop(bx.clone(), pixels.clone(), eps, "x/255"), 4).is_empty());
+        // dimension mismatch
+        assert!(!check_input_region(&prop(bx, pixels, eps, "2/255"), 5).is_empty());
+    }
+
+    #[test]
+    fn eps_text_bounds() {
+        assert!(eps_text_upper_bound("1/255").unwrap() >= 1.0 / 255.0);
+        assert_eq!(eps_text_upper_bound("0").unwrap(), 0.0);
+        assert_eq!(eps_text_upper_bound("0/7").unwrap(), 0.0);
+        assert!(eps_text_upper_bound("0.5/127.5").unwrap() >= 1.0 / 255.0);
+        assert!(eps_text_upper_bound("-1").is_err());
+        assert!(eps_text_upper_bound("1/0").is_err());
+        assert!(eps_text_upper_bound("inf").is_err());
+        assert!(eps_text_upper_bound("abc").is_err());
+    }
+
+    #[test]
+    fn output_classes() {
+        assert!(check_output(OutputSpec::Robust { label: 9 }, 10).is_none());
+        assert!(check_output(OutputSpec::Robust { label: 10 }, 10).is_some());
+        assert!(check_output(OutputSpec::NotTarget { target: 12 }, 10).is_some());
+    }
+}
