@@ -220,6 +220,11 @@ fn too_few_bits_cannot_be_certified_and_are_attackable() {
     let out = synthesize(&net, &prop, x, &Cbc, &opts).unwrap();
     assert_eq!(out.status, SynthStatus::Unknown);
     assert!(out.strategy.is_none() && out.qnn.is_none());
+    // and the under-quantized network really is not robust there: the attack finds a point
+    let q = Strategy::from_fracs(&net, &vec![1; net.depth()]).unwrap().apply(&net).unwrap();
+    let cx = find_counterexample(&q, &prop, &AttackOptions::default()).expect("a counterexample");
+    assert!(prop.input.contains(&cx));
+    assert_ne!(q.predict(&cx), ds.label(id).unwrap());
 }
 
 fn set_case(sh: &Path, name: &str) {

@@ -95,3 +95,81 @@ pub fn verify(r: &VerifyRequest<'_>) -> Result<Outcome> {
         Outcome::NotProven
     })
 }
+
+/// Arguments of `certquant attack`.
+pub struct AttackRequest<'a> {
+    pub model: &'a Path,
+    pub data: &'a Path,
+    pub id: usize,
+    pub eps: &'a str,
+    pub label: Option<usize>,
+    pub seed: u64,
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct AttackReport {
+    counterexample_found: bool,
+    id: usize,
+    eps: f64,
+    label: usize,
+    counterexample_prediction: Option<usize>,
+    seconds: f64,
+}
+
+/// `certquant attack`: random sampling, box corners and PGD inside the box.
+/// Exit 0 when no counterexample is found, 1 when one is (it is printed with --json).
+pub fn attack(r: &AttackRequest<'_>) -> Result<Outcome> {
+    use certquant::attack::{AttackOptions, find_counterexample};
+    use certquant::spec::{OutputSpec, Property};
+    let eps = parse_eps(r.eps)?;
+    let m = load_model(r.model)?;
+    let ds = load_data(r.data, &m.net)?;
+    let x = input(&ds, r.id, r.data)?;
+    let label = r
+        .label
+        .or(ds.label(r.id))
+        .unwrap_or_else(|| m.net.predict(x));
+    if label >= m.net.output_dim() {
+        bail!(
+            "label {label} out of range: the model has {} outputs",
+            m.net.output_dim()
+        );
+    }
+    let prop = Property {
+        input: InputBox::linf_ball(x, eps)?,
+        output: OutputSpec::Robust { label },
+    };
+    let t = std::time::Instant::now();
+    let opts = AttackOptions {
+        seed: r.seed,
+        ..AttackOptions::default()
+    };
+    let cx = find_counterexample(&m.net, &prop, &opts);
+    let report = AttackReport {
+        counterexample_found: cx.is_some(),
+        id: r.id,
+        eps,
+        label,
+        counterexample_prediction: cx.as_ref().map(|p| m.net.predict(p)),
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    if r.json {
+        print_json(&report)?;
+    } else if let Some(p) = report.counterexample_prediction {
+        println!(
+            "id {} eps {}: COUNTEREXAMPLE found (predicted {p}, label {label})",
+            r.id, r.eps
+        );
+    } else {
+        println!(
+            "id {} eps {}: no counterexample found ({:.2} s)",
+            r.id, r.eps, report.seconds
+        );
+    }
+    Ok(if cx.is_some() {
+        Outcome::NotProven
+    } else {
+        Outcome::Proven
+    })
+}

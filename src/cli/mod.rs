@@ -42,6 +42,8 @@ enum Command {
     Bench(BenchCommand),
     /// Train a small ReLU MLP (how the embedded demo network was made).
     Train(train::TrainArgs),
+    /// Search the box for a counterexample (random, corners, PGD); exit 1 if one is found.
+    Attack(AttackArgs),
     /// Re-check a certificate independently (exit 0 valid, 1 invalid, 2 unreadable input).
     Check(check::CheckArgs),
 }
@@ -97,6 +99,30 @@ struct VerifyArgs {
     /// Class to prove (default: the data set's label, else the network's prediction).
     #[arg(long)]
     label: Option<usize>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct AttackArgs {
+    /// ONNX model (e.g. a QNN written by synth).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Index of the input (0-based).
+    #[arg(long)]
+    id: usize,
+    /// L∞ radius: a decimal or a fraction such as 2/255.
+    #[arg(long, allow_hyphen_values = true)]
+    eps: String,
+    /// Class that must stay on top (default: the data set's label, else the prediction).
+    #[arg(long)]
+    label: Option<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -250,5 +276,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Train(a) => train::train(&a),
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
         Command::Check(a) => check::check(&a),
+        Command::Attack(a) => eval::attack(&eval::AttackRequest {
+            model: &a.model,
+            data: &a.data.data,
+            id: a.id,
+            eps: &a.eps,
+            label: a.label,
+            seed: a.seed,
+            json: a.json,
+        }),
     }
 }
