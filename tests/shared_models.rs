@@ -221,7 +221,10 @@ fn too_few_bits_cannot_be_certified_and_are_attackable() {
     assert_eq!(out.status, SynthStatus::Unknown);
     assert!(out.strategy.is_none() && out.qnn.is_none());
     // and the under-quantized network really is not robust there: the attack finds a point
-    let q = Strategy::from_fracs(&net, &vec![1; net.depth()]).unwrap().apply(&net).unwrap();
+    let q = Strategy::from_fracs(&net, &vec![1; net.depth()])
+        .unwrap()
+        .apply(&net)
+        .unwrap();
     let cx = find_counterexample(&q, &prop, &AttackOptions::default()).expect("a counterexample");
     assert!(prop.input.contains(&cx));
     assert_ne!(q.predict(&cx), ds.label(id).unwrap());
@@ -297,4 +300,51 @@ fn property_set_search_is_optimal_on_small_nets() {
     let Some(sh) = shared() else { return };
     set_case(&sh, "mnist_1blk_10.onnx");
     set_case(&sh, "mnist_2blk_10_10.onnx");
+}
+
+#[test]
+fn fast_and_paper_preimage_engines_agree_on_small_nets() {
+    use certquant::preimage::{Engine, PreimageOptions, compute_preimages};
+    use certquant::synth::pre_activations;
+    let Some(sh) = shared() else { return };
+    let ds = mnist(&sh);
+    for name in ["mnist_1blk_10.onnx", "mnist_2blk_10_10.onnx"] {
+        let net = model(&sh, name);
+        let mut compared = 0;
+        for id in 0..30 {
+            let x = ds.image(id).unwrap();
+            let bx = InputBox::linf_ball(x, 2.0 / 255.0).unwrap();
+            let spec = OutputSpec::Robust {
+                label: ds.label(id).unwrap(),
+            };
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            if !dp.prove_output(spec).unwrap().0 {
+                continue;
+            }
+            let centre = pre_activations(&net, x);
+            let run = |engine| {
+                let opts = PreimageOptions {
+                    engine,
+                    ..PreimageOptions::default()
+                };
+                compute_preimages(&dp, &centre, spec, &Cbc, &opts).unwrap()
+            };
+            let (fast, paper) = (run(Engine::Fast), run(Engine::Paper));
+            for (f, p) in fast.iter().zip(&paper) {
+                let tol = 1e-4 * (1.0 + p.chi.abs());
+                assert!(
+                    (f.chi - p.chi).abs() <= tol,
+                    "{name} id {id} layer {}: fast {} paper {}",
+                    f.layer,
+                    f.chi,
+                    p.chi
+                );
+            }
+            compared += 1;
+            if compared == 4 {
+                break;
+            }
+        }
+        assert_eq!(compared, 4, "{name}");
+    }
 }
