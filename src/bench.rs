@@ -79,6 +79,9 @@ pub struct TaskRecord {
     /// Wall-clock seconds of the whole task (set by the bench).
     #[serde(default)]
     pub wall_seconds: f64,
+    /// With `--attack`: whether a concrete counterexample was found.
+    #[serde(default)]
+    pub attack_counterexample: Option<bool>,
 }
 
 /// Bits of one layer.
@@ -145,6 +148,10 @@ pub struct Summary {
     pub median_quantize_seconds: f64,
     /// Median wall-clock seconds per task.
     pub median_wall_seconds: f64,
+    /// Tasks attacked (with `--attack`).
+    pub attacked: usize,
+    /// Unknown tasks with a real counterexample (the method's answer was right to fail).
+    pub unknown_with_counterexample: usize,
 }
 
 /// Median of a sample (mean of the two middle values for even sizes; 0 for none).
@@ -211,6 +218,14 @@ pub fn summarize(recs: &[TaskRecord]) -> Summary {
         mean_quantize_seconds: mean(&qua),
         median_quantize_seconds: median(&qua),
         median_wall_seconds: median(&wall),
+        attacked: recs
+            .iter()
+            .filter(|r| r.attack_counterexample.is_some())
+            .count(),
+        unknown_with_counterexample: recs
+            .iter()
+            .filter(|r| r.status == "unknown" && r.attack_counterexample == Some(true))
+            .count(),
     }
 }
 
@@ -232,6 +247,7 @@ mod tests {
             quantize_seconds: p / 10.0,
             qnn_accuracy: (status == "certified").then_some(0.9),
             wall_seconds: p,
+            attack_counterexample: None,
         }
     }
 

@@ -363,6 +363,7 @@ fn bench_smoke_with_resume() {
             "--summary",
             s(&summary),
             "--json",
+            "--attack",
         ]
         .iter()
         .map(|x| x.to_string())
@@ -385,6 +386,7 @@ fn bench_smoke_with_resume() {
     }
     let sum: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(sum["tasks"], 6);
+    assert_eq!(sum["attacked"], 6);
     // refuses to overwrite without --resume
     let again = bin().args(args(&[])).output().unwrap();
     assert_eq!(again.status.code(), Some(2));

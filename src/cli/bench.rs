@@ -76,6 +76,9 @@ fn synth_args(o: &SynthOpts) -> Vec<String> {
     if o.relaxed {
         a.push("--relaxed".into());
     }
+    if o.attack {
+        a.push("--attack".into());
+    }
     if let Some(b) = o.min_frac {
         a.extend(["--min-frac".into(), b.to_string()]);
     }
@@ -136,10 +139,15 @@ fn run_one(a: &BenchRobustnessArgs, id: usize, eps: &str) -> Result<serde_json::
             let out = child.wait_with_output()?;
             match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
                 Ok(v) => v,
-                Err(_) => serde_json::json!({
-                    "status": "error", "id": id, "eps_text": eps,
-                    "error": String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                }),
+                Err(_) => {
+                    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                    let status = if err.contains("SOUNDNESS BUG") {
+                        "soundness-bug"
+                    } else {
+                        "error"
+                    };
+                    serde_json::json!({"status": status, "id": id, "eps_text": eps, "error": err})
+                }
             }
         }
     };
@@ -263,6 +271,13 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
     } else {
         print_summary(&a.model, &summary);
     }
+    let bugs = recs.iter().filter(|r| r.status == "soundness-bug").count();
+    if bugs > 0 {
+        bail!(
+            "{bugs} certified result(s) were contradicted by a concrete counterexample (see {})",
+            a.out.display()
+        );
+    }
     for p in &plot_paths {
         if a.json {
             eprintln!("plot {}", p.display());
@@ -282,6 +297,12 @@ pub fn print_summary(model: &Path, s: &Summary) {
         s.tasks, s.certified, s.not_certified, s.timeouts, s.errors, s.property_fails
     );
     println!("  avg bits per layer ({})", bits.join(", "));
+    if s.attacked > 0 {
+        println!(
+            "  attacked {} tasks: no counterexample on any certified QNN; {} unknown task(s) have a real counterexample",
+            s.attacked, s.unknown_with_counterexample
+        );
+    }
     if let Some(a) = s.avg_qnn_accuracy {
         println!("  avg QNN accuracy {:.2}%", a * 100.0);
     }

@@ -112,6 +112,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
                 preimage: PreimageArg::Fast,
                 chi_max: 4.0,
                 time_limit: Some(60.0),
+                attack: true,
             };
             let task = Task {
                 model: &model,

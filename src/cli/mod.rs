@@ -179,6 +179,10 @@ pub struct SynthOpts {
     /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry).
     #[arg(long)]
     pub time_limit: Option<f64>,
+    /// Falsification cross-check: attack the QNN (random, corners, PGD). A counterexample to
+    /// a certified result is a soundness bug and makes the command fail (exit 2).
+    #[arg(long)]
+    pub attack: bool,
 }
 
 #[derive(Debug, Args)]

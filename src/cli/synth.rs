@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use certquant::attack::{AttackOptions, find_counterexample};
 use certquant::certificate::{
     Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, sha256_hex,
 };
@@ -58,6 +59,10 @@ pub struct RobustnessReport {
     pub relaxed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qnn_accuracy: Option<f64>,
+    /// With --attack: whether a concrete counterexample was found on the QNN (for unknown
+    /// tasks: on the network quantized with the accepted configs and B_u for the rest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack_counterexample: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qnn_model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,9 +141,21 @@ pub fn run_task(
         },
         relaxed: sopts.relaxed,
         qnn_accuracy: None,
+        attack_counterexample: None,
         qnn_model: None,
         certificate: None,
     };
+    if opts.attack {
+        report.attack_counterexample = attack_target(&t.model.net, &outcome, &sopts)
+            .map(|q| find_counterexample(&q, &prop, &AttackOptions::default()).is_some());
+        if report.status == SynthStatus::Certified && report.attack_counterexample == Some(true) {
+            anyhow::bail!(
+                "SOUNDNESS BUG: the attack found a counterexample to a certified result (id {}, eps {})",
+                t.id,
+                t.eps_text
+            );
+        }
+    }
     if let (Some(qnn), Some(strategy)) = (&outcome.qnn, &outcome.strategy) {
         if with_accuracy {
             report.qnn_accuracy = Some(accuracy(qnn, t.ds, None)?.0);
@@ -170,6 +187,33 @@ pub fn run_task(
         }
     }
     Ok((report, outcome))
+}
+
+/// The network an attack should target: the certified QNN, or for an unknown task the
+/// network with the accepted configs and `B_u` on every remaining layer.
+fn attack_target(
+    net: &certquant::model::Network,
+    o: &SynthOutcome,
+    s: &SynthOptions,
+) -> Option<certquant::model::Network> {
+    if let Some(q) = &o.qnn {
+        return Some(q.clone());
+    }
+    if o.status != SynthStatus::Unknown {
+        return None;
+    }
+    let fracs: Vec<u32> = (0..net.depth())
+        .map(|i| {
+            o.layers
+                .get(i)
+                .and_then(|l| l.config)
+                .map_or(s.max_frac, |c| c.frac())
+        })
+        .collect();
+    certquant::quantize::Strategy::from_fracs(net, &fracs)
+        .ok()?
+        .apply(net)
+        .ok()
 }
 
 /// Writes `qnn.onnx` and `certificate.json` into `dir`; returns their paths.
