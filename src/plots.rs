@@ -715,6 +715,7 @@ mod tests {
             quantize_seconds: pre / 100.0,
             qnn_accuracy: Some(0.9),
             wall_seconds: pre + 1.0,
+            attack_counterexample: None,
         }
     }
 
