@@ -62,6 +62,9 @@ pub struct SynthOptions {
     pub min_frac: u32,
     /// Largest fractional width tried (`B_u`).
     pub max_frac: u32,
+    /// Time limit (s) of the relaxed mode's MILP counting simultaneous failures; on expiry
+    /// its proven upper bound is used (pessimistic: may cost bits, never soundness).
+    pub relaxed_time_limit: f64,
 }
 
 impl SynthOptions {
@@ -73,6 +76,7 @@ impl SynthOptions {
             relaxed_fraction: 0.25,
             min_frac: if relaxed { 2 } else { 1 },
             max_frac: 16,
+            relaxed_time_limit: RELAXED_CHECK_SECONDS,
         }
     }
 
@@ -85,6 +89,11 @@ impl SynthOptions {
         }
         if self.max_frac > 40 {
             return Err(SynthError::Options("max-frac must be ≤ 40".into()));
+        }
+        if !(self.relaxed_time_limit.is_finite() && self.relaxed_time_limit > 0.0) {
+            return Err(SynthError::Options(
+                "relaxed-time-limit must be positive".into(),
+            ));
         }
         if !(self.preimage.chi_max.is_finite() && self.preimage.chi_max > 0.0) {
             return Err(SynthError::Options(
@@ -240,7 +249,14 @@ pub fn synthesize(
                     let worst = if fails.len() <= limit {
                         fails.len()
                     } else {
-                        max_simultaneous(&fails, limit, bx.lo(), bx.hi(), backend, &opts.preimage)?
+                        max_simultaneous(
+                            &fails,
+                            limit,
+                            bx.lo(),
+                            bx.hi(),
+                            backend,
+                            opts.relaxed_time_limit,
+                        )?
                     };
                     record.max_simultaneous_failures = Some(worst);
                     worst <= limit
@@ -344,7 +360,7 @@ fn max_simultaneous(
     lo: &[f64],
     hi: &[f64],
     backend: &dyn Backend,
-    opts: &PreimageOptions,
+    time_limit: f64,
 ) -> Result<usize, SynthError> {
     // Cheap lower bound first: at the box vertex minimising each check, count how many checks
     // fail there; more than `limit` at one point settles the question without a solver.
@@ -383,7 +399,7 @@ fn max_simultaneous(
     let s = backend.solve(
         &p,
         &SolveOptions {
-            time_limit: Some(opts.time_limit.unwrap_or(RELAXED_CHECK_SECONDS)),
+            time_limit: Some(time_limit),
         },
     )?;
     Ok(match s.status {
@@ -398,7 +414,7 @@ fn max_simultaneous(
     })
 }
 
-/// Default time limit of the relaxed-mode MILP when no `--time-limit` is given.
+/// Default time limit of the relaxed-mode MILP.
 pub const RELAXED_CHECK_SECONDS: f64 = 10.0;
 
 /// Convenience: options from the CLI vocabulary.

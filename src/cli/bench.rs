@@ -72,6 +72,8 @@ fn synth_args(o: &SynthOpts) -> Vec<String> {
         format!("{:?}", o.preimage).to_lowercase(),
         "--chi-max".into(),
         o.chi_max.to_string(),
+        "--relaxed-time-limit".into(),
+        o.relaxed_time_limit.to_string(),
     ];
     if o.relaxed {
         a.push("--relaxed".into());

@@ -113,6 +113,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
                 chi_max: 4.0,
                 time_limit: Some(60.0),
                 attack: true,
+                relaxed_time_limit: 10.0,
             };
             let task = Task {
                 model: &model,

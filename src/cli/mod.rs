@@ -179,6 +179,10 @@ pub struct SynthOpts {
     /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry).
     #[arg(long)]
     pub time_limit: Option<f64>,
+    /// Time limit (s) of the relaxed mode's MILP counting simultaneous check failures (on
+    /// expiry its proven bound is used: pessimistic, never unsound).
+    #[arg(long, default_value_t = 10.0)]
+    pub relaxed_time_limit: f64,
     /// Falsification cross-check: attack the QNN (random, corners, PGD). A counterexample to
     /// a certified result is a soundness bug and makes the command fail (exit 2).
     #[arg(long)]

@@ -86,6 +86,7 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
     };
     s.preimage.chi_max = o.chi_max;
     s.preimage.time_limit = o.time_limit;
+    s.relaxed_time_limit = o.relaxed_time_limit;
     s
 }
 
