@@ -57,6 +57,9 @@ pub struct BenchRobustnessArgs {
     /// Print the summary as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Keep every certified task's QNN and certificate in DIR/id<ID>_eps<EPS>/.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
     /// Also write SVG plots of the results here (χ box plots, bit-width histogram, times).
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
@@ -119,6 +122,9 @@ fn run_one(a: &BenchRobustnessArgs, id: usize, eps: &str) -> Result<serde_json::
     .stderr(Stdio::piped());
     if !a.no_accuracy {
         cmd.arg("--accuracy");
+    }
+    if let Some(dir) = &a.artifacts {
+        cmd.arg("--out").arg(dir.join(format!("id{id}_eps{}", eps.replace('/', "_"))));
     }
     let start = Instant::now();
     let mut child = cmd.spawn().context("cannot start a worker process")?;
