@@ -124,7 +124,8 @@ fn run_one(a: &BenchRobustnessArgs, id: usize, eps: &str) -> Result<serde_json::
         cmd.arg("--accuracy");
     }
     if let Some(dir) = &a.artifacts {
-        cmd.arg("--out").arg(dir.join(format!("id{id}_eps{}", eps.replace('/', "_"))));
+        cmd.arg("--out")
+            .arg(dir.join(format!("id{id}_eps{}", eps.replace('/', "_"))));
     }
     let start = Instant::now();
     let mut child = cmd.spawn().context("cannot start a worker process")?;
