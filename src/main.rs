@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = cli::Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CERTQUANT_LOG").unwrap_or_else(|_| {
@@ -47,5 +48,16 @@ fn orphan_watchdog() {
                 }
             }
         });
+    }
+}
+
+/// Piping into `head` must end the program quietly, as with any Unix tool, instead of making
+/// `println!` panic on a closed pipe: restore the default SIGPIPE action that Rust's runtime
+/// sets to "ignore".
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
