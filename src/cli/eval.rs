@@ -39,6 +39,47 @@ pub struct VerifyRequest<'a> {
     pub json: bool,
 }
 
+/// A local-robustness question about one input: the loaded model, the radius, the label to
+/// keep, the prediction at the centre and the input box.
+struct PointProperty {
+    model: super::common::LoadedModel,
+    eps: f64,
+    label: usize,
+    prediction: usize,
+    input: InputBox,
+}
+
+/// Loads model and data and builds the robustness box of input `id` (shared by `verify` and
+/// `attack`). The label defaults to the data set's, else the network's prediction.
+fn point_property(
+    model: &Path,
+    data: &Path,
+    id: usize,
+    eps: &str,
+    label: Option<usize>,
+) -> Result<PointProperty> {
+    let eps = parse_eps(eps)?;
+    let m = load_model(model)?;
+    let ds = load_data(data, &m.net)?;
+    let x = input(&ds, id, data)?;
+    let prediction = m.net.predict(x);
+    let label = label.or(ds.label(id)).unwrap_or(prediction);
+    if label >= m.net.output_dim() {
+        bail!(
+            "label {label} out of range: the model has {} outputs",
+            m.net.output_dim()
+        );
+    }
+    let input = InputBox::linf_ball(x, eps)?;
+    Ok(PointProperty {
+        model: m,
+        eps,
+        label,
+        prediction,
+        input,
+    })
+}
+
 #[derive(Serialize)]
 struct VerifyReport {
     verified: bool,
@@ -52,19 +93,13 @@ struct VerifyReport {
 
 /// `certquant verify`: DeepPoly proof of local robustness.
 pub fn verify(r: &VerifyRequest<'_>) -> Result<Outcome> {
-    let eps = parse_eps(r.eps)?;
-    let m = load_model(r.model)?;
-    let ds = load_data(r.data, &m.net)?;
-    let x = input(&ds, r.id, r.data)?;
-    let prediction = m.net.predict(x);
-    let label = r.label.or(ds.label(r.id)).unwrap_or(prediction);
-    if label >= m.net.output_dim() {
-        bail!(
-            "label {label} out of range: the model has {} outputs",
-            m.net.output_dim()
-        );
-    }
-    let bx = InputBox::linf_ball(x, eps)?;
+    let PointProperty {
+        model: m,
+        eps,
+        label,
+        prediction,
+        input: bx,
+    } = point_property(r.model, r.data, r.id, r.eps, r.label)?;
     let t = std::time::Instant::now();
     let dp = DeepPoly::run(&m.net, &bx)?;
     let margin = dp.robustness_margin(label)?;
@@ -122,22 +157,10 @@ struct AttackReport {
 pub fn attack(r: &AttackRequest<'_>) -> Result<Outcome> {
     use certquant::attack::{AttackOptions, find_counterexample};
     use certquant::spec::{OutputSpec, Property};
-    let eps = parse_eps(r.eps)?;
-    let m = load_model(r.model)?;
-    let ds = load_data(r.data, &m.net)?;
-    let x = input(&ds, r.id, r.data)?;
-    let label = r
-        .label
-        .or(ds.label(r.id))
-        .unwrap_or_else(|| m.net.predict(x));
-    if label >= m.net.output_dim() {
-        bail!(
-            "label {label} out of range: the model has {} outputs",
-            m.net.output_dim()
-        );
-    }
+    let p = point_property(r.model, r.data, r.id, r.eps, r.label)?;
+    let (m, eps, label) = (&p.model, p.eps, p.label);
     let prop = Property {
-        input: InputBox::linf_ball(x, eps)?,
+        input: p.input.clone(),
         output: OutputSpec::Robust { label },
     };
     let t = std::time::Instant::now();

@@ -85,6 +85,13 @@ struct EvalArgs {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
+    #[command(flatten)]
+    point: PointArgs,
+}
+
+/// One input and a radius: the arguments `verify` and `attack` share.
+#[derive(Debug, Args)]
+struct PointArgs {
     /// ONNX model.
     #[arg(long)]
     model: PathBuf,
@@ -96,7 +103,7 @@ struct VerifyArgs {
     /// L∞ radius in input units: a decimal (0.0078) or a fraction (2/255).
     #[arg(long, allow_hyphen_values = true)]
     eps: String,
-    /// Class to prove (default: the data set's label, else the network's prediction).
+    /// Class that must stay on top (default: the data set's label, else the prediction).
     #[arg(long)]
     label: Option<usize>,
     /// Print one JSON object on stdout.
@@ -106,26 +113,11 @@ struct VerifyArgs {
 
 #[derive(Debug, Args)]
 struct AttackArgs {
-    /// ONNX model (e.g. a QNN written by synth).
-    #[arg(long)]
-    model: PathBuf,
     #[command(flatten)]
-    data: DataArgs,
-    /// Index of the input (0-based).
-    #[arg(long)]
-    id: usize,
-    /// L∞ radius: a decimal or a fraction such as 2/255.
-    #[arg(long, allow_hyphen_values = true)]
-    eps: String,
-    /// Class that must stay on top (default: the data set's label, else the prediction).
-    #[arg(long)]
-    label: Option<usize>,
+    point: PointArgs,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Preimage template choice.
@@ -241,7 +233,7 @@ struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Eval(a) => eval::eval(&a.model, &a.data.data, a.limit, a.json),
-        Command::Verify(a) => eval::verify(&eval::VerifyRequest {
+        Command::Verify(VerifyArgs { point: a }) => eval::verify(&eval::VerifyRequest {
             model: &a.model,
             data: &a.data.data,
             id: a.id,
@@ -284,13 +276,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Train(a) => train::train(&a),
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
         Command::Check(a) => check::check(&a),
-        Command::Attack(a) => eval::attack(&eval::AttackRequest {
+        Command::Attack(AttackArgs { point: a, seed }) => eval::attack(&eval::AttackRequest {
             model: &a.model,
             data: &a.data.data,
             id: a.id,
             eps: &a.eps,
             label: a.label,
-            seed: a.seed,
+            seed,
             json: a.json,
         }),
     }
