@@ -8,6 +8,7 @@ use serde::Serialize;
 use certquant::bounds::DeepPoly;
 use certquant::spec::{InputBox, parse_eps};
 
+use super::PointArgs;
 use super::common::{Outcome, accuracy, input, load_data, load_model, print_json};
 
 #[derive(Serialize)]
@@ -27,16 +28,6 @@ pub fn eval(model: &Path, data: &Path, limit: Option<usize>, json: bool) -> Resu
         println!("accuracy {:.4} on {n} inputs ({})", acc, model.display());
     }
     Ok(Outcome::Proven)
-}
-
-/// Arguments of `certquant verify`.
-pub struct VerifyRequest<'a> {
-    pub model: &'a Path,
-    pub data: &'a Path,
-    pub id: usize,
-    pub eps: &'a str,
-    pub label: Option<usize>,
-    pub json: bool,
 }
 
 /// A local-robustness question about one input: the loaded model, the radius, the label to
@@ -92,14 +83,14 @@ struct VerifyReport {
 }
 
 /// `certquant verify`: DeepPoly proof of local robustness.
-pub fn verify(r: &VerifyRequest<'_>) -> Result<Outcome> {
+pub fn verify(r: &PointArgs) -> Result<Outcome> {
     let PointProperty {
         model: m,
         eps,
         label,
         prediction,
         input: bx,
-    } = point_property(r.model, r.data, r.id, r.eps, r.label)?;
+    } = point_property(&r.model, &r.data.data, r.id, &r.eps, r.label)?;
     let t = std::time::Instant::now();
     let dp = DeepPoly::run(&m.net, &bx)?;
     let margin = dp.robustness_margin(label)?;
@@ -131,17 +122,6 @@ pub fn verify(r: &VerifyRequest<'_>) -> Result<Outcome> {
     })
 }
 
-/// Arguments of `certquant attack`.
-pub struct AttackRequest<'a> {
-    pub model: &'a Path,
-    pub data: &'a Path,
-    pub id: usize,
-    pub eps: &'a str,
-    pub label: Option<usize>,
-    pub seed: u64,
-    pub json: bool,
-}
-
 #[derive(Serialize)]
 struct AttackReport {
     counterexample_found: bool,
@@ -154,10 +134,10 @@ struct AttackReport {
 
 /// `certquant attack`: random sampling, box corners and PGD inside the box.
 /// Exit 0 when no counterexample is found, 1 when one is (it is printed with --json).
-pub fn attack(r: &AttackRequest<'_>) -> Result<Outcome> {
+pub fn attack(r: &PointArgs, seed: u64) -> Result<Outcome> {
     use certquant::attack::{AttackOptions, find_counterexample};
     use certquant::spec::{OutputSpec, Property};
-    let p = point_property(r.model, r.data, r.id, r.eps, r.label)?;
+    let p = point_property(&r.model, &r.data.data, r.id, &r.eps, r.label)?;
     let (m, eps, label) = (&p.model, p.eps, p.label);
     let prop = Property {
         input: p.input.clone(),
@@ -165,7 +145,7 @@ pub fn attack(r: &AttackRequest<'_>) -> Result<Outcome> {
     };
     let t = std::time::Instant::now();
     let opts = AttackOptions {
-        seed: r.seed,
+        seed,
         ..AttackOptions::default()
     };
     let cx = find_counterexample(&m.net, &prop, &opts);

@@ -233,14 +233,7 @@ struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Eval(a) => eval::eval(&a.model, &a.data.data, a.limit, a.json),
-        Command::Verify(VerifyArgs { point: a }) => eval::verify(&eval::VerifyRequest {
-            model: &a.model,
-            data: &a.data.data,
-            id: a.id,
-            eps: &a.eps,
-            label: a.label,
-            json: a.json,
-        }),
+        Command::Verify(VerifyArgs { point }) => eval::verify(&point),
         Command::Synth(SynthCommand::Robustness(a)) => {
             if a.ids.is_none() && a.id.len() == 1 && a.accuracy_data.is_none() {
                 synth::robustness(&synth::RobustnessRequest {
@@ -276,14 +269,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Train(a) => train::train(&a),
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
         Command::Check(a) => check::check(&a),
-        Command::Attack(AttackArgs { point: a, seed }) => eval::attack(&eval::AttackRequest {
-            model: &a.model,
-            data: &a.data.data,
-            id: a.id,
-            eps: &a.eps,
-            label: a.label,
-            seed,
-            json: a.json,
-        }),
+        Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),
     }
 }
