@@ -99,21 +99,8 @@ pub type TaskKeys = HashSet<(usize, String)>;
 /// Reads the (id, eps) pairs already present in a JSONL results file (for `--resume`).
 /// Lines that do not parse (e.g. cut by a kill) are ignored and the task is redone.
 pub fn done_tasks(path: &Path) -> Result<(TaskKeys, Vec<TaskRecord>), BenchError> {
-    let mut done = HashSet::new();
-    let mut recs = Vec::new();
-    if !path.exists() {
-        return Ok((done, recs));
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    for line in text.lines() {
-        if let Ok(r) = serde_json::from_str::<TaskRecord>(line) {
-            done.insert((r.id, r.eps_text.clone()));
-            recs.push(r);
-        }
-    }
+    let recs: Vec<TaskRecord> = read_jsonl(path)?;
+    let done = recs.iter().map(|r| (r.id, r.eps_text.clone())).collect();
     Ok((done, recs))
 }
 
@@ -229,6 +216,232 @@ pub fn summarize(recs: &[TaskRecord]) -> Summary {
     }
 }
 
+/// The part of a backdoor task's JSON line (`synth backdoor --json`) the summary needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackdoorRecord {
+    /// `certified`, `h1-rejected`, `unknown`, `timeout`, `error` or `soundness-bug`.
+    pub status: String,
+    /// Target class.
+    pub target: usize,
+    /// The trigger.
+    pub trigger: crate::spec::Trigger,
+    /// SPRT rounds.
+    #[serde(default)]
+    pub rounds: usize,
+    /// Successful rounds.
+    #[serde(default)]
+    pub successes: usize,
+    /// Accepted configs.
+    #[serde(default)]
+    pub layers: Vec<LayerBits>,
+    /// QNN accuracy.
+    #[serde(default)]
+    pub qnn_accuracy: Option<f64>,
+    /// Seconds of the task as measured by the worker.
+    #[serde(default)]
+    pub seconds: f64,
+    /// Wall-clock seconds (set by the bench).
+    #[serde(default)]
+    pub wall_seconds: f64,
+}
+
+/// Key of a backdoor task: (target, row, col, size).
+pub type BackdoorKey = (usize, usize, usize, usize);
+
+impl BackdoorRecord {
+    /// The task's key.
+    pub fn key(&self) -> BackdoorKey {
+        (
+            self.target,
+            self.trigger.row,
+            self.trigger.col,
+            self.trigger.size,
+        )
+    }
+}
+
+/// Reads the finished backdoor tasks of a JSONL file (for `--resume` and the summary).
+pub fn done_backdoor_tasks(path: &Path) -> Result<Vec<BackdoorRecord>, BenchError> {
+    read_jsonl(path)
+}
+
+/// The lines of a JSONL results file that parse as `T` (a line cut by a kill does not, and
+/// its task is redone); an absent file has none.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, BenchError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<T>(l).ok())
+        .collect())
+}
+
+/// Fig.-4 style aggregate of backdoor tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackdoorSummary {
+    /// Tasks recorded.
+    pub tasks: usize,
+    /// Certified (#S): H0 and a shared strategy.
+    pub certified: usize,
+    /// Not certified (#F): H0 accepted but no strategy in range.
+    pub unknown: usize,
+    /// The test accepted H1 (a backdoor may exist).
+    pub h1_rejected: usize,
+    /// Undecided within the limits.
+    pub timeouts: usize,
+    /// Errors (including soundness bugs).
+    pub errors: usize,
+    /// Average total bits per affine layer over certified tasks.
+    pub avg_bits: Vec<f64>,
+    /// Average QNN accuracy over certified tasks.
+    pub avg_qnn_accuracy: Option<f64>,
+    /// Mean task seconds (tasks that finished).
+    pub mean_seconds: f64,
+    /// Median task seconds.
+    pub median_seconds: f64,
+    /// Mean SPRT rounds.
+    pub mean_rounds: f64,
+}
+
+/// Aggregates backdoor task records.
+pub fn summarize_backdoor(recs: &[BackdoorRecord]) -> BackdoorSummary {
+    let count = |s: &str| recs.iter().filter(|r| r.status == s).count();
+    let certified: Vec<&BackdoorRecord> = recs.iter().filter(|r| r.status == "certified").collect();
+    let depth = certified.iter().map(|r| r.layers.len()).max().unwrap_or(0);
+    let avg_bits = (0..depth)
+        .map(|i| {
+            let v: Vec<f64> = certified
+                .iter()
+                .filter_map(|r| r.layers.get(i).map(|l| l.total as f64))
+                .collect();
+            mean(&v)
+        })
+        .collect();
+    let accs: Vec<f64> = certified.iter().filter_map(|r| r.qnn_accuracy).collect();
+    let finished: Vec<&BackdoorRecord> = recs
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "certified" | "unknown" | "h1-rejected"))
+        .collect();
+    let secs: Vec<f64> = finished.iter().map(|r| r.seconds).collect();
+    let rounds: Vec<f64> = finished.iter().map(|r| r.rounds as f64).collect();
+    BackdoorSummary {
+        tasks: recs.len(),
+        certified: certified.len(),
+        unknown: count("unknown"),
+        h1_rejected: count("h1-rejected"),
+        timeouts: count("timeout"),
+        errors: count("error") + count("soundness-bug"),
+        avg_bits,
+        avg_qnn_accuracy: (!accs.is_empty()).then(|| mean(&accs)),
+        mean_seconds: mean(&secs),
+        median_seconds: median(&secs),
+        mean_rounds: mean(&rounds),
+    }
+}
+
+/// One task of the engine comparison (`bench preimages`): a `synth robustness --json` line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineRecord {
+    /// Task status.
+    pub status: String,
+    /// Input id.
+    pub id: usize,
+    /// Radius as given.
+    pub eps_text: String,
+    /// `fast` or `paper`.
+    pub engine: String,
+    /// χ per hidden layer.
+    #[serde(default)]
+    pub chi: Vec<f64>,
+    /// How each χ was obtained (`optimal`, `capped`, `time-limit-bound`, `gap-bound`).
+    #[serde(default)]
+    pub chi_source: Vec<String>,
+    /// Preimage seconds.
+    #[serde(default)]
+    pub preimage_seconds: f64,
+}
+
+/// The engine comparison of issue 4: medians, their ratio, and χ agreement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EngineComparison {
+    /// Tasks (id, eps) with both engines recorded.
+    pub pairs: usize,
+    /// Median preimage seconds of the fast engine over those tasks.
+    pub median_fast_seconds: f64,
+    /// Median preimage seconds of the paper engine over those tasks (a time-limited solve
+    /// counts with its time, so this is then a lower bound).
+    pub median_paper_seconds: f64,
+    /// `median_paper_seconds / median_fast_seconds`.
+    pub ratio: f64,
+    /// Pairs where some paper solve hit its time limit.
+    pub paper_time_limited: usize,
+    /// Layers compared (both engines optimal or capped).
+    pub layers_compared: usize,
+    /// Largest relative difference `|χ_fast − χ_paper| / max(χ_paper, 1e-12)` over them.
+    pub max_relative_difference: f64,
+    /// Layers where the fast χ exceeds an optimal paper χ by more than 1e-4 relative (must
+    /// be 0: the fast engine never claims more than the optimum).
+    pub fast_above_paper: usize,
+}
+
+/// Pairs fast and paper records of the same (id, eps) and compares them.
+pub fn compare_engines(recs: &[EngineRecord]) -> EngineComparison {
+    use std::collections::HashMap;
+    type Pair<'r> = (Option<&'r EngineRecord>, Option<&'r EngineRecord>);
+    let mut by: HashMap<(usize, String), Pair<'_>> = HashMap::new();
+    for r in recs {
+        let e = by.entry((r.id, r.eps_text.clone())).or_default();
+        match r.engine.as_str() {
+            "fast" => e.0 = Some(r),
+            "paper" => e.1 = Some(r),
+            _ => {}
+        }
+    }
+    let exact = |s: &str| s == "optimal" || s == "capped";
+    let (mut fast, mut paper) = (Vec::new(), Vec::new());
+    let (mut limited, mut compared, mut fast_above) = (0, 0, 0);
+    let mut max_rel: f64 = 0.0;
+    let mut keys: Vec<_> = by.keys().cloned().collect();
+    keys.sort();
+    for k in keys {
+        let (Some(f), Some(p)) = by[&k] else { continue };
+        fast.push(f.preimage_seconds);
+        paper.push(p.preimage_seconds);
+        if p.chi_source.iter().any(|s| s == "time-limit-bound") {
+            limited += 1;
+        }
+        for (i, (&cf, &cp)) in f.chi.iter().zip(&p.chi).enumerate() {
+            let both = f.chi_source.get(i).is_some_and(|s| exact(s))
+                && p.chi_source.get(i).is_some_and(|s| exact(s));
+            if !both {
+                continue;
+            }
+            compared += 1;
+            let rel = (cf - cp).abs() / cp.abs().max(1e-12);
+            max_rel = max_rel.max(rel);
+            if cf > cp * (1.0 + 1e-4) + 1e-12 {
+                fast_above += 1;
+            }
+        }
+    }
+    let (mf, mp) = (median(&fast), median(&paper));
+    EngineComparison {
+        pairs: fast.len(),
+        median_fast_seconds: mf,
+        median_paper_seconds: mp,
+        ratio: if mf > 0.0 { mp / mf } else { 0.0 },
+        paper_time_limited: limited,
+        layers_compared: compared,
+        max_relative_difference: max_rel,
+        fast_above_paper: fast_above,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +489,85 @@ mod tests {
         assert_eq!(s.median_preimage_seconds, 4.0);
         assert_eq!(s.mean_preimage_seconds, 4.0);
         assert_eq!(s.avg_qnn_accuracy, Some(0.9));
+    }
+
+    #[test]
+    fn backdoor_summary() {
+        let line = |status: &str, target: usize, bits: &str, secs: f64| {
+            format!(
+                r#"{{"status":"{status}","target":{target},"trigger":{{"row":1,"col":1,"size":3}},"rounds":12,"successes":12,"layers":{bits},"qnn_accuracy":0.9,"seconds":{secs}}}"#
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("b.jsonl");
+        let text = [
+            line(
+                "certified",
+                0,
+                r#"[{"total":9,"frac":7},{"total":4,"frac":2}]"#,
+                2.0,
+            ),
+            line(
+                "certified",
+                1,
+                r#"[{"total":11,"frac":9},{"total":4,"frac":2}]"#,
+                4.0,
+            ),
+            line("h1-rejected", 2, "[]", 9.0),
+            r#"{"status":"timeout","target":3,"trigger":{"row":1,"col":1,"size":3}}"#.to_string(),
+            "{\"status\":\"cert".to_string(),
+        ]
+        .join("\n");
+        std::fs::write(&f, text).unwrap();
+        let recs = done_backdoor_tasks(&f).unwrap();
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[3].key(), (3, 1, 1, 3));
+        let s = summarize_backdoor(&recs);
+        assert_eq!(
+            (s.tasks, s.certified, s.h1_rejected, s.timeouts),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(s.avg_bits, vec![10.0, 4.0]);
+        assert_eq!(s.median_seconds, 4.0);
+    }
+
+    #[test]
+    fn engine_comparison() {
+        let r = |engine: &str, id: usize, chi: Vec<f64>, src: &[&str], s: f64| EngineRecord {
+            status: "certified".into(),
+            id,
+            eps_text: "2/255".into(),
+            engine: engine.into(),
+            chi,
+            chi_source: src.iter().map(|x| x.to_string()).collect(),
+            preimage_seconds: s,
+        };
+        let recs = vec![
+            r("fast", 1, vec![0.5, 1.0], &["optimal", "optimal"], 1.0),
+            r(
+                "paper",
+                1,
+                vec![0.50001, 1.0],
+                &["optimal", "optimal"],
+                10.0,
+            ),
+            r("fast", 2, vec![0.3], &["optimal"], 3.0),
+            r("paper", 2, vec![0.2], &["time-limit-bound"], 60.0),
+            r("fast", 3, vec![0.3], &["optimal"], 3.0), // unpaired
+        ];
+        let c = compare_engines(&recs);
+        assert_eq!(
+            (c.pairs, c.paper_time_limited, c.layers_compared),
+            (2, 1, 2)
+        );
+        assert_eq!((c.median_fast_seconds, c.median_paper_seconds), (2.0, 35.0));
+        assert_eq!(c.ratio, 17.5);
+        assert!(c.max_relative_difference < 3e-5 && c.fast_above_paper == 0);
+        let bad = vec![
+            r("fast", 1, vec![0.6], &["optimal"], 1.0),
+            r("paper", 1, vec![0.5], &["optimal"], 1.0),
+        ];
+        assert_eq!(compare_engines(&bad).fast_above_paper, 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::quantize::QuantConfig;
-use crate::spec::{InputBox, OutputSpec};
+use crate::spec::{InputBox, OutputSpec, Trigger};
 
 /// The format tag written into every certificate.
 pub const FORMAT: &str = "certquant-certificate/1";
@@ -67,6 +67,10 @@ pub struct PropertySource {
     /// The radius.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
+    /// Backdoor-freeness: the trigger patch (free in `[0,1]`); every other pixel is the
+    /// recorded image's own value `k/255`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 /// One certified property and what was proven about it on the QNN.
@@ -81,6 +85,11 @@ pub struct CertifiedProperty {
     pub source: PropertySource,
     /// Proven margin on the QNN (`> 0`).
     pub margin: f64,
+    /// Not-target properties proven by a combination of classes: the multipliers `λ_j ≥ 0`
+    /// (one per class) with `Σ_j λ_j (y_j − y_target) > 0` over the box
+    /// ([`crate::bounds::joint`]). Absent when a single class suffices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipliers: Option<Vec<f64>>,
 }
 
 /// A statistical guarantee (backdoor-freeness via SPRT, Algorithm 2).
@@ -210,8 +219,10 @@ mod tests {
                     pixels: None,
                     eps_text: Some("2/255".into()),
                     eps: Some(2.0 / 255.0),
+                    trigger: None,
                 },
                 margin: 0.125,
+                multipliers: None,
             }],
             statistical: None,
         };

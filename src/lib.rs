@@ -15,6 +15,7 @@
 extern crate cbc_src;
 
 pub mod attack;
+pub mod backdoor;
 pub mod bench;
 pub mod bounds;
 pub mod certificate;
@@ -28,5 +29,6 @@ pub mod preimage;
 pub mod quantize;
 pub mod search;
 pub mod spec;
+pub mod sprt;
 pub mod synth;
 pub mod train;

@@ -87,6 +87,12 @@ pub struct PreimageOptions {
     pub chi_max: f64,
     /// Time limit per MILP solve, seconds.
     pub time_limit: Option<f64>,
+    /// Fast engine, anytime mode: a part whose proven lower bound (linear relaxation) is
+    /// within this relative gap of the current cutoff is settled by that bound, without a
+    /// MILP. `0` = exact (default); `1` = relaxation bounds only (no MILP at all). The
+    /// layer's `χ` is then at least `(1 − gap)` times the optimum and always safe, since a
+    /// part cannot escape below its relaxation bound.
+    pub gap: f64,
 }
 
 impl Default for PreimageOptions {
@@ -96,6 +102,7 @@ impl Default for PreimageOptions {
             engine: Engine::Fast,
             chi_max: 4.0,
             time_limit: None,
+            gap: 0.0,
         }
     }
 }
@@ -110,6 +117,9 @@ pub enum ChiSource {
     Capped,
     /// A solve hit its time limit: its proven bound minus the margin was used.
     TimeLimitBound,
+    /// Settled by a part's relaxation bound within the allowed gap
+    /// ([`PreimageOptions::gap`]): safe, possibly below the optimum.
+    GapBound,
 }
 
 /// The preimage `P_k = T_k(χ)` of hidden layer `k`.
@@ -189,28 +199,74 @@ struct LayerCtx<'a> {
     k: usize,
     alpha: &'a [f64],
     beta: &'a [f64],
+    /// Sound minimum of `f_j^≤` and maximum of `f_j^≥` over the box (`χ`-independent).
+    conc_lo: Vec<f64>,
+    conc_hi: Vec<f64>,
+    /// Inputs that are not fixed by the box (a trigger box frees only the patch).
+    free: Vec<usize>,
+    /// `f_j^≤` and `f_j^≥` with the fixed inputs folded into the constant (heuristic
+    /// evaluation only: witnesses and gradients, never a bound).
+    lower_fixed: Vec<f64>,
+    upper_fixed: Vec<f64>,
 }
 
-impl LayerCtx<'_> {
+impl<'a> LayerCtx<'a> {
+    fn new(dp: &'a DeepPoly<'a>, k: usize, alpha: &'a [f64], beta: &'a [f64]) -> Self {
+        let lb = dp.layer(k);
+        let (bl, bh) = (dp.input().lo(), dp.input().hi());
+        let n = dp.network().layers()[k].outputs();
+        let free: Vec<usize> = (0..bl.len()).filter(|&i| bl[i] < bh[i]).collect();
+        let fold = |coeffs: &[f64], c: f64| -> f64 {
+            c + coeffs
+                .iter()
+                .zip(bl.iter().zip(bh))
+                .filter(|(_, (l, h))| l == h)
+                .map(|(a, (l, _))| a * l)
+                .sum::<f64>()
+        };
+        Self {
+            dp,
+            k,
+            alpha,
+            beta,
+            conc_lo: (0..n)
+                .map(|j| linear_min(lb.lower.coeffs(j), lb.lower.constant(j), bl, bh))
+                .collect(),
+            conc_hi: (0..n)
+                .map(|j| linear_max(lb.upper.coeffs(j), lb.upper.constant(j), bl, bh))
+                .collect(),
+            lower_fixed: (0..n)
+                .map(|j| fold(lb.lower.coeffs(j), lb.lower.constant(j)))
+                .collect(),
+            upper_fixed: (0..n)
+                .map(|j| fold(lb.upper.coeffs(j), lb.upper.constant(j)))
+                .collect(),
+            free,
+        }
+    }
+
     fn n(&self) -> usize {
         self.dp.network().layers()[self.k].outputs()
     }
 
+    /// `f_j^≥(x)` (upper) or `f_j^≤(x)` (lower) at `x`, summing over the free inputs only.
+    fn eval_free(&self, j: usize, upper: bool, x: &[f64]) -> f64 {
+        let lb = self.dp.layer(self.k);
+        let (coeffs, c) = if upper {
+            (lb.upper.coeffs(j), self.upper_fixed[j])
+        } else {
+            (lb.lower.coeffs(j), self.lower_fixed[j])
+        };
+        c + self.free.iter().map(|&i| coeffs[i] * x[i]).sum::<f64>()
+    }
+
     /// Sound concrete bounds of the template at `chi`.
     fn y_bounds(&self, chi: f64) -> (Vec<f64>, Vec<f64>) {
-        let lb = self.dp.layer(self.k);
-        let (bl, bh) = (self.dp.input().lo(), self.dp.input().hi());
         let lo = (0..self.n())
-            .map(|j| {
-                let l = linear_min(lb.lower.coeffs(j), lb.lower.constant(j), bl, bh);
-                (l - self.alpha[j] * chi).next_down()
-            })
+            .map(|j| (self.conc_lo[j] - self.alpha[j] * chi).next_down())
             .collect();
         let hi = (0..self.n())
-            .map(|j| {
-                let u = linear_max(lb.upper.coeffs(j), lb.upper.constant(j), bl, bh);
-                (u + self.beta[j] * chi).next_up()
-            })
+            .map(|j| (self.conc_hi[j] + self.beta[j] * chi).next_up())
             .collect();
         (lo, hi)
     }
@@ -406,12 +462,7 @@ pub fn compute_preimages(
         let lb = dp.layer(k);
         let (alpha, beta) = template_widths(opts.template, &lb.lo, &lb.hi, &centre_pre[k]);
         let escapes = escape_conditions(net, dp, k, spec, out.last());
-        let ctx = LayerCtx {
-            dp,
-            k,
-            alpha: &alpha,
-            beta: &beta,
-        };
+        let ctx = LayerCtx::new(dp, k, &alpha, &beta);
         let start = Instant::now();
         let (chi, source, milps, pruned) = match opts.engine {
             Engine::Fast => solve_fast(&ctx, &escapes, backend, opts)?,
@@ -604,18 +655,22 @@ impl LayerCtx<'_> {
         };
         for j in 0..n {
             let (y, coeffs) = if c[j] >= 0.0 {
-                (lb.upper.eval(j, x) + self.beta[j] * chi, lb.upper.coeffs(j))
+                (
+                    self.eval_free(j, true, x) + self.beta[j] * chi,
+                    lb.upper.coeffs(j),
+                )
             } else {
                 (
-                    lb.lower.eval(j, x) - self.alpha[j] * chi,
+                    self.eval_free(j, false, x) - self.alpha[j] * chi,
                     lb.lower.coeffs(j),
                 )
             };
             if y > 0.0 {
                 z[j] = y;
                 if want_grad {
-                    for (g, a) in grad.iter_mut().zip(coeffs) {
-                        *g += c[j] * a;
+                    // inputs fixed by the box never move: their gradient is not needed
+                    for &i in &self.free {
+                        grad[i] += c[j] * coeffs[i];
                     }
                 }
             }
@@ -700,9 +755,11 @@ impl LayerCtx<'_> {
         hi
     }
 
-    fn bracket(&self, e: &Escape, cap: f64) -> Bracket {
+    /// `search` = look for a witness (not needed when every part is settled by its lower
+    /// bound, `gap = 1`).
+    fn bracket(&self, e: &Escape, cap: f64, search: bool) -> Bracket {
         let lb = self.relaxation_lower_bound(e, cap);
-        if lb >= cap {
+        if lb >= cap || !search {
             return Bracket {
                 lb,
                 ub: cap,
@@ -754,7 +811,7 @@ fn solve_fast(
     let mut parts: Vec<(Bracket, usize)> = escapes
         .par_iter()
         .enumerate()
-        .map(|(i, e)| (ctx.bracket(e, cap), i))
+        .map(|(i, e)| (ctx.bracket(e, cap, opts.gap < 1.0), i))
         .collect();
     // Most dangerous first: smallest witnessed χ, then smallest lower bound.
     parts.sort_by(|a, b| a.0.ub.total_cmp(&b.0.ub).then(a.0.lb.total_cmp(&b.0.lb)));
@@ -770,6 +827,22 @@ fn solve_fast(
         }
         let hi = br.ub.min(best);
         tracing::debug!(layer = ctx.k, tag = %e.tag, lb = br.lb, ub = br.ub, witnessed = br.witnessed, "bracket");
+        // anytime mode: settle the part by a proven lower bound within the gap
+        let mut settle = |bound: f64| -> bool {
+            if opts.gap > 0.0 && bound >= (1.0 - opts.gap) * hi {
+                let chi = (bound - safety_margin(bound)).max(0.0);
+                if chi < best {
+                    best = chi;
+                    source = ChiSource::GapBound;
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if settle(br.lb) {
+            continue;
+        }
         if br.witnessed && hi - br.lb <= BRACKET_TOL * (1.0 + hi) {
             // closed without a solver: no escape below lb (relaxation), one at ub (witness)
             let chi = (br.lb - safety_margin(br.lb)).max(0.0);
@@ -795,6 +868,9 @@ fn solve_fast(
         tracing::debug!(layer = ctx.k, tag = %e.tag, lp_lb, lb = br.lb, ub = br.ub, "LP bound");
         if lp_lb >= hi {
             pruned += 1;
+            continue;
+        }
+        if settle(lp_lb.max(br.lb)) {
             continue;
         }
         if let Some(x) = br.witness.as_deref().filter(|_| hi == br.ub) {

@@ -23,6 +23,9 @@ pub enum SpecError {
     /// The box has mismatched lengths, a lower end above an upper end, or non-finite ends.
     #[error("invalid input box: {0}")]
     Box(String),
+    /// A trigger patch does not fit the image (or the image is not square).
+    #[error("invalid trigger: {0}")]
+    Trigger(String),
     /// A class index does not exist in the network's output.
     #[error("class {class} out of range: the network has {classes} outputs")]
     Class {
@@ -193,6 +196,101 @@ impl InputBox {
     }
 }
 
+/// A trigger patch (Algorithm 2): an `size × size` square whose top-left pixel is at
+/// 1-based (`row`, `col`) of a row-major `width`-wide image, as in the paper's positions
+/// (1,1), (4,20), (5,5), (7,13), (10,10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// 1-based row of the patch's top-left pixel.
+    pub row: usize,
+    /// 1-based column of the patch's top-left pixel.
+    pub col: usize,
+    /// Side of the square patch.
+    pub size: usize,
+}
+
+impl Trigger {
+    /// The side of a square image with `dim` pixels, or an error if `dim` is not a square.
+    pub fn image_side(dim: usize) -> Result<usize, SpecError> {
+        let side = (dim as f64).sqrt().round() as usize;
+        if side == 0 || side * side != dim {
+            return Err(SpecError::Trigger(format!(
+                "trigger patches need square images, but inputs have {dim} values"
+            )));
+        }
+        Ok(side)
+    }
+
+    /// Checks that the patch lies inside a `side × side` image.
+    pub fn validate(&self, side: usize) -> Result<(), SpecError> {
+        if self.size == 0 {
+            return Err(SpecError::Trigger("trigger size must be ≥ 1".into()));
+        }
+        if self.row == 0 || self.col == 0 {
+            return Err(SpecError::Trigger(format!(
+                "trigger position {},{} is 1-based: row and column start at 1",
+                self.row, self.col
+            )));
+        }
+        if self.row - 1 + self.size > side || self.col - 1 + self.size > side {
+            return Err(SpecError::Trigger(format!(
+                "a {s}×{s} trigger at row {r}, column {c} does not fit a {side}×{side} image \
+                 (it would end at row {er}, column {ec})",
+                s = self.size,
+                r = self.row,
+                c = self.col,
+                er = self.row - 1 + self.size,
+                ec = self.col - 1 + self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Flat (row-major, 0-based) indices of the patch's pixels in a `side`-wide image.
+    pub fn pixels(&self, side: usize) -> Vec<usize> {
+        let mut v = Vec::with_capacity(self.size * self.size);
+        for r in 0..self.size {
+            for c in 0..self.size {
+                v.push((self.row - 1 + r) * side + (self.col - 1 + c));
+            }
+        }
+        v
+    }
+
+    /// Parses `R,C` (1-based) into a row and column.
+    pub fn parse_position(text: &str) -> Result<(usize, usize), SpecError> {
+        let bad = || {
+            SpecError::Trigger(format!(
+                "trigger position {text:?} must be ROW,COL with 1-based integers, e.g. 1,1"
+            ))
+        };
+        let (r, c) = text.split_once(',').ok_or_else(bad)?;
+        let r: usize = r.trim().parse().map_err(|_| bad())?;
+        let c: usize = c.trim().parse().map_err(|_| bad())?;
+        Ok((r, c))
+    }
+}
+
+impl InputBox {
+    /// The backdoor region of an image (Algorithm 2): the trigger's pixels range over `[0,1]`,
+    /// every other pixel is the image's own value (a point; the float `fl(k/255)` the
+    /// network actually receives).
+    pub fn with_trigger(image: &[f64], trigger: &Trigger) -> Result<Self, SpecError> {
+        let side = Trigger::image_side(image.len())?;
+        trigger.validate(side)?;
+        if image.iter().any(|v| !v.is_finite()) {
+            return Err(SpecError::Box("image is not finite".into()));
+        }
+        let mut lo = image.to_vec();
+        let mut hi = image.to_vec();
+        for i in trigger.pixels(side) {
+            lo[i] = 0.0;
+            hi[i] = 1.0;
+        }
+        Self::new(lo, hi)
+    }
+}
+
 /// The output condition `O` of a property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -283,6 +381,87 @@ mod tests {
         assert!(InputBox::new(vec![f64::NAN], vec![0.0]).is_err());
         let json = r#"{"lo":[1.0],"hi":[0.0]}"#;
         assert!(serde_json::from_str::<InputBox>(json).is_err());
+    }
+
+    #[test]
+    fn trigger_box_indices_on_a_hand_made_image() {
+        // 28×28 image with pixel value = index/1000; a 3×3 patch at 1-based (4, 20) covers
+        // rows 3..=5 and columns 19..=21 (0-based).
+        let img: Vec<f64> = (0..784).map(|i| i as f64 / 1000.0).collect();
+        let t = Trigger {
+            row: 4,
+            col: 20,
+            size: 3,
+        };
+        let b = InputBox::with_trigger(&img, &t).unwrap();
+        let free: Vec<usize> = (0..784).filter(|&i| b.lo()[i] < b.hi()[i]).collect();
+        assert_eq!(
+            free,
+            vec![
+                3 * 28 + 19,
+                3 * 28 + 20,
+                3 * 28 + 21,
+                4 * 28 + 19,
+                4 * 28 + 20,
+                4 * 28 + 21,
+                5 * 28 + 19,
+                5 * 28 + 20,
+                5 * 28 + 21
+            ]
+        );
+        for &i in &free {
+            assert_eq!((b.lo()[i], b.hi()[i]), (0.0, 1.0));
+        }
+        for i in (0..784).filter(|i| !free.contains(i)) {
+            assert_eq!((b.lo()[i], b.hi()[i]), (img[i], img[i]));
+        }
+        // (1,1) is the top-left corner; a patch reaching the last row/column fits exactly
+        let t = Trigger {
+            row: 1,
+            col: 1,
+            size: 2,
+        };
+        assert_eq!(t.pixels(28), vec![0, 1, 28, 29]);
+        assert!(
+            Trigger {
+                row: 26,
+                col: 26,
+                size: 3
+            }
+            .validate(28)
+            .is_ok()
+        );
+        assert!(
+            Trigger {
+                row: 27,
+                col: 1,
+                size: 3
+            }
+            .validate(28)
+            .is_err()
+        );
+        assert!(
+            Trigger {
+                row: 0,
+                col: 1,
+                size: 3
+            }
+            .validate(28)
+            .is_err()
+        );
+        assert!(
+            Trigger {
+                row: 1,
+                col: 1,
+                size: 0
+            }
+            .validate(28)
+            .is_err()
+        );
+        assert!(Trigger::image_side(785).is_err());
+        assert_eq!(Trigger::parse_position(" 7,13").unwrap(), (7, 13));
+        assert!(Trigger::parse_position("7;13").is_err());
+        assert!(Trigger::parse_position("-1,3").is_err());
     }
 
     #[test]

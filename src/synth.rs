@@ -19,14 +19,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::bounds::arith::{linear_max, linear_min};
-use crate::bounds::{BoundsError, DeepPoly, LayerBounds};
+use crate::bounds::{BoundsError, DeepPoly, LayerBounds, prove_not_target};
 use crate::milp::{Backend, MilpError, Problem, Sense, SolveOptions, Status};
 use crate::model::Network;
 use crate::preimage::{
     Engine, Preimage, PreimageError, PreimageOptions, TemplateKind, compute_preimages,
 };
 use crate::quantize::{QuantConfig, QuantError, Strategy, config_for, quantize_layer};
-use crate::spec::Property;
+use crate::spec::{OutputSpec, Property};
 
 /// Errors of synthesis (bad input or solver failure; "not certified" is a status, not an error).
 #[derive(Debug, Error)]
@@ -100,6 +100,12 @@ impl SynthOptions {
                 "chi-max must be a positive number".into(),
             ));
         }
+        if !(0.0..=1.0).contains(&self.preimage.gap) {
+            return Err(SynthError::Options(format!(
+                "gap {} must be in [0, 1]",
+                self.preimage.gap
+            )));
+        }
         if let Some(t) = self.preimage.time_limit
             && !(t.is_finite() && t > 0.0)
         {
@@ -156,6 +162,8 @@ pub struct SynthOutcome {
     pub qnn_margins: Option<Vec<f64>>,
     /// Proven margin on the quantized network (`> 0` iff certified).
     pub qnn_margin: Option<f64>,
+    /// Not-target properties: the LP multipliers the QNN's proof used (for the certificate).
+    pub qnn_multipliers: Option<Vec<f64>>,
     /// Seconds spent on preimages.
     pub preimage_seconds: f64,
     /// Seconds spent on the forward quantization search.
@@ -180,6 +188,51 @@ pub fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
     out
 }
 
+/// What the output check established on one network for one property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputProof {
+    /// Whether the output condition is proven on the whole box.
+    pub proven: bool,
+    /// The proven quantity (`> 0` iff proven): the robustness margin, or for not-target the
+    /// per-class margin or the multiplier combination's lower bound.
+    pub margin: f64,
+    /// Robustness: per-class lower bounds of `y_g − y_j`.
+    pub class_margins: Option<Vec<f64>>,
+    /// Not-target: LP multipliers the proof needed (see [`crate::bounds::joint`]).
+    pub multipliers: Option<Vec<f64>>,
+}
+
+/// Proves `spec` over the box of `dp` (all layers computed): robustness by DeepPoly's
+/// logit differences; not-target by the per-class test and then LP multipliers
+/// ([`crate::bounds::prove_not_target`]).
+pub fn prove_property(
+    dp: &DeepPoly<'_>,
+    spec: OutputSpec,
+    backend: &dyn Backend,
+) -> Result<OutputProof, BoundsError> {
+    match spec {
+        OutputSpec::Robust { label } => {
+            let lbs = dp.logit_difference_lower_bounds(label)?;
+            let margin = lbs.iter().copied().fold(f64::INFINITY, f64::min);
+            Ok(OutputProof {
+                proven: margin > 0.0,
+                margin,
+                class_margins: Some(lbs),
+                multipliers: None,
+            })
+        }
+        OutputSpec::NotTarget { target } => {
+            let p = prove_not_target(dp, target, backend)?;
+            Ok(OutputProof {
+                proven: p.proven,
+                margin: p.margin,
+                class_margins: None,
+                multipliers: p.multipliers,
+            })
+        }
+    }
+}
+
 /// Runs Algorithm 1 for `prop` on `net`. `centre` is the input the template's centre values
 /// come from (the robustness centre `u`).
 pub fn synthesize(
@@ -195,21 +248,22 @@ pub fn synthesize(
         .map_err(|e| SynthError::Options(e.to_string()))?;
     let bx = &prop.input;
     let dp = DeepPoly::run(net, bx)?;
-    let (ok, float_margin) = dp.prove_output(prop.output)?;
+    let float = prove_property(&dp, prop.output, backend)?;
     let mut out = SynthOutcome {
         status: SynthStatus::PropertyFails,
-        float_margin,
+        float_margin: float.margin,
         preimages: Vec::new(),
         layers: Vec::new(),
         strategy: None,
         qnn: None,
         qnn_margins: None,
         qnn_margin: None,
+        qnn_multipliers: None,
         preimage_seconds: 0.0,
         quantize_seconds: 0.0,
         deeppoly_calls: 0,
     };
-    if !ok {
+    if !float.proven {
         return Ok(out);
     }
     let t0 = Instant::now();
@@ -217,10 +271,86 @@ pub fn synthesize(
     out.preimages = compute_preimages(&dp, &centre_pre, prop.output, backend, &opts.preimage)?;
     out.preimage_seconds = t0.elapsed().as_secs_f64();
 
+    let fwd = forward_search(
+        net,
+        &[ForwardItem {
+            prop,
+            float: &dp,
+            preimages: &out.preimages,
+        }],
+        backend,
+        opts,
+    )?;
+    out.layers = fwd.layers;
+    out.quantize_seconds = fwd.seconds;
+    out.deeppoly_calls = fwd.deeppoly_calls;
+    if let (Some(strategy), Some(qnn), Some(proof)) = (fwd.strategy, fwd.qnn, fwd.proofs.first()) {
+        out.status = SynthStatus::Certified;
+        out.qnn_margin = Some(proof.margin);
+        out.qnn_margins = proof.class_margins.clone();
+        out.qnn_multipliers = proof.multipliers.clone();
+        out.strategy = Some(strategy);
+        out.qnn = Some(qnn);
+    } else {
+        out.status = SynthStatus::Unknown;
+    }
+    Ok(out)
+}
+
+/// One property's float-side material for the forward search: the property, DeepPoly on the
+/// float network over its box, and its preimages (one per hidden layer, input side first).
+#[derive(Clone, Copy)]
+pub struct ForwardItem<'a> {
+    /// The property (its box and output condition).
+    pub prop: &'a Property,
+    /// DeepPoly of the float network over `prop.input`.
+    pub float: &'a DeepPoly<'a>,
+    /// The property's preimages.
+    pub preimages: &'a [Preimage],
+}
+
+/// The result of the forward search (step 3 of Algorithm 1, or of Algorithm 2 with many
+/// properties sharing one strategy).
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Per affine layer, as far as the search got.
+    pub layers: Vec<LayerRecord>,
+    /// The strategy, when every layer found an accepted `F`.
+    pub strategy: Option<Strategy>,
+    /// The quantized network the output proofs are about.
+    pub qnn: Option<Network>,
+    /// Per property, the output proof on the quantized network (empty unless certified).
+    pub proofs: Vec<OutputProof>,
+    /// DeepPoly runs.
+    pub deeppoly_calls: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Step 3 of Algorithm 1 for one or more properties at once: for each affine layer in order,
+/// the first `F` in `B_l..=B_u` that passes *every* property's check (hidden layers:
+/// containment in the preimage, relaxed per property if asked; output layer: a sound proof
+/// of every output condition on the fully quantized network) is accepted. With several
+/// properties this is Algorithm 2's "one shared strategy".
+pub fn forward_search(
+    net: &Network,
+    items: &[ForwardItem<'_>],
+    backend: &dyn Backend,
+    opts: &SynthOptions,
+) -> Result<Forward, SynthError> {
+    opts.validate()?;
     let t1 = Instant::now();
     let d = net.depth();
     let mut current = net.clone();
     let mut configs = Vec::with_capacity(d);
+    let mut fwd = Forward {
+        layers: Vec::new(),
+        strategy: None,
+        qnn: None,
+        proofs: Vec::new(),
+        deeppoly_calls: 0,
+        seconds: 0.0,
+    };
     for k in 0..d {
         let float_layer = &net.layers()[k];
         let mut record = LayerRecord {
@@ -229,22 +359,29 @@ pub fn synthesize(
             max_simultaneous_failures: None,
             checks: 0,
         };
-        for f in opts.min_frac..=opts.max_frac {
+        'frac: for f in opts.min_frac..=opts.max_frac {
             let cfg = config_for(float_layer, f)?;
             let cand = current
                 .with_layer(k, quantize_layer(float_layer, cfg))
                 .expect("quantization keeps shapes");
             record.tried += 1;
-            out.deeppoly_calls += 1;
             if k + 1 < d {
-                let dq = DeepPoly::run_upto(&cand, bx, k + 1)?;
-                let pre = &out.preimages[k];
-                let fails = failing_checks(dq.layer(k), dp.layer(k), pre, bx.lo(), bx.hi());
-                record.checks = pre.lower_checked.iter().filter(|&&c| c).count() + pre.beta.len();
-                let accepted = if fails.is_empty() {
-                    record.max_simultaneous_failures = Some(0);
-                    true
-                } else if opts.relaxed {
+                let mut worst_all = 0;
+                for item in items {
+                    let bx = &item.prop.input;
+                    let dq = DeepPoly::run_upto(&cand, bx, k + 1)?;
+                    fwd.deeppoly_calls += 1;
+                    let pre = &item.preimages[k];
+                    let fails =
+                        failing_checks(dq.layer(k), item.float.layer(k), pre, bx.lo(), bx.hi());
+                    record.checks =
+                        pre.lower_checked.iter().filter(|&&c| c).count() + pre.beta.len();
+                    if fails.is_empty() {
+                        continue;
+                    }
+                    if !opts.relaxed {
+                        continue 'frac;
+                    }
                     let limit = (opts.relaxed_fraction * record.checks as f64).floor() as usize;
                     let worst = if fails.len() <= limit {
                         fails.len()
@@ -258,49 +395,48 @@ pub fn synthesize(
                             opts.relaxed_time_limit,
                         )?
                     };
-                    record.max_simultaneous_failures = Some(worst);
-                    worst <= limit
-                } else {
-                    false
-                };
-                if accepted {
-                    record.config = Some(cfg);
-                    current = cand;
-                    break;
+                    worst_all = worst_all.max(worst);
+                    if worst > limit {
+                        record.max_simultaneous_failures = Some(worst_all);
+                        continue 'frac;
+                    }
                 }
+                record.max_simultaneous_failures = Some(worst_all);
+                record.config = Some(cfg);
+                current = cand;
+                break;
             } else {
-                let dq = DeepPoly::run(&cand, bx)?;
-                let (proven, margin) = dq.prove_output(prop.output)?;
-                if proven {
-                    record.config = Some(cfg);
-                    out.qnn_margin = Some(margin);
-                    out.qnn_margins = match prop.output {
-                        crate::spec::OutputSpec::Robust { label } => {
-                            Some(dq.logit_difference_lower_bounds(label)?)
-                        }
-                        crate::spec::OutputSpec::NotTarget { .. } => None,
-                    };
-                    current = cand;
-                    break;
+                let mut proofs = Vec::with_capacity(items.len());
+                for item in items {
+                    let dq = DeepPoly::run(&cand, &item.prop.input)?;
+                    fwd.deeppoly_calls += 1;
+                    let proof = prove_property(&dq, item.prop.output, backend)?;
+                    if !proof.proven {
+                        continue 'frac;
+                    }
+                    proofs.push(proof);
                 }
+                record.config = Some(cfg);
+                fwd.proofs = proofs;
+                current = cand;
+                break;
             }
         }
         let accepted = record.config;
-        out.layers.push(record);
+        fwd.layers.push(record);
         match accepted {
             Some(c) => configs.push(c),
             None => {
-                out.status = SynthStatus::Unknown;
-                out.quantize_seconds = t1.elapsed().as_secs_f64();
-                return Ok(out);
+                fwd.proofs.clear();
+                fwd.seconds = t1.elapsed().as_secs_f64();
+                return Ok(fwd);
             }
         }
     }
-    out.quantize_seconds = t1.elapsed().as_secs_f64();
-    out.status = SynthStatus::Certified;
-    out.strategy = Some(Strategy(configs));
-    out.qnn = Some(current);
-    Ok(out)
+    fwd.seconds = t1.elapsed().as_secs_f64();
+    fwd.strategy = Some(Strategy(configs));
+    fwd.qnn = Some(current);
+    Ok(fwd)
 }
 
 /// A hidden-layer check that can fail somewhere in the box: the linear function `g(x)`

@@ -436,3 +436,193 @@ fn bench_smoke_with_resume() {
         serde_json::from_str(std::fs::read_to_string(&t).unwrap().trim()).unwrap();
     assert_eq!(v["status"], "timeout");
 }
+
+#[test]
+fn synth_backdoor_on_the_demo_is_certified_and_rechecks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("bd");
+    let out = run(&[
+        "synth",
+        "backdoor",
+        "--model",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--target",
+        "0",
+        "--trigger-size",
+        "3",
+        "--trigger-pos",
+        "10,10",
+        "--k",
+        "2",
+        "--seed",
+        "1",
+        "--attack",
+        "--out",
+        s(&out_dir),
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "certified");
+    assert_eq!(v["hypothesis"], "H0");
+    // K = 2: p0 = 0.24, p1 = 0.14, six successes in a row accept H0
+    assert_eq!(
+        (v["rounds"].as_u64(), v["successes"].as_u64()),
+        (Some(6), Some(6))
+    );
+    assert_eq!(v["ids_used"].as_array().unwrap().len(), 12);
+    assert_eq!(v["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(v["attack_counterexample"], false);
+    assert!(v["qnn_accuracy"].as_f64().unwrap() > 0.5);
+    let cert: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("certificate.json")).unwrap())
+            .unwrap();
+    assert_eq!(cert["statistical"]["k"], 2);
+    assert_eq!(cert["properties"].as_array().unwrap().len(), 6);
+    assert_eq!(cert["properties"][0]["source"]["trigger"]["row"], 10);
+    let check = run(&[
+        "check",
+        "--certificate",
+        s(&out_dir.join("certificate.json")),
+        "--model",
+        s(&demo_model()),
+        "--qnn",
+        s(&out_dir.join("qnn.onnx")),
+    ]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn synth_backdoor_bad_inputs_exit_2() {
+    let (model, data) = (demo_model(), demo_data());
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "synth",
+            "backdoor",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    assert_bad_input(&base(&["--target", "10"]), "class 10 out of range");
+    assert_bad_input(&base(&["--target", "1", "--trigger-pos", "0,1"]), "1-based");
+    assert_bad_input(
+        &base(&["--target", "1", "--trigger-pos", "27,27"]),
+        "does not fit",
+    );
+    assert_bad_input(&base(&["--target", "1", "--trigger-pos", "3"]), "ROW,COL");
+    assert_bad_input(&base(&["--target", "1", "--theta", "1.5"]), "theta");
+    assert_bad_input(&base(&["--target", "1", "--k", "0"]), "k 0");
+    assert_bad_input(&base(&["--target", "1", "--trigger-size", "0"]), "size");
+}
+
+#[test]
+fn bench_backdoor_smoke_with_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("b.jsonl");
+    let summary = dir.path().join("s.json");
+    let args = |resume: bool| {
+        let mut a = vec![
+            "bench".to_string(),
+            "backdoor".into(),
+            "--model".into(),
+            s(&demo_model()).into(),
+            "--data".into(),
+            s(&demo_data()).into(),
+            "--targets".into(),
+            "0,5".into(),
+            "--positions".into(),
+            "10,10".into(),
+            "--k".into(),
+            "2".into(),
+            "--seed".into(),
+            "1".into(),
+            "--jobs".into(),
+            "2".into(),
+            "--out".into(),
+            s(&jsonl).into(),
+            "--summary".into(),
+            s(&summary).into(),
+            "--json".into(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let a = args(false);
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tasks"], 2);
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    for l in lines.lines() {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(r["status"].is_string() && r["model"].is_string());
+    }
+    // without --resume an existing file is refused; with it nothing is redone
+    let again = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_bad_input(&again, "--resume");
+    let a = args(true);
+    let out = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), lines);
+    assert!(summary.exists());
+}
+
+#[test]
+fn bench_preimages_compares_the_engines_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("p.jsonl");
+    let out = run(&[
+        "bench",
+        "preimages",
+        "--models",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--ids",
+        "0,1",
+        "--eps",
+        "1/255",
+        "--paper-time-limit",
+        "60",
+        "--jobs",
+        "2",
+        "--out",
+        s(&jsonl),
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v[0];
+    assert_eq!(c["pairs"], 2);
+    // both hidden layers of both tasks are compared, and the engines agree
+    assert_eq!(c["layers_compared"], 4);
+    assert!(c["max_relative_difference"].as_f64().unwrap() < 1e-4);
+    assert_eq!(c["fast_above_paper"], 0);
+    assert!(c["ratio"].as_f64().unwrap() > 0.0);
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 4);
+}

@@ -348,3 +348,34 @@ fn fast_and_paper_preimage_engines_agree_on_small_nets() {
         assert_eq!(compared, 4, "{name}");
     }
 }
+
+#[test]
+fn backdoor_acceptance_case_on_mp1() {
+    // issue 5: MP1, target 8, 3×3 trigger at (1,1), seed 1 terminates with H0 or H1, and on H0
+    // with a strategy whose proofs survive attacks on every kept image
+    let Some(sh) = shared() else { return };
+    use certquant::backdoor::{BackdoorOptions, BackdoorStatus, synthesize_backdoor};
+    use certquant::spec::Trigger;
+    let net = model(&sh, "mnist_1blk_100.onnx");
+    let ds = mnist(&sh);
+    let mut o = BackdoorOptions::paper(
+        Trigger {
+            row: 1,
+            col: 1,
+            size: 3,
+        },
+        8,
+    );
+    o.seed = 1;
+    let out = synthesize_backdoor(&net, &ds, &Cbc, &o, &mut |_, _| {}).unwrap();
+    assert!(out.hypothesis.is_some(), "the test must decide");
+    if out.status == BackdoorStatus::Certified {
+        let fwd = out.forward.unwrap();
+        let qnn = fwd.qnn.unwrap();
+        assert_eq!(fwd.strategy.unwrap().apply(&net).unwrap(), qnn);
+        for k in &out.kept {
+            assert_ne!(ds.label(k.id), Some(8));
+            assert!(find_counterexample(&qnn, &k.prop, &AttackOptions::default()).is_none());
+        }
+    }
+}

@@ -441,6 +441,80 @@ impl<'a> DeepPoly<'a> {
         Ok(lbs)
     }
 
+    /// Lower linear forms over the input of `y_j − y_target` for every class `j` (row
+    /// `target` is identically zero): `y_j − y_target ≥ L_j(x)` for every `x` in the box.
+    /// These are the `f̂_j^≤ − f̂_t^≥`-style bounds of the joint output check of Algorithm 2.
+    pub fn logit_difference_forms(&self, target: usize) -> Result<LinearBounds, BoundsError> {
+        let classes = self.net.output_dim();
+        if target >= classes {
+            return Err(BoundsError::Class {
+                class: target,
+                classes,
+            });
+        }
+        let (mut rows, mut consts, errs) = self.logit_differences(target);
+        rows.iter_mut().for_each(|v| *v = -*v);
+        consts.iter_mut().for_each(|v| *v = -*v);
+        Ok(self.back_substitute(self.net.depth() - 1, rows, consts, &errs, Side::Lower))
+    }
+
+    /// A sound lower bound over the box of `Σ_j λ_j (y_j − y_target)` for multipliers
+    /// `λ_j ≥ 0` (entry `target` ignored). If it is `> 0`, then at every input some class
+    /// `j ≠ target` has `y_j > y_target`: the not-target condition holds (a Farkas-style
+    /// certificate of the infeasibility of "`y_target ≥ y_j` for all `j`").
+    ///
+    /// Soundness: the combined row `Σ_j λ_j (W_j − W_t)` is formed in `f64`; each coefficient
+    /// is within `γ_{m+1}·Σ_j λ_j |fl(W_j − W_t)|·(1 + 2u)` of the exact one (one rounding for
+    /// the difference, a sum of `m` products), and that error times the largest possible
+    /// post-activation is passed to [`DeepPoly::back_substitute`] as the expression's error.
+    pub fn difference_combination_lower_bound(
+        &self,
+        target: usize,
+        lambda: &[f64],
+    ) -> Result<f64, BoundsError> {
+        let classes = self.net.output_dim();
+        if target >= classes || lambda.len() != classes {
+            return Err(BoundsError::Class {
+                class: target,
+                classes,
+            });
+        }
+        let last = &self.net.layers()[self.net.depth() - 1];
+        let n = last.inputs();
+        let below_abs: &[f64] = if self.net.depth() == 1 {
+            &self.input_abs
+        } else {
+            &self.relax[self.net.depth() - 2].post_abs
+        };
+        let rt = last.row(target);
+        let mut row = vec![0.0; n];
+        let mut mag = vec![0.0; n];
+        let (mut cst, mut cmag) = (0.0, 0.0);
+        for (j, &l) in lambda.iter().enumerate() {
+            if j == target || l == 0.0 {
+                continue;
+            }
+            if !(l.is_finite() && l >= 0.0) {
+                return Ok(f64::NEG_INFINITY);
+            }
+            for ((r, m), (&a, &b)) in row
+                .iter_mut()
+                .zip(mag.iter_mut())
+                .zip(last.row(j).iter().zip(rt))
+            {
+                let d = a - b;
+                *r += l * d;
+                *m += l * d.abs();
+            }
+            let db = last.bias()[j] - last.bias()[target];
+            cst += l * db;
+            cmag += l * db.abs();
+        }
+        let e: f64 = mag.iter().zip(below_abs).map(|(m, z)| m * z).sum();
+        let err = gamma(classes + 1) * (1.0 + 4.0 * UNIT_ROUNDOFF) * (e * (1.0 + 1e-6) + cmag);
+        Ok(self.expr_lower_bounds(self.net.depth() - 1, row, vec![cst], &[err])[0])
+    }
+
     /// Robustness margin (issue 2 CLI): `min_{j≠g}` of the proven lower bound of `y_g − y_j`.
     /// The property `argmax = g` is proven iff the margin is `> 0`.
     pub fn robustness_margin(&self, label: usize) -> Result<f64, BoundsError> {

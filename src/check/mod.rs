@@ -10,10 +10,14 @@
 //!    and every weight and bias of the QNN equals `clamp(round(v·2^F), −2^(Q−1), 2^(Q−1)−1)·2^−F`
 //!    of the original value `v` ([`quant`], exact integer arithmetic).
 //! 3. **Statement.** Every property's box is well formed, fits the network, and contains the
-//!    exact rational region `k/255 ± eps` recorded in its source; its output class exists
+//!    exact rational region `k/255 ± eps` recorded in its source (for a backdoor property: the
+//!    recorded image with the trigger patch free over `[0,1]`); its output class exists
 //!    ([`region`]).
 //! 4. **Proof.** Every property is proven again on the shipped QNN by the checker's own bound
-//!    propagation ([`prove`]), and the re-proven margin is reported.
+//!    propagation ([`prove`]), and the re-proven margin is reported. A not-target property that
+//!    no single class proves may carry multipliers `λ ≥ 0`; the checker then re-proves
+//!    `Σ_j λ_j (y_j − y_target) > 0` with its own interval arithmetic (the multipliers are
+//!    only a hint: a wrong one fails the proof, it cannot fake one).
 //!
 //! The certificate is valid iff all four hold for every property. A statistical guarantee
 //! (backdoor-freeness by SPRT) cannot be re-derived from the certificate; its parameters are
@@ -45,6 +49,7 @@ use thiserror::Error;
 
 use crate::certificate::{Certificate, FORMAT, Statistical, sha256_hex};
 use crate::model::Network;
+use crate::spec::OutputSpec;
 
 /// Why a check could not even start: the inputs cannot be read or parsed. (A readable but
 /// wrong certificate is not an error: it yields a [`CheckReport`] with `valid = false`.)
@@ -192,6 +197,11 @@ pub fn check_certificate(
             match prove::Prover::new(qnn, prop.input.lo(), prop.input.hi()) {
                 Ok(p) => {
                     margin = p.margin(prop.output);
+                    if let (OutputSpec::NotTarget { target }, Some(lambda), false) =
+                        (prop.output, &prop.multipliers, margin > 0.0)
+                    {
+                        margin = p.difference_combination_lower_bound(target, lambda);
+                    }
                     let positive = margin > 0.0; // false for NaN
                     if !positive {
                         local.push(format!(
@@ -337,8 +347,10 @@ mod tests {
                     pixels: Some(pixels),
                     eps_text: Some("2/255".into()),
                     eps: Some(eps),
+                    trigger: None,
                 },
                 margin: 0.5,
+                multipliers: None,
             }],
             statistical: None,
         };

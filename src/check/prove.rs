@@ -247,6 +247,48 @@ impl<'a> Prover<'a> {
     }
 }
 
+impl Prover<'_> {
+    /// A sound lower bound over the box of `Σ_j λ_j (y_j − y_target)` (the not-target proof
+    /// by multipliers of [`crate::bounds::joint`]); `−∞` unless every `λ_j` is finite and
+    /// `≥ 0` with at least one positive, `λ` has one entry per class, and `target` exists.
+    /// The combined row is enclosed with interval arithmetic, so no rounding is trusted.
+    pub fn difference_combination_lower_bound(&self, target: usize, lambda: &[f64]) -> f64 {
+        let classes = self.net.output_dim();
+        let usable = target < classes
+            && lambda.len() == classes
+            && lambda.iter().all(|l| l.is_finite() && *l >= 0.0)
+            && lambda
+                .iter()
+                .enumerate()
+                .any(|(j, &l)| j != target && l > 0.0);
+        if !usable {
+            return f64::NEG_INFINITY;
+        }
+        let last = &self.net.layers()[self.net.depth() - 1];
+        let n = last.inputs();
+        let rt = last.row(target);
+        let bt = last.bias()[target];
+        let mut coef = vec![Interval::ZERO; n];
+        let mut cst = Interval::ZERO;
+        for (j, &l) in lambda.iter().enumerate() {
+            if j == target || l == 0.0 {
+                continue;
+            }
+            for ((c, &a), &b) in coef.iter_mut().zip(last.row(j)).zip(rt) {
+                *c = *c + Interval::new(sub_down(a, b), sub_up(a, b)).scale(l);
+            }
+            let (a, b) = (last.bias()[j], bt);
+            cst = cst + Interval::new(sub_down(a, b), sub_up(a, b)).scale(l);
+        }
+        let lb = self.back_substitute(
+            Rows::new(n, coef, vec![cst]),
+            self.net.depth() - 1,
+            Side::Lower,
+        )[0];
+        if lb.is_nan() { f64::NEG_INFINITY } else { lb }
+    }
+}
+
 /// `min` that propagates NaN (a NaN bound must never be dropped).
 fn min_nan(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
@@ -558,6 +600,35 @@ mod tests {
         }
         assert_eq!(Relu::new(-1.0, 0.0), Relu::Dead);
         assert_eq!(Relu::new(0.0, 1.0), Relu::Active);
+    }
+
+    #[test]
+    fn multipliers_are_reproven_not_trusted() {
+        // logits (−0.1, x, −x) over x ∈ [−1, 1]: argmax ≠ 0 everywhere, but only a
+        // combination of classes 1 and 2 shows it
+        let l = Affine::new(0, 3, 1, vec![0.0, 1.0, -1.0], vec![-0.1, 0.0, 0.0]).unwrap();
+        let net = Network::new(vec![l]).unwrap();
+        let (lo, hi) = ([-1.0], [1.0]);
+        let p = Prover::new(&net, &lo, &hi).unwrap();
+        assert!(p.margin(OutputSpec::NotTarget { target: 0 }) <= 0.0);
+        assert!(p.difference_combination_lower_bound(0, &[0.0, 0.5, 0.5]) > 0.0);
+        // wrong, negative, non-finite, all-zero or mis-sized multipliers prove nothing
+        for bad in [
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 1.0, -0.5],
+            vec![0.0, f64::INFINITY, 1.0],
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 0.5],
+        ] {
+            assert!(
+                p.difference_combination_lower_bound(0, &bad) <= 0.0,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            p.difference_combination_lower_bound(3, &[0.0, 0.5, 0.5]),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub fn check_input_region(prop: &CertifiedProperty, input_dim: usize) -> Vec<Str
         ));
         return reasons;
     }
+    if let Some(trigger) = prop.source.trigger {
+        reasons.extend(check_trigger_region(prop, trigger, input_dim));
+        return reasons;
+    }
     let (Some(pixels), Some(eps)) = (&prop.source.pixels, prop.source.eps) else {
         return reasons;
     };
@@ -139,6 +143,78 @@ pub fn check_input_region(prop: &CertifiedProperty, input_dim: usize) -> Vec<Str
     reasons
 }
 
+/// The backdoor region (Algorithm 2): the trigger's pixels must be free over all of `[0,1]`,
+/// every other pixel must contain the network's input `fl(k/255)` of the recorded image.
+/// The bounds are already known to be well formed and of the right length.
+fn check_trigger_region(
+    prop: &CertifiedProperty,
+    trigger: crate::spec::Trigger,
+    input_dim: usize,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let Some(pixels) = &prop.source.pixels else {
+        reasons.push("a trigger property must record the image's pixels".into());
+        return reasons;
+    };
+    if pixels.len() != input_dim {
+        reasons.push(format!(
+            "source.pixels has {} entries, the box {input_dim}",
+            pixels.len()
+        ));
+        return reasons;
+    }
+    if prop.source.eps.is_some() || prop.source.eps_text.is_some() {
+        reasons.push("a property has either a trigger or a radius, not both".into());
+        return reasons;
+    }
+    let side = match crate::spec::Trigger::image_side(input_dim)
+        .and_then(|side| trigger.validate(side).map(|()| side))
+    {
+        Ok(side) => side,
+        Err(e) => {
+            reasons.push(e.to_string());
+            return reasons;
+        }
+    };
+    let (lo, hi) = (prop.input.lo(), prop.input.hi());
+    let patch = trigger.pixels(side);
+    let mut in_patch = vec![false; input_dim];
+    for &i in &patch {
+        in_patch[i] = true;
+    }
+    let mut bad = Vec::new();
+    for i in 0..input_dim {
+        let ok = if in_patch[i] {
+            lo[i] <= 0.0 && hi[i] >= 1.0
+        } else {
+            let x = pixels[i] as f64 / 255.0;
+            lo[i] <= x && x <= hi[i]
+        };
+        if !ok {
+            bad.push(i);
+        }
+    }
+    if let Some(&i) = bad.first() {
+        reasons.push(format!(
+            "the box does not contain the claimed trigger region (a {s}×{s} patch at row {r}, \
+             column {c} free in [0,1], other pixels fixed): {} coordinate(s) miss it, first {i} \
+             ({}, box [{:?}, {:?}])",
+            bad.len(),
+            if in_patch[i] {
+                "patch pixel"
+            } else {
+                "fixed pixel"
+            },
+            lo[i],
+            hi[i],
+            s = trigger.size,
+            r = trigger.row,
+            c = trigger.col,
+        ));
+    }
+    reasons
+}
+
 /// Why the output condition is malformed for a network with `classes` logits, if it is.
 pub fn check_output(spec: OutputSpec, classes: usize) -> Option<String> {
     let (what, class) = match spec {
@@ -165,8 +241,10 @@ mod tests {
                 pixels: Some(pixels),
                 eps_text: Some(text.into()),
                 eps: Some(eps),
+                trigger: None,
             },
             margin: 1.0,
+            multipliers: None,
         }
     }
 
@@ -221,6 +299,62 @@ mod tests {
         assert!(!check_input_region(&prop(bx.clone(), pixels.clone(), eps, "x/255"), 4).is_empty());
         // dimension mismatch
         assert!(!check_input_region(&prop(bx, pixels, eps, "2/255"), 5).is_empty());
+    }
+
+    #[test]
+    fn trigger_regions() {
+        use crate::spec::Trigger;
+        let pixels: Vec<u8> = (0..784).map(|i| (i % 256) as u8).collect();
+        let image: Vec<f64> = pixels.iter().map(|&k| k as f64 / 255.0).collect();
+        let t = Trigger {
+            row: 5,
+            col: 5,
+            size: 3,
+        };
+        let mk = |bx: InputBox, trigger: Option<Trigger>| {
+            let mut p = prop(bx, pixels.clone(), 0.0, "0");
+            p.source.eps = None;
+            p.source.eps_text = None;
+            p.source.trigger = trigger;
+            p
+        };
+        let good = InputBox::with_trigger(&image, &t).unwrap();
+        assert!(check_input_region(&mk(good.clone(), Some(t)), 784).is_empty());
+        // a patch that is not entirely free, or a fixed pixel moved, is rejected
+        let mut lo = good.lo().to_vec();
+        lo[4 * 28 + 4] = 0.01;
+        let r = check_input_region(
+            &mk(InputBox::new(lo, good.hi().to_vec()).unwrap(), Some(t)),
+            784,
+        );
+        assert!(r.len() == 1 && r[0].contains("patch pixel"), "{r:?}");
+        let mut hi = good.hi().to_vec();
+        let mut lo = good.lo().to_vec();
+        lo[0] = image[0] + 0.01;
+        hi[0] = image[0] + 0.02;
+        let r = check_input_region(&mk(InputBox::new(lo, hi).unwrap(), Some(t)), 784);
+        assert!(r.len() == 1 && r[0].contains("fixed pixel"), "{r:?}");
+        // the box of another position does not cover this trigger
+        let other = InputBox::with_trigger(
+            &image,
+            &Trigger {
+                row: 6,
+                col: 5,
+                size: 3,
+            },
+        )
+        .unwrap();
+        assert!(!check_input_region(&mk(other, Some(t)), 784).is_empty());
+        // a trigger that does not fit, or a trigger plus a radius, is rejected
+        let off = Trigger {
+            row: 27,
+            col: 1,
+            size: 3,
+        };
+        assert!(!check_input_region(&mk(good.clone(), Some(off)), 784).is_empty());
+        let mut both = mk(good, Some(t));
+        both.source.eps = Some(0.0);
+        assert!(!check_input_region(&both, 784).is_empty());
     }
 
     #[test]

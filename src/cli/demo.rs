@@ -112,6 +112,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
                 preimage: PreimageArg::Fast,
                 chi_max: 4.0,
                 time_limit: Some(60.0),
+                gap: 0.0,
                 attack: true,
                 relaxed_time_limit: 10.0,
             };

@@ -1,5 +1,6 @@
 //! Argument definitions (clap) and dispatch.
 
+mod backdoor;
 mod bench;
 mod check;
 mod common;
@@ -52,12 +53,19 @@ enum Command {
 enum BenchCommand {
     /// Robustness tasks: ids × eps.
     Robustness(bench::BenchRobustnessArgs),
+    /// Backdoor tasks: trigger positions × sizes × target classes (Algorithm 2).
+    Backdoor(bench::BenchBackdoorArgs),
+    /// The fast preimage engine against the paper's single MILP: medians, ratio, χ agreement.
+    Preimages(bench::BenchPreimagesArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum SynthCommand {
     /// Algorithm 1: a strategy keeping local robustness of one input (exit 0 certified, 1 not).
     Robustness(SynthRobustnessArgs),
+    /// Algorithm 2: a strategy keeping backdoor-freeness for a trigger and target class
+    /// (SPRT; exit 0 certified, 1 not).
+    Backdoor(backdoor::SynthBackdoorArgs),
 }
 
 /// Where inputs come from.
@@ -171,6 +179,10 @@ pub struct SynthOpts {
     /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry).
     #[arg(long)]
     pub time_limit: Option<f64>,
+    /// Fast engine, anytime: settle a part by its relaxation bound when that is within this
+    /// relative gap of the cutoff (0 = exact, 1 = no MILP); χ stays safe, may be smaller.
+    #[arg(long, default_value_t = 0.0)]
+    pub gap: f64,
     /// Time limit (s) of the relaxed mode's MILP counting simultaneous check failures (on
     /// expiry its proven bound is used: pessimistic, never unsound).
     #[arg(long, default_value_t = 10.0)]
@@ -265,9 +277,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 })
             }
         }
+        Command::Synth(SynthCommand::Backdoor(a)) => backdoor::synth_backdoor(&a),
         Command::Demo(a) => demo::demo(&a.out, a.json),
         Command::Train(a) => train::train(&a),
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
+        Command::Bench(BenchCommand::Backdoor(a)) => bench::backdoor(&a),
+        Command::Bench(BenchCommand::Preimages(a)) => bench::preimages(&a),
         Command::Check(a) => check::check(&a),
         Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),
     }

@@ -12,7 +12,7 @@ use certquant::search::{Objective, PropertyStatus, SearchOptions, search};
 use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
 
 use super::common::{Outcome, accuracy, input, load_data, load_model, print_json, spinner};
-use super::synth::write_outputs;
+use super::synth::{Claim, write_outputs};
 use super::{ObjectiveArg, SynthOpts};
 
 /// Arguments of the property-set mode.
@@ -180,11 +180,24 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
                     pixels: ds.raw_pixel_bytes(id).map(<[u8]>::to_vec),
                     eps_text: Some(r.eps.to_string()),
                     eps: Some(eps),
+                    trigger: None,
                 },
                 margin: out.qnn_margins[i].unwrap_or(f64::NAN),
+                multipliers: None,
             })
             .collect();
-        let (qp, cp) = write_outputs(dir, &model, r.model, q, s, certified, Vec::new())?;
+        let (qp, cp) = write_outputs(
+            dir,
+            &model,
+            r.model,
+            q,
+            s,
+            Claim {
+                properties: certified,
+                chi: Vec::new(),
+                statistical: None,
+            },
+        )?;
         report.qnn_model = Some(qp);
         report.certificate = Some(cp);
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use certquant::attack::{AttackOptions, find_counterexample};
 use certquant::certificate::{
-    Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, sha256_hex,
+    Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, Statistical, sha256_hex,
 };
 use certquant::data::Dataset;
 use certquant::milp::cbc::Cbc;
@@ -86,6 +86,7 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
     };
     s.preimage.chi_max = o.chi_max;
     s.preimage.time_limit = o.time_limit;
+    s.preimage.gap = o.gap;
     s.relaxed_time_limit = o.relaxed_time_limit;
     s
 }
@@ -171,8 +172,10 @@ pub fn run_task(
                     pixels: t.ds.raw_pixel_bytes(t.id).map(<[u8]>::to_vec),
                     eps_text: Some(t.eps_text.to_string()),
                     eps: Some(eps),
+                    trigger: None,
                 },
                 margin: outcome.qnn_margin.unwrap_or(f64::NAN),
+                multipliers: None,
             }];
             let (q, c) = write_outputs(
                 dir,
@@ -180,8 +183,11 @@ pub fn run_task(
                 t.model_path,
                 qnn,
                 strategy,
-                props,
-                vec![report.chi.clone()],
+                Claim {
+                    properties: props,
+                    chi: vec![report.chi.clone()],
+                    statistical: None,
+                },
             )?;
             report.qnn_model = Some(q);
             report.certificate = Some(c);
@@ -217,6 +223,14 @@ fn attack_target(
         .ok()
 }
 
+/// What a certificate states: the proven properties, the preimage `χ` per property, and the
+/// statistical parameters when the guarantee is statistical.
+pub struct Claim {
+    pub properties: Vec<CertifiedProperty>,
+    pub chi: Vec<Vec<f64>>,
+    pub statistical: Option<Statistical>,
+}
+
 /// Writes `qnn.onnx` and `certificate.json` into `dir`; returns their paths.
 pub fn write_outputs(
     dir: &Path,
@@ -224,9 +238,13 @@ pub fn write_outputs(
     model_path: &Path,
     qnn: &certquant::model::Network,
     strategy: &certquant::quantize::Strategy,
-    properties: Vec<CertifiedProperty>,
-    chi: Vec<Vec<f64>>,
+    claim: Claim,
 ) -> Result<(String, String)> {
+    let Claim {
+        properties,
+        chi,
+        statistical,
+    } = claim;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     let qnn_path = dir.join("qnn.onnx");
@@ -246,9 +264,13 @@ pub fn write_outputs(
         },
         strategy: strategy.0.clone(),
         chi,
-        verifier: "deeppoly (certquant::bounds, outward-rounded f64)".to_string(),
+        verifier: if properties.iter().any(|p| p.multipliers.is_some()) {
+            "deeppoly (certquant::bounds, outward-rounded f64) + LP multipliers".to_string()
+        } else {
+            "deeppoly (certquant::bounds, outward-rounded f64)".to_string()
+        },
         properties,
-        statistical: None,
+        statistical,
     };
     let cert_path = dir.join("certificate.json");
     cert.write(&cert_path)?;
