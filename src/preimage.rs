@@ -568,9 +568,12 @@ fn escape_conditions(
 
 type LayerOutcome = (f64, ChiSource, usize, usize);
 
+/// Solver options: the fast engine's small per-part MILPs run without cutting planes; the
+/// paper engine keeps the solver's defaults (the baseline).
 fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
     SolveOptions {
         time_limit: opts.time_limit,
+        no_cuts: opts.engine == Engine::Fast,
     }
 }
 

@@ -536,6 +536,7 @@ fn max_simultaneous(
         &p,
         &SolveOptions {
             time_limit: Some(time_limit),
+            ..SolveOptions::default()
         },
     )?;
     Ok(match s.status {

@@ -331,6 +331,9 @@ fn demo_runs() {
     assert!(!v["synth"].as_array().unwrap().is_empty());
     assert!(dir.path().join("certificate.json").exists());
     assert_eq!(v["certificate_check_valid"], true);
+    assert_eq!(v["backdoor"]["status"], "certified");
+    assert_eq!(v["backdoor_certificate_check_valid"], true);
+    assert!(dir.path().join("backdoor/certificate.json").exists());
     assert_eq!(
         out.status.code(),
         Some(0),

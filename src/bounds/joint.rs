@@ -121,6 +121,7 @@ fn propose_multipliers(
         &p,
         &SolveOptions {
             time_limit: Some(LP_SECONDS),
+            ..SolveOptions::default()
         },
     ) else {
         return Ok(None);

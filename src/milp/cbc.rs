@@ -25,6 +25,9 @@ impl Backend for Cbc {
         // CBC's primal heuristics cost more than they give on the preimage MILPs, whose
         // incumbents come from our own projected-gradient witnesses (measured: ~2× faster).
         m.set_parameter("heur", "off");
+        if opts.no_cuts {
+            m.set_parameter("cuts", "off");
+        }
         if let Ok(extra) = std::env::var("CERTQUANT_CBC_ARGS") {
             for kv in extra.split_whitespace() {
                 if let Some((k, v)) = kv.split_once('=') {
