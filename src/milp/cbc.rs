@@ -36,6 +36,9 @@ impl Backend for Cbc {
             }
         }
         if let Some(t) = opts.time_limit {
+            // CBC counts CPU seconds by default; the limit is documented (and used) as
+            // wall-clock time, which differs whenever the machine is shared.
+            m.set_parameter("timeMode", "elapsed");
             m.set_parameter("sec", &format!("{}", t.max(0.01)));
         }
         let cols: Vec<Col> = p
