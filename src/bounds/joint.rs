@@ -13,9 +13,9 @@
 //! row and is at least as tight as `Σ λ_j L_j`). The multipliers go into the certificate, so
 //! the independent checker re-proves the same combination with its own interval arithmetic.
 
-use super::deeppoly::{BoundsError, DeepPoly};
+use super::arith::linear_min;
+use super::deeppoly::{BoundsError, DeepPoly, LinearBounds};
 use crate::milp::{Backend, Problem, Sense, SolveOptions, Status};
-use crate::spec::OutputSpec;
 
 /// The outcome of the joint not-target check.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,8 +39,15 @@ pub fn prove_not_target(
     target: usize,
     backend: &dyn Backend,
 ) -> Result<JointProof, BoundsError> {
-    let (ok, per_class) = dp.prove_output(OutputSpec::NotTarget { target })?;
-    if ok {
+    // One back-substitution gives the forms L_j ≤ y_j − y_t for both tests; the per-class
+    // margin is the best of their sound minima over the box.
+    let forms = dp.logit_difference_forms(target)?;
+    let (lo, hi) = (dp.input().lo(), dp.input().hi());
+    let per_class = (0..forms.rows())
+        .filter(|&j| j != target)
+        .map(|j| linear_min(forms.coeffs(j), forms.constant(j), lo, hi))
+        .fold(f64::NEG_INFINITY, f64::max);
+    if per_class > 0.0 {
         return Ok(JointProof {
             proven: true,
             margin: per_class,
@@ -52,7 +59,7 @@ pub fn prove_not_target(
         margin: per_class,
         multipliers: None,
     };
-    let Some(lambda) = propose_multipliers(dp, target, backend)? else {
+    let Some(lambda) = propose_multipliers(&forms, lo, hi, target, backend) else {
         return Ok(not_proven);
     };
     let margin = dp.difference_combination_lower_bound(target, &lambda)?;
@@ -72,16 +79,16 @@ pub fn prove_not_target(
 /// inputs go into the constant. Returns `None` when the LP optimum is not positive (the
 /// linear forms cannot prove the property) or the solver fails.
 fn propose_multipliers(
-    dp: &DeepPoly<'_>,
+    forms: &LinearBounds,
+    lo: &[f64],
+    hi: &[f64],
     target: usize,
     backend: &dyn Backend,
-) -> Result<Option<Vec<f64>>, BoundsError> {
-    let forms = dp.logit_difference_forms(target)?;
-    let (lo, hi) = (dp.input().lo(), dp.input().hi());
+) -> Option<Vec<f64>> {
     let classes = forms.rows();
     let others: Vec<usize> = (0..classes).filter(|&j| j != target).collect();
     if others.is_empty() {
-        return Ok(None);
+        return None;
     }
     let free: Vec<usize> = (0..lo.len()).filter(|&i| lo[i] < hi[i]).collect();
     let mut p = Problem::new();
@@ -124,19 +131,19 @@ fn propose_multipliers(
             ..SolveOptions::default()
         },
     ) else {
-        return Ok(None);
+        return None;
     };
     if s.status != Status::Optimal || s.objective.is_none_or(|o| o <= 0.0) {
-        return Ok(None);
+        return None;
     }
     let mut lambda = vec![0.0; classes];
     for (&j, v) in others.iter().zip(&lam) {
         lambda[j] = s.values.get(v.0).copied().unwrap_or(0.0).clamp(0.0, 1.0);
     }
     if lambda.iter().all(|&l| l == 0.0) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(lambda))
+    Some(lambda)
 }
 
 #[cfg(test)]
@@ -144,7 +151,7 @@ mod tests {
     use super::*;
     use crate::milp::cbc::Cbc;
     use crate::model::{Affine, Network};
-    use crate::spec::InputBox;
+    use crate::spec::{InputBox, OutputSpec};
 
     /// One input `x ∈ [−1, 1]`, logits `(bias0, x, −x)`. With `bias0 = −0.1`, class 1 wins for
     /// `x > 0`, class 2 for `x < 0`, and both beat class 0 at `x = 0`: `argmax ≠ 0` holds on

@@ -92,11 +92,8 @@ pub fn check_input_region(prop: &CertifiedProperty, input_dim: usize) -> Vec<Str
     let (Some(pixels), Some(eps)) = (&prop.source.pixels, prop.source.eps) else {
         return reasons;
     };
-    if pixels.len() != input_dim {
-        reasons.push(format!(
-            "source.pixels has {} entries, the box {input_dim}",
-            pixels.len()
-        ));
+    if let Some(r) = pixel_count_mismatch(pixels, input_dim) {
+        reasons.push(r);
         return reasons;
     }
     if !(eps.is_finite() && eps >= 0.0) {
@@ -143,6 +140,16 @@ pub fn check_input_region(prop: &CertifiedProperty, input_dim: usize) -> Vec<Str
     reasons
 }
 
+/// Why the recorded pixels cannot describe an input of `input_dim` values, if they cannot.
+fn pixel_count_mismatch(pixels: &[u8], input_dim: usize) -> Option<String> {
+    (pixels.len() != input_dim).then(|| {
+        format!(
+            "source.pixels has {} entries, the box {input_dim}",
+            pixels.len()
+        )
+    })
+}
+
 /// The backdoor region (Algorithm 2): the trigger's pixels must be free over all of `[0,1]`,
 /// every other pixel must contain the network's input `fl(k/255)` of the recorded image.
 /// The bounds are already known to be well formed and of the right length.
@@ -156,11 +163,8 @@ fn check_trigger_region(
         reasons.push("a trigger property must record the image's pixels".into());
         return reasons;
     };
-    if pixels.len() != input_dim {
-        reasons.push(format!(
-            "source.pixels has {} entries, the box {input_dim}",
-            pixels.len()
-        ));
+    if let Some(r) = pixel_count_mismatch(pixels, input_dim) {
+        reasons.push(r);
         return reasons;
     }
     if prop.source.eps.is_some() || prop.source.eps_text.is_some() {

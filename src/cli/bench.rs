@@ -546,6 +546,16 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
     for e in &a.eps {
         parse_eps(e)?;
     }
+    for (flag, t) in [
+        ("--paper-time-limit", a.paper_time_limit),
+        ("--fast-time-limit", a.fast_time_limit),
+    ] {
+        if let Some(t) = t
+            && !(t.is_finite() && t > 0.0)
+        {
+            bail!("{flag} must be a positive number of seconds");
+        }
+    }
     for m in &a.models {
         let net = super::common::load_model(m)?;
         super::common::load_data(&a.data, &net.net)?;

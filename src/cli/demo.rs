@@ -43,6 +43,22 @@ struct DemoReport {
     backdoor_certificate_check_valid: Option<bool>,
 }
 
+/// The demo's synthesis options: the defaults, a 60 s MILP limit, and attacks on every QNN.
+fn demo_opts(relaxed: bool) -> SynthOpts {
+    SynthOpts {
+        relaxed,
+        min_frac: None,
+        max_frac: 16,
+        template: TemplateArg::Code,
+        preimage: PreimageArg::Fast,
+        chi_max: 4.0,
+        time_limit: Some(60.0),
+        gap: 0.0,
+        attack: true,
+        relaxed_time_limit: 10.0,
+    }
+}
+
 /// Runs the demo.
 pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
     let net = onnx::import_bytes(DEMO_MODEL).context("embedded demo model")?;
@@ -106,18 +122,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
             if relaxed && i > 0 {
                 continue;
             }
-            let opts = SynthOpts {
-                relaxed,
-                min_frac: None,
-                max_frac: 16,
-                template: TemplateArg::Code,
-                preimage: PreimageArg::Fast,
-                chi_max: 4.0,
-                time_limit: Some(60.0),
-                gap: 0.0,
-                attack: true,
-                relaxed_time_limit: 10.0,
-            };
+            let opts = demo_opts(relaxed);
             let task = Task {
                 model: &model,
                 model_path: Path::new("<embedded demo model>"),
@@ -192,18 +197,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
         ds: &ds,
         data_path: Path::new("<embedded demo images>"),
     };
-    let bd_opts = SynthOpts {
-        relaxed: false,
-        min_frac: None,
-        max_frac: 16,
-        template: TemplateArg::Code,
-        preimage: PreimageArg::Fast,
-        chi_max: 4.0,
-        time_limit: Some(60.0),
-        gap: 0.0,
-        attack: true,
-        relaxed_time_limit: 10.0,
-    };
+    let bd_opts = demo_opts(false);
     let (bd, _) =
         super::backdoor::run_backdoor(&bd_task, &bd_args, &bd_opts, Some(&bd_dir), &mut |_, _| {})?;
     let mut bd_check = None;
