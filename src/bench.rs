@@ -82,6 +82,9 @@ pub struct TaskRecord {
     /// With `--attack`: whether a concrete counterexample was found.
     #[serde(default)]
     pub attack_counterexample: Option<bool>,
+    /// With `--preimages-from`: the preimage seconds of the run the χ came from.
+    #[serde(default)]
+    pub reused_preimage_seconds: Option<f64>,
 }
 
 /// Bits of one layer.
@@ -125,6 +128,10 @@ pub struct Summary {
     pub avg_frac: Vec<f64>,
     /// Average QNN accuracy over certified tasks (if recorded).
     pub avg_qnn_accuracy: Option<f64>,
+    /// Tasks whose preimages were reused (`--preimages-from`); their preimage seconds below
+    /// are those of the run the χ came from.
+    #[serde(default)]
+    pub reused_preimages: usize,
     /// Mean preimage seconds over tasks that ran synthesis.
     pub mean_preimage_seconds: f64,
     /// Median preimage seconds.
@@ -184,7 +191,10 @@ pub fn summarize(recs: &[TaskRecord]) -> Summary {
         .iter()
         .filter(|r| r.status == "certified" || r.status == "unknown")
         .collect();
-    let pre: Vec<f64> = ran.iter().map(|r| r.preimage_seconds).collect();
+    let pre: Vec<f64> = ran
+        .iter()
+        .map(|r| r.reused_preimage_seconds.unwrap_or(r.preimage_seconds))
+        .collect();
     let qua: Vec<f64> = ran.iter().map(|r| r.quantize_seconds).collect();
     let wall: Vec<f64> = recs.iter().map(|r| r.wall_seconds).collect();
     let accs: Vec<f64> = certified.iter().filter_map(|r| r.qnn_accuracy).collect();
@@ -197,6 +207,10 @@ pub fn summarize(recs: &[TaskRecord]) -> Summary {
         timeouts,
         errors,
         property_fails: count("property-fails"),
+        reused_preimages: ran
+            .iter()
+            .filter(|r| r.reused_preimage_seconds.is_some())
+            .count(),
         avg_bits: avg(&|l| l.total),
         avg_frac: avg(&|l| l.frac),
         avg_qnn_accuracy: (!accs.is_empty()).then(|| mean(&accs)),
@@ -461,6 +475,7 @@ mod tests {
             qnn_accuracy: (status == "certified").then_some(0.9),
             wall_seconds: p,
             attack_counterexample: None,
+            reused_preimage_seconds: None,
         }
     }
 
@@ -489,6 +504,14 @@ mod tests {
         assert_eq!(s.median_preimage_seconds, 4.0);
         assert_eq!(s.mean_preimage_seconds, 4.0);
         assert_eq!(s.avg_qnn_accuracy, Some(0.9));
+        assert_eq!(s.reused_preimages, 0);
+        // reused preimages count with the seconds of the run they came from
+        let mut r = recs.clone();
+        r[0].preimage_seconds = 0.0;
+        r[0].reused_preimage_seconds = Some(2.0);
+        let t = summarize(&r);
+        assert_eq!(t.reused_preimages, 1);
+        assert_eq!(t.mean_preimage_seconds, 4.0);
     }
 
     #[test]

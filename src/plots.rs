@@ -621,7 +621,11 @@ fn times_svg(records: &[TaskRecord], title: &str) -> Result<String, DrawError> {
         v
     };
     let series = [
-        ("preimage", sorted(|r| r.preimage_seconds)),
+        // reused preimages (`--preimages-from`) are shown with the seconds they first took
+        (
+            "preimage",
+            sorted(|r| r.reused_preimage_seconds.unwrap_or(r.preimage_seconds)),
+        ),
         ("quantization", sorted(|r| r.quantize_seconds)),
     ];
     let n = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
@@ -716,6 +720,7 @@ mod tests {
             qnn_accuracy: Some(0.9),
             wall_seconds: pre + 1.0,
             attack_counterexample: None,
+            reused_preimage_seconds: None,
         }
     }
 

@@ -51,6 +51,9 @@ pub enum PreimageError {
     /// Bounds needed by the template were not computed.
     #[error("DeepPoly bounds for layer {0} are missing")]
     MissingBounds(usize),
+    /// Given `χ` values (see [`preimages_from_chi`]) do not fit the network.
+    #[error("given χ values: {0}")]
+    GivenChi(String),
 }
 
 /// How the template widths `α, β` are chosen.
@@ -117,6 +120,9 @@ pub enum ChiSource {
     Capped,
     /// A solve hit its time limit: its proven bound minus the margin was used.
     TimeLimitBound,
+    /// Supplied by the caller (e.g. reused from an earlier run on the same task, see
+    /// [`preimages_from_chi`]); not proven in this run.
+    Given,
     /// Settled by a part's relaxation bound within the allowed gap
     /// ([`PreimageOptions::gap`]): safe, possibly below the optimum.
     GapBound,
@@ -469,15 +475,12 @@ pub fn compute_preimages(
             Engine::Paper => solve_paper(&ctx, &escapes, backend, opts)?,
         };
         tracing::debug!(layer = k, chi, ?source, milps, pruned, "preimage");
-        // Neurons whose template upper bound is ≤ 0 everywhere at this χ: only "≤ 0" matters.
-        let (_, yhi) = ctx.y_bounds(chi);
-        let lower_checked = yhi.iter().map(|&u| u > 0.0).collect();
         out.push(Preimage {
             layer: k,
             chi,
+            lower_checked: lower_checked(&ctx, chi),
             alpha,
             beta,
-            lower_checked,
             source,
             milps,
             pruned,
@@ -486,6 +489,64 @@ pub fn compute_preimages(
     }
     out.reverse();
     Ok(out)
+}
+
+/// Neurons whose template upper bound is `≤ 0` everywhere at this `χ` are always inactive:
+/// only "stays `≤ 0`" matters for them (authors' code), so their lower side is unchecked.
+fn lower_checked(ctx: &LayerCtx<'_>, chi: f64) -> Vec<bool> {
+    let (_, yhi) = ctx.y_bounds(chi);
+    yhi.iter().map(|&u| u > 0.0).collect()
+}
+
+/// Rebuilds the preimages from known `χ` values (input side first, one per hidden layer)
+/// without solving anything: the template `T_k(χ)` is fully determined by DeepPoly, the
+/// centre and `χ`, so an earlier run's `χ` on the same task gives the same preimages.
+/// Used to run the relaxed forward search on a strict run's preimages (`bench robustness
+/// --preimages-from`). The values are *not* re-proven: a wrong `χ` can make a hidden-layer
+/// check accept a config it should not, but never a wrong certificate, because the output
+/// layer's check is a full DeepPoly proof of the property on the quantized network.
+pub fn preimages_from_chi(
+    dp: &DeepPoly<'_>,
+    centre_pre: &[Vec<f64>],
+    template: TemplateKind,
+    chis: &[f64],
+) -> Result<Vec<Preimage>, PreimageError> {
+    let d = dp.network().depth();
+    if dp.computed_layers() + 1 < d {
+        return Err(PreimageError::MissingBounds(dp.computed_layers()));
+    }
+    let hidden = d.saturating_sub(1);
+    if chis.len() != hidden {
+        return Err(PreimageError::GivenChi(format!(
+            "{} values for {hidden} hidden layers",
+            chis.len()
+        )));
+    }
+    if let Some(c) = chis.iter().find(|c| !(c.is_finite() && **c >= 0.0)) {
+        return Err(PreimageError::GivenChi(format!(
+            "{c} is not a finite number ≥ 0"
+        )));
+    }
+    (0..hidden)
+        .map(|k| {
+            let start = Instant::now();
+            let lb = dp.layer(k);
+            let (alpha, beta) = template_widths(template, &lb.lo, &lb.hi, &centre_pre[k]);
+            let ctx = LayerCtx::new(dp, k, &alpha, &beta);
+            let chi = chis[k];
+            Ok(Preimage {
+                layer: k,
+                chi,
+                lower_checked: lower_checked(&ctx, chi),
+                alpha,
+                beta,
+                source: ChiSource::Given,
+                milps: 0,
+                pruned: 0,
+                seconds: start.elapsed().as_secs_f64(),
+            })
+        })
+        .collect()
 }
 
 /// The escape conditions of hidden layer `k`: leaving the next preimage (one condition per
@@ -943,4 +1004,202 @@ fn solve_paper(
         Some((chi, true)) => (chi.min(opts.chi_max), ChiSource::TimeLimitBound, 1, 0),
         Some((chi, false)) => (chi.min(opts.chi_max), ChiSource::Optimal, 1, 0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::milp::cbc::Cbc;
+    use crate::model::Affine;
+    use crate::spec::InputBox;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A random ReLU net with the given widths and a box of radius `eps` around a random
+    /// centre, on which DeepPoly proves robustness (seeds are tried in order until it does).
+    fn robust_task(dims: &[usize], eps: f64, seed: u64) -> (Network, InputBox, Vec<f64>, usize) {
+        for s in seed.. {
+            let mut rng = ChaCha8Rng::seed_from_u64(s);
+            let layers = dims
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let wt = (0..w[0] * w[1])
+                        .map(|_| rng.random_range(-1.0..1.0))
+                        .collect();
+                    let b = (0..w[1]).map(|_| rng.random_range(-0.3..0.3)).collect();
+                    Affine::new(i, w[1], w[0], wt, b).unwrap()
+                })
+                .collect();
+            let net = Network::new(layers).unwrap();
+            let centre: Vec<f64> = (0..dims[0]).map(|_| rng.random_range(0.2..0.8)).collect();
+            let bx = InputBox::linf_ball(&centre, eps).unwrap();
+            let label = net.predict(&centre);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            if dp
+                .logit_difference_lower_bounds(label)
+                .unwrap()
+                .iter()
+                .all(|&m| m > 0.05)
+            {
+                return (net, bx, centre, label);
+            }
+        }
+        unreachable!()
+    }
+
+    fn preimages(
+        net: &Network,
+        bx: &InputBox,
+        centre: &[f64],
+        label: usize,
+        engine: Engine,
+    ) -> Vec<Preimage> {
+        let dp = DeepPoly::run(net, bx).unwrap();
+        let centre_pre = crate::synth::pre_activations(net, centre);
+        let opts = PreimageOptions {
+            engine,
+            ..PreimageOptions::default()
+        };
+        compute_preimages(&dp, &centre_pre, OutputSpec::Robust { label }, &Cbc, &opts).unwrap()
+    }
+
+    /// `f(x)` of one DeepPoly row.
+    fn eval(lb: &crate::bounds::LinearBounds, j: usize, x: &[f64]) -> f64 {
+        lb.constant(j) + lb.coeffs(j).iter().zip(x).map(|(a, v)| a * v).sum::<f64>()
+    }
+
+    /// Samples points of `T_k(χ)` (box vertices and template faces are favoured, since the
+    /// escapes are extreme points) and checks that ReLU and the next layer map each into the
+    /// next preimage, or for the last hidden layer into the property. A `χ` that is too large
+    /// fails here; one too small does not (that is the agreement test's job).
+    fn assert_sampled_points_stay_inside(
+        net: &Network,
+        bx: &InputBox,
+        label: usize,
+        pre: &[Preimage],
+        seed: u64,
+    ) {
+        let dp = DeepPoly::run(net, bx).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let pick = |rng: &mut ChaCha8Rng, l: f64, h: f64| match rng.random_range(0..3) {
+            0 => l,
+            1 => h,
+            _ => rng.random_range(l..=h),
+        };
+        for (k, p) in pre.iter().enumerate() {
+            let lb = dp.layer(k);
+            for _ in 0..3000 {
+                let x: Vec<f64> = bx
+                    .lo()
+                    .iter()
+                    .zip(bx.hi())
+                    .map(|(&l, &h)| pick(&mut rng, l, h))
+                    .collect();
+                let z: Vec<f64> = (0..p.alpha.len())
+                    .map(|j| {
+                        let lo = eval(&lb.lower, j, &x) - p.alpha[j] * p.chi;
+                        let hi = eval(&lb.upper, j, &x) + p.beta[j] * p.chi;
+                        pick(&mut rng, lo, hi).max(0.0)
+                    })
+                    .collect();
+                let y = net.layers()[k + 1].apply(&z);
+                if let Some(next) = pre.get(k + 1) {
+                    let nb = dp.layer(k + 1);
+                    for (m, &v) in y.iter().enumerate() {
+                        let hi = eval(&nb.upper, m, &x) + next.beta[m] * next.chi;
+                        assert!(
+                            v <= hi + 1e-9,
+                            "layer {k}: neuron {m} above the next preimage"
+                        );
+                        if next.lower_checked[m] {
+                            let lo = eval(&nb.lower, m, &x) - next.alpha[m] * next.chi;
+                            assert!(
+                                v >= lo - 1e-9,
+                                "layer {k}: neuron {m} below the next preimage"
+                            );
+                        }
+                    }
+                } else {
+                    for (j, &v) in y.iter().enumerate() {
+                        assert!(
+                            j == label || y[label] > v,
+                            "layer {k}: class {j} reaches the label"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sampled_points_of_each_preimage_stay_inside_the_next() {
+        for (dims, seed) in [
+            (vec![4, 6, 3], 1),
+            (vec![5, 6, 5, 3], 20),
+            (vec![3, 8, 6, 4, 3], 40),
+        ] {
+            let (net, bx, centre, label) = robust_task(&dims, 0.15, seed);
+            for engine in [Engine::Fast, Engine::Paper] {
+                let pre = preimages(&net, &bx, &centre, label, engine);
+                assert_eq!(pre.len(), dims.len() - 2);
+                // not a trivial case: the first preimage is limited by an escape
+                assert_eq!(pre[0].source, ChiSource::Optimal, "{dims:?}");
+                assert!(pre.iter().all(|p| p.chi.is_finite() && p.chi >= 0.0));
+                assert_sampled_points_stay_inside(&net, &bx, label, &pre, seed);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_and_paper_engines_agree_on_chi() {
+        for (dims, seed) in [
+            (vec![4, 6, 3], 2),
+            (vec![5, 6, 5, 3], 30),
+            (vec![4, 7, 7, 3], 60),
+        ] {
+            let (net, bx, centre, label) = robust_task(&dims, 0.15, seed);
+            let fast = preimages(&net, &bx, &centre, label, Engine::Fast);
+            assert!(
+                fast.iter().all(|p| p.source == ChiSource::Optimal),
+                "{dims:?}"
+            );
+            let paper = preimages(&net, &bx, &centre, label, Engine::Paper);
+            for (f, p) in fast.iter().zip(&paper) {
+                assert!(
+                    (f.chi - p.chi).abs() <= 1e-3 * (1.0 + p.chi),
+                    "{dims:?}: layer {} fast χ {} paper χ {}",
+                    f.layer,
+                    f.chi,
+                    p.chi
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn preimages_from_chi_rebuild_the_computed_ones() {
+        let (net, bx, centre, label) = robust_task(&[5, 6, 5, 3], 0.05, 20);
+        let pre = preimages(&net, &bx, &centre, label, Engine::Fast);
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let centre_pre = crate::synth::pre_activations(&net, &centre);
+        let chis: Vec<f64> = pre.iter().map(|p| p.chi).collect();
+        let again = preimages_from_chi(&dp, &centre_pre, TemplateKind::Code, &chis).unwrap();
+        for (a, b) in pre.iter().zip(&again) {
+            assert_eq!((a.layer, a.chi), (b.layer, b.chi));
+            assert_eq!(a.alpha, b.alpha);
+            assert_eq!(a.beta, b.beta);
+            assert_eq!(a.lower_checked, b.lower_checked);
+            assert_eq!(b.source, ChiSource::Given);
+        }
+        for bad in [
+            vec![0.1],
+            vec![0.1, -0.2],
+            vec![f64::NAN, 0.1],
+            vec![0.1, f64::INFINITY],
+        ] {
+            let e = preimages_from_chi(&dp, &centre_pre, TemplateKind::Code, &bad).unwrap_err();
+            assert!(matches!(e, PreimageError::GivenChi(_)), "{bad:?}: {e}");
+        }
+    }
 }

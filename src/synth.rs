@@ -24,6 +24,7 @@ use crate::milp::{Backend, MilpError, Problem, Sense, SolveOptions, Status};
 use crate::model::Network;
 use crate::preimage::{
     Engine, Preimage, PreimageError, PreimageOptions, TemplateKind, compute_preimages,
+    preimages_from_chi,
 };
 use crate::quantize::{QuantConfig, QuantError, Strategy, config_for, quantize_layer};
 use crate::spec::{OutputSpec, Property};
@@ -65,6 +66,11 @@ pub struct SynthOptions {
     /// Time limit (s) of the relaxed mode's MILP counting simultaneous failures; on expiry
     /// its proven upper bound is used (pessimistic: may cost bits, never soundness).
     pub relaxed_time_limit: f64,
+    /// Skip step 1 and rebuild the preimages from these `χ` values (input side first), e.g.
+    /// a strict run's, to run the relaxed forward search on the same preimages
+    /// ([`preimages_from_chi`]). Soundness does not depend on them: the output check is a
+    /// full proof on the quantized network.
+    pub given_chi: Option<Vec<f64>>,
 }
 
 impl SynthOptions {
@@ -77,6 +83,7 @@ impl SynthOptions {
             min_frac: if relaxed { 2 } else { 1 },
             max_frac: 16,
             relaxed_time_limit: RELAXED_CHECK_SECONDS,
+            given_chi: None,
         }
     }
 
@@ -136,8 +143,9 @@ pub struct LayerRecord {
     pub config: Option<QuantConfig>,
     /// `F` values tried.
     pub tried: u32,
-    /// In relaxed mode: the largest number of this layer's checks that fail at one input
-    /// (an upper bound when the MILP timed out).
+    /// In relaxed mode: for a rejected `F`, the number of this layer's checks that fail at one
+    /// input (an upper bound when the MILP timed out); for the accepted one, a count within the
+    /// allowed 25% (not necessarily the exact maximum: counting stops once that is settled).
     pub max_simultaneous_failures: Option<usize>,
     /// Number of checks on this layer (hidden layers).
     pub checks: usize,
@@ -268,7 +276,10 @@ pub fn synthesize(
     }
     let t0 = Instant::now();
     let centre_pre = pre_activations(net, centre);
-    out.preimages = compute_preimages(&dp, &centre_pre, prop.output, backend, &opts.preimage)?;
+    out.preimages = match &opts.given_chi {
+        Some(chis) => preimages_from_chi(&dp, &centre_pre, opts.preimage.template, chis)?,
+        None => compute_preimages(&dp, &centre_pre, prop.output, backend, &opts.preimage)?,
+    };
     out.preimage_seconds = t0.elapsed().as_secs_f64();
 
     let fwd = forward_search(
@@ -450,6 +461,9 @@ struct Check {
 
 /// Closed-form containment test of Alg. 1 step 3: for every neuron `j`,
 /// `f̂_j^≤(x) ≥ f_j^≤(x) − α_jχ` and `f̂_j^≥(x) ≤ f_j^≥(x) + β_jχ` for all `x` in the box.
+/// A neuron whose whole template lies at or below 0 (`lower_checked` false) only has to stay
+/// inactive, `f̂_j^≥(x) ≤ 0`, as in the authors' code: ReLU maps every such value to the
+/// same 0 that the template's points give, so the next layer sees a point of `T_k(χ)`'s image.
 /// Returns the checks that fail for some `x` (each as `g(x) ≥ 0`).
 fn failing_checks(
     quant: &LayerBounds,
@@ -478,18 +492,28 @@ fn failing_checks(
                 quant.lower.constant(j) - float.lower.constant(j) + pre.alpha[j] * pre.chi,
             );
         }
-        // g(x) = f^≥_j(x) + β_j χ − f̂^≥_j(x) ≥ 0
-        push(
-            diff(float.upper.coeffs(j), quant.upper.coeffs(j)),
-            float.upper.constant(j) + pre.beta[j] * pre.chi - quant.upper.constant(j),
-        );
+        if pre.lower_checked[j] {
+            // g(x) = f^≥_j(x) + β_j χ − f̂^≥_j(x) ≥ 0
+            push(
+                diff(float.upper.coeffs(j), quant.upper.coeffs(j)),
+                float.upper.constant(j) + pre.beta[j] * pre.chi - quant.upper.constant(j),
+            );
+        } else {
+            // always inactive in the template: g(x) = −f̂^≥_j(x) ≥ 0
+            push(
+                quant.upper.coeffs(j).iter().map(|a| -a).collect(),
+                -quant.upper.constant(j),
+            );
+        }
     }
     fails
 }
 
-/// The largest number of `checks` that fail at one common input (relaxed mode, Quadapter*):
-/// `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`. On a time limit the solver's
-/// proven upper bound is used (so the answer can only be too pessimistic).
+/// Decides whether more than `limit` of `checks` can fail at one common input (relaxed mode,
+/// Quadapter*), via `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`, `Σ b_c ≥ limit+1`.
+/// Returns a count `> limit` if so (the optimum, or on a time limit the solver's proven upper
+/// bound, so the answer can only be too pessimistic), otherwise the largest count seen at a
+/// box vertex (`≤ limit`; the exact maximum is not needed).
 fn max_simultaneous(
     checks: &[Check],
     limit: usize,
@@ -531,6 +555,9 @@ fn max_simultaneous(
             .chain([(b, big)]);
         p.add_row(terms, f64::NEG_INFINITY, big - c.constant);
     }
+    // Only "more than `limit`?" matters: asking for at least `limit + 1` lets the solver stop
+    // at infeasibility instead of proving the exact maximum.
+    p.add_row(obj.clone(), (limit + 1) as f64, f64::INFINITY);
     p.set_objective(obj, Sense::Maximize);
     let s = backend.solve(
         &p,
@@ -546,7 +573,8 @@ fn max_simultaneous(
             .best_bound
             .map(|b| (b + 1e-6).floor().max(0.0) as usize)
             .unwrap_or(checks.len()),
-        Status::Infeasible => 0,
+        // no input makes more than `limit` checks fail (the exact count is not needed)
+        Status::Infeasible => limit.min(witnessed),
         _ => checks.len(),
     })
 }
@@ -566,4 +594,179 @@ pub fn options(
     o.preimage.engine = engine;
     o.preimage.time_limit = time_limit;
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::milp::cbc::Cbc;
+    use crate::model::Affine;
+    use crate::preimage::ChiSource;
+    use crate::spec::InputBox;
+
+    /// 2 inputs in `[0,1]²` → 2 hidden neurons: neuron 0 = x0 + x1 (active), neuron 1 =
+    /// x0 − x1 − 2 (always ≤ −1, inactive) → 1 output.
+    fn net(bias1: f64) -> Network {
+        let l0 = Affine::new(0, 2, 2, vec![1.0, 1.0, 1.0, -1.0], vec![0.0, bias1]).unwrap();
+        let l1 = Affine::new(1, 1, 2, vec![1.0, 1.0], vec![0.0]).unwrap();
+        Network::new(vec![l0, l1]).unwrap()
+    }
+
+    fn unit_box() -> InputBox {
+        InputBox::new(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap()
+    }
+
+    fn preimage(chi: f64, lower_checked: Vec<bool>) -> Preimage {
+        Preimage {
+            layer: 0,
+            chi,
+            alpha: vec![0.1, 0.1],
+            beta: vec![0.1, 0.1],
+            lower_checked,
+            source: ChiSource::Given,
+            milps: 0,
+            pruned: 0,
+            seconds: 0.0,
+        }
+    }
+
+    fn fails(quant_bias1: f64, pre: &Preimage) -> usize {
+        let bx = unit_box();
+        let (f, q) = (net(-2.0), net(quant_bias1));
+        let df = DeepPoly::run_upto(&f, &bx, 1).unwrap();
+        let dq = DeepPoly::run_upto(&q, &bx, 1).unwrap();
+        failing_checks(dq.layer(0), df.layer(0), pre, bx.lo(), bx.hi()).len()
+    }
+
+    #[test]
+    fn an_inactive_neuron_only_has_to_stay_inactive() {
+        // χ = 0.01: the template is the float bounds widened by 0.001. Moving the inactive
+        // neuron's bias from −2 to −1.5 leaves it ≤ −0.5 < 0: its ReLU output is 0 either way.
+        let inactive = preimage(0.01, vec![true, false]);
+        assert_eq!(fails(-2.0, &inactive), 0);
+        assert_eq!(fails(-1.5, &inactive), 0);
+        // The same move fails when the neuron's upper side is a real template bound...
+        let both = preimage(0.01, vec![true, true]);
+        assert_eq!(fails(-2.0, &both), 0);
+        assert_eq!(fails(-1.5, &both), 1);
+        // ...and an inactive neuron that can turn active (bias −0.5: up to 0.5) fails.
+        assert_eq!(fails(-0.5, &inactive), 1);
+        // The slack βχ = 0.1·χ absorbs a move of the upper bound by 0.05 at χ = 1, not at 0.4.
+        assert_eq!(fails(-1.95, &preimage(1.0, vec![true, true])), 0);
+        assert_eq!(fails(-1.95, &preimage(0.4, vec![true, true])), 1);
+    }
+
+    /// Checks `g_c(x) = x0 − t_c ≥ 0` on `x0 ∈ [0, 1]` (with an idle second input): check c
+    /// fails exactly where `x0 < t_c`, so at `x0 = 0` every check with `t_c > 0` fails. (The
+    /// MILP also counts `g_c = 0` as failing, which is pessimistic; the tests avoid ties.)
+    fn threshold_checks(ts: &[f64]) -> Vec<Check> {
+        ts.iter()
+            .map(|&t| Check {
+                coeffs: vec![1.0, 0.0],
+                constant: -t,
+                max: (1.0 - t).max(0.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simultaneous_failures_are_counted_at_one_input() {
+        let (lo, hi) = (vec![0.0, 0.0], vec![1.0, 1.0]);
+        let c = threshold_checks(&[0.2, 0.5, 0.9, -0.1]);
+        // three fail together at x0 = 0: more than a limit of 2, found at a vertex
+        assert_eq!(max_simultaneous(&c, 2, &lo, &hi, &Cbc, 10.0).unwrap(), 3);
+        // not more than 3
+        assert!(max_simultaneous(&c, 3, &lo, &hi, &Cbc, 10.0).unwrap() <= 3);
+        // Checks that fail on opposite sides never fail together: x0 < 0.4 or x0 > 0.6.
+        let mut c2 = threshold_checks(&[0.4, 0.4]);
+        c2.extend([
+            Check {
+                coeffs: vec![-1.0, 0.0],
+                constant: 0.6,
+                max: 0.6,
+            },
+            Check {
+                coeffs: vec![-1.0, 0.0],
+                constant: 0.6,
+                max: 0.6,
+            },
+        ]);
+        assert!(max_simultaneous(&c2, 2, &lo, &hi, &Cbc, 10.0).unwrap() <= 2);
+        assert_eq!(max_simultaneous(&c2, 1, &lo, &hi, &Cbc, 10.0).unwrap(), 2);
+    }
+
+    /// Two checks fail at every vertex only one at a time but together in the middle of the
+    /// box, so the vertex shortcut cannot see it and the MILP must.
+    #[test]
+    fn the_milp_finds_failures_that_no_vertex_shows() {
+        let (lo, hi) = (vec![0.0], vec![1.0]);
+        // g1 = 0.3 − x ≥ 0 fails for x > 0.3 and g2 = x − 0.7 ≥ 0 fails for x < 0.7: both fail
+        // on (0.3, 0.7)
+        let c = vec![
+            Check {
+                coeffs: vec![-1.0],
+                constant: 0.3,
+                max: 0.3,
+            },
+            Check {
+                coeffs: vec![1.0],
+                constant: -0.7,
+                max: 0.3,
+            },
+        ];
+        // at x = 0 only g2 fails, at x = 1 only g1: the vertices see 1
+        assert_eq!(max_simultaneous(&c, 1, &lo, &hi, &Cbc, 10.0).unwrap(), 2);
+    }
+
+    #[test]
+    fn given_chi_reproduces_the_synthesis() {
+        // 2 → 3 → 2 with a margin, box of radius 0.05
+        let l0 = Affine::new(
+            0,
+            3,
+            2,
+            vec![1.0, 0.2, -0.3, 0.9, 0.5, 0.5],
+            vec![0.1, 0.0, -0.2],
+        )
+        .unwrap();
+        let l1 = Affine::new(
+            1,
+            2,
+            3,
+            vec![1.0, 0.3, 0.8, -0.4, 0.1, -0.2],
+            vec![0.2, 0.0],
+        )
+        .unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let centre = [0.6, 0.4];
+        let prop = Property {
+            input: InputBox::linf_ball(&centre, 0.05).unwrap(),
+            output: OutputSpec::Robust {
+                label: net.predict(&centre),
+            },
+        };
+        let opts = SynthOptions::paper(false);
+        let a = synthesize(&net, &prop, &centre, &Cbc, &opts).unwrap();
+        assert_eq!(a.status, SynthStatus::Certified);
+        let given = SynthOptions {
+            given_chi: Some(a.preimages.iter().map(|p| p.chi).collect()),
+            ..opts.clone()
+        };
+        let b = synthesize(&net, &prop, &centre, &Cbc, &given).unwrap();
+        assert_eq!(b.status, SynthStatus::Certified);
+        assert_eq!(a.strategy, b.strategy);
+        assert!(
+            b.preimages
+                .iter()
+                .all(|p| p.source == ChiSource::Given && p.milps == 0)
+        );
+        let bad = SynthOptions {
+            given_chi: Some(vec![0.1, 0.2]),
+            ..opts
+        };
+        assert!(matches!(
+            synthesize(&net, &prop, &centre, &Cbc, &bad),
+            Err(SynthError::Preimage(PreimageError::GivenChi(_)))
+        ));
+    }
 }

@@ -28,6 +28,15 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// `cmd` (e.g. `verify`) on demo image 0 at radius `eps` with `extra` options.
+fn on_demo(cmd: &[&str], eps: &str, extra: &[&str]) -> Output {
+    let (m, d) = (demo_model(), demo_data());
+    let mut a = cmd.to_vec();
+    a.extend(["--model", s(&m), "--data", s(&d), "--id", "0", "--eps", eps]);
+    a.extend_from_slice(extra);
+    run(&a)
+}
+
 /// Exit code 2, a one-line reason on stderr that mentions `needle`, nothing on stdout.
 fn assert_bad_input(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -107,6 +116,16 @@ fn bad_inputs_exit_2_with_a_reason() {
         &run(&["eval", "--model", s(&junk), "--data", s(&d)]),
         "onnx",
     );
+    // given χ values that do not fit the network, or are negative
+    for (chi, needle) in [
+        ("0.1,0.2,0.3,0.4,0.5", "hidden layers"),
+        ("-1,0.5", "not a finite number"),
+    ] {
+        assert_bad_input(
+            &on_demo(&["synth", "robustness"], "1/255", &["--chi", chi]),
+            needle,
+        );
+    }
     // missing model file
     assert_bad_input(
         &run(&["eval", "--model", "/nonexistent/m.onnx", "--data", s(&d)]),
@@ -157,66 +176,16 @@ fn bad_inputs_exit_2_with_a_reason() {
         "out of range",
     );
     // eps < 0 and eps not a number
-    assert_bad_input(
-        &run(&[
-            "verify",
-            "--model",
-            s(&m),
-            "--data",
-            s(&d),
-            "--id",
-            "0",
-            "--eps",
-            "-0.1",
-        ]),
-        "eps",
-    );
-    assert_bad_input(
-        &run(&[
-            "verify",
-            "--model",
-            s(&m),
-            "--data",
-            s(&d),
-            "--id",
-            "0",
-            "--eps",
-            "abc",
-        ]),
-        "eps",
-    );
-    assert_bad_input(
-        &run(&[
-            "verify",
-            "--model",
-            s(&m),
-            "--data",
-            s(&d),
-            "--id",
-            "0",
-            "--eps",
-            "1/0",
-        ]),
-        "eps",
-    );
+    assert_bad_input(&on_demo(&["verify"], "-0.1", &[]), "eps");
+    assert_bad_input(&on_demo(&["verify"], "abc", &[]), "eps");
+    assert_bad_input(&on_demo(&["verify"], "1/0", &[]), "eps");
     // synth with an empty bit-width range
     assert_bad_input(
-        &run(&[
-            "synth",
-            "robustness",
-            "--model",
-            s(&m),
-            "--data",
-            s(&d),
-            "--id",
-            "0",
-            "--eps",
+        &on_demo(
+            &["synth", "robustness"],
             "1/255",
-            "--min-frac",
-            "5",
-            "--max-frac",
-            "3",
-        ]),
+            &["--min-frac", "5", "--max-frac", "3"],
+        ),
         "min-frac",
     );
     // a model whose input size does not match the data
@@ -438,6 +407,59 @@ fn bench_smoke_with_resume() {
     let v: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&t).unwrap().trim()).unwrap();
     assert_eq!(v["status"], "timeout");
+
+    // relaxed mode on the strict run's preimages: no preimage is recomputed, and the χ and
+    // their original seconds are carried over
+    let relaxed = dir.path().join("relaxed.jsonl");
+    let mut a = args(&["--relaxed", "--preimages-from", s(&results)]);
+    let at = a.iter().position(|x| x == "--out").unwrap();
+    a[at + 1] = s(&relaxed).to_string();
+    let out = bin().args(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let strict: Vec<serde_json::Value> = after
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reused = std::fs::read_to_string(&relaxed).unwrap();
+    assert_eq!(reused.lines().count(), 6);
+    for l in reused.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let src = strict
+            .iter()
+            .find(|r| r["id"] == v["id"] && r["eps_text"] == v["eps_text"])
+            .unwrap();
+        assert_eq!(v["relaxed"], true);
+        assert_eq!(v["chi"], src["chi"]);
+        assert_eq!(v["milps"], 0);
+        assert!(
+            v["chi_source"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c == "given")
+        );
+        assert_eq!(v["reused_preimage_seconds"], src["preimage_seconds"]);
+    }
+    // a missing file, or another model's results, are refused
+    let mut a = args(&["--preimages-from", s(&dir.path().join("nope.jsonl"))]);
+    let at = a.iter().position(|x| x == "--out").unwrap();
+    a[at + 1] = s(&dir.path().join("x.jsonl")).to_string();
+    assert_bad_input(&bin().args(&a).output().unwrap(), "no such file");
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(
+        &other,
+        after.replace(s(&demo_model()), "../elsewhere/model.onnx"),
+    )
+    .unwrap();
+    let mut a = args(&["--preimages-from", s(&other)]);
+    let at = a.iter().position(|x| x == "--out").unwrap();
+    a[at + 1] = s(&dir.path().join("y.jsonl")).to_string();
+    assert_bad_input(&bin().args(&a).output().unwrap(), "is of model");
 }
 
 #[test]

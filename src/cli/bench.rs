@@ -68,8 +68,75 @@ pub struct BenchRobustnessArgs {
     /// Also write SVG plots of the results here (χ box plots, bit-width histogram, times).
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
+    /// Reuse the preimages (χ per layer) of an earlier run of the same model and template,
+    /// e.g. the strict run's JSONL for the relaxed row: matching tasks skip step 1 (their
+    /// records get "reused_preimage_seconds"); others compute preimages as usual.
+    #[arg(long, value_name = "JSONL")]
+    preimages_from: Option<PathBuf>,
     #[command(flatten)]
     pool: PoolArgs,
+}
+
+/// What `--preimages-from` needs of an earlier task record.
+#[derive(Debug, serde::Deserialize)]
+struct ReusableRecord {
+    id: usize,
+    eps_text: String,
+    #[serde(default)]
+    chi: Vec<f64>,
+    #[serde(default)]
+    preimage_seconds: f64,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+}
+
+/// Reusable preimages: (id, eps text) → (χ per hidden layer, the seconds they took).
+type ReusableChi = std::collections::HashMap<(usize, String), (Vec<f64>, f64)>;
+
+/// The χ vectors of `path` usable for `a`'s tasks, keyed by (id, eps text), with the seconds
+/// they took. Records of another model or template are an error (their χ would be wrong).
+fn reusable_preimages(a: &BenchRobustnessArgs, path: &Path, hidden: usize) -> Result<ReusableChi> {
+    if !path.is_file() {
+        bail!("--preimages-from {}: no such file", path.display());
+    }
+    let recs: Vec<ReusableRecord> = certquant::bench::read_jsonl(path)
+        .with_context(|| format!("cannot read --preimages-from {}", path.display()))?;
+    let want_template = format!("{:?}", a.synth.template).to_lowercase();
+    let same_model = |m: &str| {
+        let (p, q) = (Path::new(m), a.model.as_path());
+        match (p.canonicalize(), q.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => p == q,
+        }
+    };
+    let mut map = std::collections::HashMap::new();
+    for r in recs {
+        if let Some(m) = &r.model
+            && !same_model(m)
+        {
+            bail!(
+                "--preimages-from {}: task id {} is of model {m}, not {}",
+                path.display(),
+                r.id,
+                a.model.display()
+            );
+        }
+        if let Some(t) = &r.template
+            && *t != want_template
+        {
+            bail!(
+                "--preimages-from {}: task id {} used template {t}, this run uses {want_template}",
+                path.display(),
+                r.id
+            );
+        }
+        if r.chi.len() == hidden {
+            map.insert((r.id, r.eps_text), (r.chi, r.preimage_seconds));
+        }
+    }
+    Ok(map)
 }
 
 fn synth_args(o: &SynthOpts) -> Vec<String> {
@@ -197,9 +264,13 @@ pub fn run_pool(
                 loop {
                     let next = queue.lock().map(|mut q| q.next()).ok().flatten();
                     let Some((args, stub)) = next else { break };
+                    let stub_extra = stub.get("reused_preimage_seconds").cloned();
                     match run_worker(&args, timeout, stub) {
                         Ok(mut v) => {
                             v["model"] = serde_json::json!(model.display().to_string());
+                            if let Some(x) = stub_extra {
+                                v["reused_preimage_seconds"] = x;
+                            }
                             if v["status"] == "certified" {
                                 certified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
@@ -294,14 +365,26 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
     let m = super::common::load_model(&a.model)?;
     super::common::load_data(&a.data, &m.net)?;
     let jobs = pool_settings(a.pool.jobs, a.pool.timeout, &a.pool.out, a.pool.resume)?;
+    let reuse = match &a.preimages_from {
+        Some(p) => reusable_preimages(a, p, m.net.depth().saturating_sub(1))?,
+        None => Default::default(),
+    };
     let (done, _) = done_tasks(&a.pool.out)?;
     let tasks: Vec<_> = ids
         .iter()
         .flat_map(|&id| a.eps.iter().map(move |e| (id, e.clone())))
         .filter(|t| !done.contains(t))
         .map(|(id, eps)| {
-            let stub = serde_json::json!({"id": id, "eps_text": eps, "eps": parse_eps(&eps).ok()});
-            (robustness_worker_args(a, id, &eps), stub)
+            let mut stub =
+                serde_json::json!({"id": id, "eps_text": eps, "eps": parse_eps(&eps).ok()});
+            let mut args = robustness_worker_args(a, id, &eps);
+            if let Some((chi, secs)) = reuse.get(&(id, eps.clone())) {
+                let list: Vec<String> = chi.iter().map(|c| format!("{c:e}")).collect();
+                args.push("--chi".into());
+                args.push(list.join(",").into());
+                stub["reused_preimage_seconds"] = serde_json::json!(secs);
+            }
+            (args, stub)
         })
         .collect();
     run_pool(tasks, jobs, a.pool.timeout, &a.model, &a.pool.out)?;
@@ -369,8 +452,16 @@ pub fn print_summary(model: &Path, s: &Summary) {
     if let Some(a) = s.avg_qnn_accuracy {
         println!("  avg QNN accuracy {:.2}%", a * 100.0);
     }
+    let reused = if s.reused_preimages > 0 {
+        format!(
+            " ({} reused: seconds of their original run)",
+            s.reused_preimages
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "  preimage s: mean {:.2} median {:.2};  quantization s: mean {:.3} median {:.3};  wall s median {:.2}",
+        "  preimage s{reused}: mean {:.2} median {:.2};  quantization s: mean {:.3} median {:.3};  wall s median {:.2}",
         s.mean_preimage_seconds,
         s.median_preimage_seconds,
         s.mean_quantize_seconds,

@@ -130,6 +130,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
                 data_path: Path::new("<embedded demo images>"),
                 id,
                 eps_text: DEMO_EPS,
+                given_chi: None,
             };
             let write_here = (!wrote).then_some(out);
             let (report, outcome) = run_task(&task, &opts, true, write_here)?;

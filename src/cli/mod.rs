@@ -211,6 +211,16 @@ struct SynthRobustnessArgs {
     eps: String,
     #[command(flatten)]
     synth: SynthOpts,
+    /// Skip the preimage computation and use these χ values, one per hidden layer, input side
+    /// first (e.g. the "chi" of an earlier run on the same task). Not re-proven; the output
+    /// check still proves the property on the quantized network.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        conflicts_with = "ids"
+    )]
+    chi: Option<Vec<f64>>,
     /// Property sets: what to minimise (weight memory, or the paper's per-layer order).
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Memory)]
     objective: ObjectiveArg,
@@ -254,6 +264,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     id: a.id[0],
                     eps: &a.eps,
                     opts: &a.synth,
+                    chi: a.chi.as_deref(),
                     accuracy: a.accuracy,
                     out: a.out.as_deref(),
                     json: a.json,

@@ -29,6 +29,8 @@ pub struct RobustnessRequest<'a> {
     pub id: usize,
     pub eps: &'a str,
     pub opts: &'a SynthOpts,
+    /// Given χ values (skip step 1), see [`SynthOptions::given_chi`].
+    pub chi: Option<&'a [f64]>,
     pub accuracy: bool,
     pub out: Option<&'a Path>,
     pub json: bool,
@@ -99,6 +101,8 @@ pub struct Task<'a> {
     pub data_path: &'a Path,
     pub id: usize,
     pub eps_text: &'a str,
+    /// Given χ values (skip step 1), see [`SynthOptions::given_chi`].
+    pub given_chi: Option<&'a [f64]>,
 }
 
 /// Runs Algorithm 1 on one task, writes outputs if asked, and builds the report.
@@ -115,7 +119,8 @@ pub fn run_task(
         input: InputBox::linf_ball(x, eps)?,
         output: OutputSpec::Robust { label },
     };
-    let sopts = synth_options(opts);
+    let mut sopts = synth_options(opts);
+    sopts.given_chi = t.given_chi.map(<[f64]>::to_vec);
     let outcome = synthesize(&t.model.net, &prop, x, &Cbc, &sopts)?;
     let mut report = RobustnessReport {
         status: outcome.status,
@@ -292,6 +297,7 @@ pub fn robustness(r: &RobustnessRequest<'_>) -> Result<Outcome> {
         data_path: r.data,
         id: r.id,
         eps_text: r.eps,
+        given_chi: r.chi,
     };
     let sp = spinner(&format!(
         "synthesizing a strategy for id {} eps {}",
