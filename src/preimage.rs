@@ -6,6 +6,9 @@
 //! `T_k(χ)` (with `x` in the input box) is mapped by ReLU and the next affine layer into the
 //! next preimage `P_{k+1} = T_{k+1}(χ_{k+1})`, or, for the last hidden layer, into the output
 //! condition. That is `min χ` subject to "some point escapes" — a MILP with exact big-M ReLUs.
+//! A neuron of the next layer whose whole template lies at or below 0 ([`Preimage::lower_checked`]
+//! false) counts as leaving only when it reaches 0: every value ≤ 0 has the same ReLU image 0
+//! as the template's points (the authors' code uses the upper bound 0 for such neurons too).
 //!
 //! Two engines compute the same quantity:
 //! * [`Engine::Paper`]: the paper's single MILP, the disjunction "some neuron leaves" encoded
@@ -601,6 +604,20 @@ fn escape_conditions(
     } else if let Some(p) = next {
         let nb = dp.layer(k + 1);
         for m in 0..nl.outputs() {
+            if !p.lower_checked[m] {
+                // A neuron whose whole next template lies at or below 0 escapes only by
+                // becoming active, W_m z + b_m ≥ 0: every value ≤ 0 gives the same ReLU output
+                // 0 as the template's points (the authors' code uses the same upper bound 0).
+                v.push(Escape {
+                    rows: vec![EscapeRow {
+                        wz: nl.row(m).to_vec(),
+                        wx: None,
+                        rhs: -nl.bias()[m],
+                    }],
+                    tag: format!("neuron {m} active"),
+                });
+                continue;
+            }
             // above: W_m z + b_m ≥ f^≥_m(x) + β_m χ'
             let neg_upper: Vec<f64> = nb.upper.coeffs(m).iter().map(|c| -c).collect();
             v.push(Escape {
@@ -611,17 +628,15 @@ fn escape_conditions(
                 }],
                 tag: format!("neuron {m} above"),
             });
-            if p.lower_checked[m] {
-                // below: W_m z + b_m ≤ f^≤_m(x) − α_m χ'
-                v.push(Escape {
-                    rows: vec![EscapeRow {
-                        wz: nl.row(m).iter().map(|c| -c).collect(),
-                        wx: Some(nb.lower.coeffs(m).to_vec()),
-                        rhs: nl.bias()[m] - nb.lower.constant(m) + p.alpha[m] * p.chi,
-                    }],
-                    tag: format!("neuron {m} below"),
-                });
-            }
+            // below: W_m z + b_m ≤ f^≤_m(x) − α_m χ'
+            v.push(Escape {
+                rows: vec![EscapeRow {
+                    wz: nl.row(m).iter().map(|c| -c).collect(),
+                    wx: Some(nb.lower.coeffs(m).to_vec()),
+                    rhs: nl.bias()[m] - nb.lower.constant(m) + p.alpha[m] * p.chi,
+                }],
+                tag: format!("neuron {m} below"),
+            });
         }
     }
     v
@@ -1107,18 +1122,21 @@ mod tests {
                 if let Some(next) = pre.get(k + 1) {
                     let nb = dp.layer(k + 1);
                     for (m, &v) in y.iter().enumerate() {
+                        if !next.lower_checked[m] {
+                            // an always-inactive neuron only has to stay inactive
+                            assert!(v <= 1e-9, "layer {k}: neuron {m} turns active");
+                            continue;
+                        }
                         let hi = eval(&nb.upper, m, &x) + next.beta[m] * next.chi;
                         assert!(
                             v <= hi + 1e-9,
                             "layer {k}: neuron {m} above the next preimage"
                         );
-                        if next.lower_checked[m] {
-                            let lo = eval(&nb.lower, m, &x) - next.alpha[m] * next.chi;
-                            assert!(
-                                v >= lo - 1e-9,
-                                "layer {k}: neuron {m} below the next preimage"
-                            );
-                        }
+                        let lo = eval(&nb.lower, m, &x) - next.alpha[m] * next.chi;
+                        assert!(
+                            v >= lo - 1e-9,
+                            "layer {k}: neuron {m} below the next preimage"
+                        );
                     }
                 } else {
                     for (j, &v) in y.iter().enumerate() {
