@@ -394,7 +394,8 @@ pub struct EngineComparison {
     pub ratio: f64,
     /// Pairs where some paper solve hit its time limit.
     pub paper_time_limited: usize,
-    /// Layers compared (both engines optimal or capped).
+    /// Layers compared: from the output side, while both engines are optimal or capped and
+    /// every later layer agreed (otherwise the two solved different problems).
     pub layers_compared: usize,
     /// Largest relative difference `|χ_fast − χ_paper| / max(χ_paper, 1e-12)` over them.
     pub max_relative_difference: f64,
@@ -429,17 +430,24 @@ pub fn compare_engines(recs: &[EngineRecord]) -> EngineComparison {
         if p.chi_source.iter().any(|s| s == "time-limit-bound") {
             limited += 1;
         }
-        for (i, (&cf, &cp)) in f.chi.iter().zip(&p.chi).enumerate() {
+        // Layer k's problem depends on the preimages after it, so layers are compared from the
+        // output side and only while every later layer was compared and agreed: once one
+        // engine stopped on a time limit, or the two differ, the earlier problems differ too.
+        for i in (0..f.chi.len().min(p.chi.len())).rev() {
+            let (cf, cp) = (f.chi[i], p.chi[i]);
             let both = f.chi_source.get(i).is_some_and(|s| exact(s))
                 && p.chi_source.get(i).is_some_and(|s| exact(s));
             if !both {
-                continue;
+                break;
             }
             compared += 1;
             let rel = (cf - cp).abs() / cp.abs().max(1e-12);
             max_rel = max_rel.max(rel);
             if cf > cp * (1.0 + 1e-4) + 1e-12 {
                 fast_above += 1;
+            }
+            if rel > 1e-4 {
+                break;
             }
         }
     }
@@ -591,6 +599,32 @@ mod tests {
             r("paper", 1, vec![0.5], &["optimal"], 1.0),
         ];
         assert_eq!(compare_engines(&bad).fast_above_paper, 1);
+        // a time-limited last layer makes the earlier layers' problems differ: not compared,
+        // even where both say optimal (the paper's χ = 0 there answers another question)
+        let other_problem = vec![
+            r("fast", 1, vec![0.4, 0.7], &["optimal", "optimal"], 1.0),
+            r(
+                "paper",
+                1,
+                vec![0.0, 0.2],
+                &["optimal", "time-limit-bound"],
+                9.0,
+            ),
+        ];
+        let c = compare_engines(&other_problem);
+        assert_eq!((c.layers_compared, c.fast_above_paper), (0, 0));
+        // agreement on the last layer lets the comparison go on to the one before
+        let chain = vec![
+            r("fast", 1, vec![0.3, 0.7, 2.0], &["optimal"; 3], 1.0),
+            r(
+                "paper",
+                1,
+                vec![0.1, 0.7, 2.0],
+                &["time-limit-bound", "optimal", "optimal"],
+                9.0,
+            ),
+        ];
+        assert_eq!(compare_engines(&chain).layers_compared, 2);
     }
 
     #[test]
