@@ -574,7 +574,7 @@ fn max_simultaneous(
             .map(|b| (b + 1e-6).floor().max(0.0) as usize)
             .unwrap_or(checks.len()),
         // no input makes more than `limit` checks fail (the exact count is not needed)
-        Status::Infeasible => limit.min(witnessed),
+        Status::Infeasible => witnessed,
         _ => checks.len(),
     })
 }

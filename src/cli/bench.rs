@@ -99,16 +99,20 @@ type ReusableChi = std::collections::HashMap<(usize, String), (Vec<f64>, f64)>;
 /// they took. Records of another model or template are an error (their χ would be wrong).
 fn reusable_preimages(a: &BenchRobustnessArgs, path: &Path, hidden: usize) -> Result<ReusableChi> {
     if !path.is_file() {
-        bail!("--preimages-from {}: no such file", path.display());
+        bail!(
+            "--preimages-from {}: no such file (or not a regular file)",
+            path.display()
+        );
     }
     let recs: Vec<ReusableRecord> = certquant::bench::read_jsonl(path)
         .with_context(|| format!("cannot read --preimages-from {}", path.display()))?;
     let want_template = format!("{:?}", a.synth.template).to_lowercase();
+    let ours = a.model.canonicalize().ok();
     let same_model = |m: &str| {
-        let (p, q) = (Path::new(m), a.model.as_path());
-        match (p.canonicalize(), q.canonicalize()) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => p == q,
+        let p = Path::new(m);
+        match (p.canonicalize().ok(), &ours) {
+            (Some(x), Some(y)) => x == *y,
+            _ => p == a.model.as_path(),
         }
     };
     let mut map = std::collections::HashMap::new();
@@ -170,7 +174,7 @@ fn synth_args(o: &SynthOpts) -> Vec<String> {
 }
 
 /// Runs this binary with `args` as a worker process under a wall-clock `timeout`; returns
-/// its JSON line, or `stub` with `"status"` set to `timeout`, `error` or `soundness-bug` (the
+/// its JSON line (completed with any `stub` field it lacks), or `stub` with `"status"` set to `timeout`, `error` or `soundness-bug` (the
 /// worker's stderr in `"error"`), plus `"wall_seconds"`.
 pub fn run_worker(
     args: &[std::ffi::OsString],
@@ -217,7 +221,15 @@ pub fn run_worker(
         Some(_) => {
             let out = child.wait_with_output()?;
             match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-                Ok(v) => v,
+                // the stub's fields the worker does not report (e.g. reused_preimage_seconds)
+                Ok(mut v) => {
+                    if let (Some(o), Some(st)) = (v.as_object_mut(), stub.as_object()) {
+                        for (k, x) in st {
+                            o.entry(k.clone()).or_insert_with(|| x.clone());
+                        }
+                    }
+                    v
+                }
                 Err(_) => {
                     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
                     let status = if err.contains("SOUNDNESS BUG") {
@@ -264,13 +276,9 @@ pub fn run_pool(
                 loop {
                     let next = queue.lock().map(|mut q| q.next()).ok().flatten();
                     let Some((args, stub)) = next else { break };
-                    let stub_extra = stub.get("reused_preimage_seconds").cloned();
                     match run_worker(&args, timeout, stub) {
                         Ok(mut v) => {
                             v["model"] = serde_json::json!(model.display().to_string());
-                            if let Some(x) = stub_extra {
-                                v["reused_preimage_seconds"] = x;
-                            }
                             if v["status"] == "certified" {
                                 certified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
