@@ -5,30 +5,27 @@
 //! "Certified Quantization Strategy Synthesis for Neural Networks", FM 2024), and emit the
 //! quantized model together with a re-checkable certificate.
 //!
-//! Data flows one way: [`model`] + [`spec`] → [`bounds`] → preimages → strategy →
-//! certificate/export.
+//! The work is split into crates along the trust boundaries (ARCHITECTURE.md):
+//! `certquant-core` (network IR, ONNX, data, properties, certificate format),
+//! `certquant-bounds` (sound DeepPoly, quantization, the proof a certificate rests on),
+//! `certquant-check` (the independent checker, which depends on `certquant-core` only),
+//! `certquant-milp` (solver trait, CBC) and `certquant-synth` (preimages, Algorithms 1 and 2,
+//! the property-set search). This crate is the application: the CLI, benchmarks, plots, the
+//! demo trainer and the attack; it re-exports the library crates under their old module
+//! names so that `certquant::spec`, `certquant::synth`, … keep working.
 
 // Index loops mirror the paper's subscripts in the numeric code.
 #![allow(clippy::needless_range_loop)]
 
-// Links the static CBC libraries built by cargo (the MILP backend).
-extern crate cbc_src;
+pub use certquant_bounds as bounds;
+pub use certquant_bounds::quantize;
+pub use certquant_check as check;
+pub use certquant_core::{certificate, data, model, onnx, spec};
+pub use certquant_milp as milp;
+pub use certquant_synth::algorithm1 as synth;
+pub use certquant_synth::{backdoor, preimage, search, sprt};
 
 pub mod attack;
-pub mod backdoor;
 pub mod bench;
-pub mod bounds;
-pub mod certificate;
-pub mod check;
-pub mod data;
-pub mod milp;
-pub mod model;
-pub mod onnx;
 pub mod plots;
-pub mod preimage;
-pub mod quantize;
-pub mod search;
-pub mod spec;
-pub mod sprt;
-pub mod synth;
 pub mod train;

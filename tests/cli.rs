@@ -1,6 +1,7 @@
 //! End-to-end tests of the binary: exit codes, JSON output and bad-input handling.
 //! These use the demo assets shipped in the repository, so they never need ../shared.
 
+use certquant::quantize::Rounding;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -12,7 +12,7 @@
 //! exactly (`|k| ≤ 2^51`, times a power of two) and compared with the shipped value by exact
 //! real equality (`+0` and `−0` are the same real number, hence the same weight).
 
-use crate::model::{Affine, Network};
+use certquant_core::model::{Affine, Network};
 
 /// Magnitudes at or above this are reported as "saturated" (they exceed every clamp range,
 /// since `Q ≤ 52`, and every integer-bit rule answer ≤ 128).
@@ -195,7 +195,7 @@ pub fn compare_qnn(original: &Network, strategy: &[(u32, u32)], qnn: &Network) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Affine;
+    use certquant_core::model::Affine;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

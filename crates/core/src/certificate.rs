@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::quantize::QuantConfig;
+use crate::quant::QuantConfig;
 use crate::spec::{InputBox, OutputSpec, Trigger};
 
 /// The format tag written into every certificate.

@@ -10,126 +10,35 @@
 //! (and in `f32` when `Q ≤ 25`), so a quantized network is computed without rounding here.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::model::{Affine, Network};
+use certquant_core::model::{Affine, Network};
+pub use certquant_core::quant::{MAX_TOTAL_BITS, QuantConfig, QuantError};
 
-/// Largest supported total bit-width (keeps every integer `k` exact in f64 and `2^F` finite).
-pub const MAX_TOTAL_BITS: u32 = 52;
-
-/// Why a configuration is invalid.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub enum QuantError {
-    /// `Q` must be at least 1 and larger than `F`, and at most [`MAX_TOTAL_BITS`].
-    #[error("invalid quantization config ⟨Q={total}, F={frac}⟩: {reason}")]
-    Config {
-        /// Total bits.
-        total: u32,
-        /// Fractional bits.
-        frac: u32,
-        /// Why.
-        reason: &'static str,
-    },
-    /// A strategy must give exactly one config per affine layer.
-    #[error("strategy has {got} layer configs, the network has {expected} affine layers")]
-    Length {
-        /// Layers in the network.
-        expected: usize,
-        /// Configs given.
-        got: usize,
-    },
+/// Rounding onto the grid of a ⟨Q, F⟩ format: the synthesis side of the scheme. It lives here,
+/// not on the core type, so that the independent checker (which depends on the core crate
+/// only) cannot call it and must re-derive every quantized value with its own integer code.
+pub trait Rounding {
+    /// Quantizes one value: `clamp(round(u·2^F), −2^{Q−1}, 2^{Q−1}−1) / 2^F`.
+    fn quantize(&self, u: f64) -> f64;
+    /// The integer code `k` of a value already on this grid (`v = k·2^−F`), if it is one.
+    fn code_of(&self, v: f64) -> Option<i64>;
 }
 
-/// A fixed-point format ⟨Q, F⟩: `total` bits including sign, `frac` of them fractional.
-/// Invariant: `1 ≤ total ≤ MAX_TOTAL_BITS` and `frac < total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "RawConfig", into = "RawConfig")]
-pub struct QuantConfig {
-    total: u32,
-    frac: u32,
-}
-
-#[derive(Serialize, Deserialize)]
-struct RawConfig {
-    total: u32,
-    frac: u32,
-    int: u32,
-}
-
-impl TryFrom<RawConfig> for QuantConfig {
-    type Error = QuantError;
-    fn try_from(r: RawConfig) -> Result<Self, QuantError> {
-        let c = QuantConfig::new(r.total, r.frac)?;
-        if c.int_bits() != r.int {
-            return Err(QuantError::Config {
-                total: r.total,
-                frac: r.frac,
-                reason: "int must equal total − frac",
-            });
-        }
-        Ok(c)
-    }
-}
-
-impl From<QuantConfig> for RawConfig {
-    fn from(c: QuantConfig) -> Self {
-        RawConfig {
-            total: c.total,
-            frac: c.frac,
-            int: c.int_bits(),
-        }
-    }
-}
-
-impl QuantConfig {
-    /// Builds ⟨Q, F⟩, checking the invariant.
-    pub fn new(total: u32, frac: u32) -> Result<Self, QuantError> {
-        let err = |reason| QuantError::Config {
-            total,
-            frac,
-            reason,
-        };
-        if total == 0 {
-            return Err(err("Q must be ≥ 1"));
-        }
-        if total > MAX_TOTAL_BITS {
-            return Err(err("Q must be ≤ 52"));
-        }
-        if frac >= total {
-            return Err(err("F must be < Q (at least one integer/sign bit)"));
-        }
-        Ok(Self { total, frac })
-    }
-
-    /// Total bits `Q`.
-    pub fn total(&self) -> u32 {
-        self.total
-    }
-
-    /// Fractional bits `F`.
-    pub fn frac(&self) -> u32 {
-        self.frac
-    }
-
-    /// Integer bits `I = Q − F` (sign included).
-    pub fn int_bits(&self) -> u32 {
-        self.total - self.frac
-    }
-
+impl Rounding for QuantConfig {
     /// Quantizes one value: `clamp(round(u·2^F), −2^{Q−1}, 2^{Q−1}−1) / 2^F`.
     /// `f64::round` rounds half away from zero, as the scheme requires; scaling by a power of
     /// two is exact, so the only rounding is the intended one.
-    pub fn quantize(&self, u: f64) -> f64 {
-        let scale = pow2(self.frac as i32);
+    fn quantize(&self, u: f64) -> f64 {
+        let scale = pow2(self.frac() as i32);
         let k = (u * scale).round();
-        let max = pow2(self.total as i32 - 1);
+        let max = pow2(self.total() as i32 - 1);
         k.clamp(-max, max - 1.0) / scale
     }
 
     /// The integer code `k` of a value already on this grid (`v = k·2^−F`), if it is one.
-    pub fn code_of(&self, v: f64) -> Option<i64> {
-        let k = v * pow2(self.frac as i32);
-        let max = pow2(self.total as i32 - 1);
+    fn code_of(&self, v: f64) -> Option<i64> {
+        let k = v * pow2(self.frac() as i32);
+        let max = pow2(self.total() as i32 - 1);
         (k.fract() == 0.0 && k >= -max && k <= max - 1.0).then_some(k as i64)
     }
 }
@@ -244,17 +153,6 @@ mod tests {
         assert_eq!(c.code_of(1.75), Some(7));
         assert_eq!(c.code_of(2.0), None);
         assert_eq!(c.code_of(0.1), None);
-    }
-
-    #[test]
-    fn config_invariants() {
-        assert!(QuantConfig::new(0, 0).is_err());
-        assert!(QuantConfig::new(3, 3).is_err());
-        assert!(QuantConfig::new(53, 1).is_err());
-        let json = serde_json::to_string(&QuantConfig::new(6, 4).unwrap()).unwrap();
-        assert_eq!(json, r#"{"total":6,"frac":4,"int":2}"#);
-        assert!(serde_json::from_str::<QuantConfig>(r#"{"total":6,"frac":4,"int":3}"#).is_err());
-        assert!(serde_json::from_str::<QuantConfig>(r#"{"total":4,"frac":4,"int":0}"#).is_err());
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! status, the incumbent objective and the solver's proven bound. The default backend is
 //! CBC, built from source by cargo ([`cbc::Cbc`]).
 
+// Index loops mirror the paper's subscripts in the numeric code.
+#![allow(clippy::needless_range_loop)]
+
+// Links the static CBC libraries built by cargo.
+extern crate cbc_src;
+
 pub mod cbc;
 
 use thiserror::Error;

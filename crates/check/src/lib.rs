@@ -39,6 +39,9 @@
 //! exact result under any rounding mode) and [`prove`] (the back-substitution invariant: the
 //! exact real coefficients of a valid linear bound always lie in the computed intervals).
 
+// Index loops mirror the paper's subscripts in the numeric code.
+#![allow(clippy::needless_range_loop)]
+
 pub mod interval;
 pub mod prove;
 pub mod quant;
@@ -47,9 +50,9 @@ pub mod region;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::certificate::{Certificate, FORMAT, Statistical, sha256_hex};
-use crate::model::Network;
-use crate::spec::OutputSpec;
+use certquant_core::certificate::{Certificate, FORMAT, Statistical, sha256_hex};
+use certquant_core::model::Network;
+use certquant_core::spec::OutputSpec;
 
 /// Why a check could not even start: the inputs cannot be read or parsed. (A readable but
 /// wrong certificate is not an error: it yields a [`CheckReport`] with `valid = false`.)
@@ -80,7 +83,7 @@ pub enum CheckError {
         /// The file.
         path: String,
         /// The cause.
-        source: crate::onnx::OnnxError,
+        source: certquant_core::onnx::OnnxError,
     },
 }
 
@@ -139,7 +142,7 @@ pub fn read_model(path: &std::path::Path) -> Result<(Network, Vec<u8>), CheckErr
 
 /// Imports ONNX model bytes; `name` identifies them in the error.
 pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
-    crate::onnx::import_bytes(bytes).map_err(|source| CheckError::Model {
+    certquant_core::onnx::import_bytes(bytes).map_err(|source| CheckError::Model {
         path: name.to_string(),
         source,
     })
@@ -271,10 +274,10 @@ fn check_derivation(cert: &Certificate, original: &Network, qnn: &Network) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::{CertifiedProperty, ModelRef, PropertySource};
-    use crate::model::Affine;
-    use crate::quantize::QuantConfig;
-    use crate::spec::{InputBox, OutputSpec};
+    use certquant_core::certificate::{CertifiedProperty, ModelRef, PropertySource};
+    use certquant_core::model::Affine;
+    use certquant_core::quant::QuantConfig;
+    use certquant_core::spec::{InputBox, OutputSpec};
 
     /// A 4-3-2 network that clearly prefers class 0 near the centre 0.5.
     fn net() -> Network {
@@ -317,10 +320,10 @@ mod tests {
                 .collect(),
         )
         .unwrap();
-        let ob = crate::onnx::export_bytes(&orig).unwrap();
-        let qb = crate::onnx::export_bytes(&q).unwrap();
+        let ob = certquant_core::onnx::export_bytes(&orig).unwrap();
+        let qb = certquant_core::onnx::export_bytes(&q).unwrap();
         // export goes through float32; re-import so the networks are what the bytes hold
-        let orig = crate::onnx::import_bytes(&ob).unwrap();
+        let orig = certquant_core::onnx::import_bytes(&ob).unwrap();
         let pixels = vec![128u8, 100, 140, 127];
         let x: Vec<f64> = pixels.iter().map(|&k| k as f64 / 255.0).collect();
         let eps = 2.0 / 255.0;
@@ -383,7 +386,7 @@ mod tests {
         let q2 = q
             .with_layer(1, Affine::new(1, 2, 3, w, l.bias().to_vec()).unwrap())
             .unwrap();
-        let qb2 = crate::onnx::export_bytes(&q2).unwrap();
+        let qb2 = certquant_core::onnx::export_bytes(&q2).unwrap();
         let mut c2 = cert.clone();
         c2.qnn.sha256 = sha256_hex(&qb2);
         let r = check_certificate(&c2, &o, &ob, &q2, &qb2);

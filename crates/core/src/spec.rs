@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::bounds::arith::UNIT_ROUNDOFF;
+/// Unit roundoff of f64 (`2^-53`), used to widen boxes outward (SOUNDNESS.md row 1).
+const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
 
 /// Why a property could not be built.
 #[derive(Debug, Error, Clone, PartialEq)]

@@ -22,8 +22,8 @@
 use thiserror::Error;
 
 use super::arith::{UNIT_ROUNDOFF, add_up, gamma, inflate, linear_range, sub_down};
-use crate::model::Network;
-use crate::spec::{InputBox, OutputSpec};
+use certquant_core::model::Network;
+use certquant_core::spec::{InputBox, OutputSpec};
 
 /// Why bounds could not be computed.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -567,7 +567,7 @@ fn directed(c: f64, err: f64, side: Side) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Affine, Network};
+    use certquant_core::model::{Affine, Network};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

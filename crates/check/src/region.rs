@@ -10,8 +10,8 @@
 //! is stepped outward once more — sound whatever the rounding mode (see
 //! [`super::interval`]).
 
-use crate::certificate::CertifiedProperty;
-use crate::spec::OutputSpec;
+use certquant_core::certificate::CertifiedProperty;
+use certquant_core::spec::OutputSpec;
 
 use super::interval::{add_up, sub_down};
 
@@ -155,7 +155,7 @@ fn pixel_count_mismatch(pixels: &[u8], input_dim: usize) -> Option<String> {
 /// The bounds are already known to be well formed and of the right length.
 fn check_trigger_region(
     prop: &CertifiedProperty,
-    trigger: crate::spec::Trigger,
+    trigger: certquant_core::spec::Trigger,
     input_dim: usize,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
@@ -171,7 +171,7 @@ fn check_trigger_region(
         reasons.push("a property has either a trigger or a radius, not both".into());
         return reasons;
     }
-    let side = match crate::spec::Trigger::image_side(input_dim)
+    let side = match certquant_core::spec::Trigger::image_side(input_dim)
         .and_then(|side| trigger.validate(side).map(|()| side))
     {
         Ok(side) => side,
@@ -232,8 +232,8 @@ pub fn check_output(spec: OutputSpec, classes: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::PropertySource;
-    use crate::spec::InputBox;
+    use certquant_core::certificate::PropertySource;
+    use certquant_core::spec::InputBox;
 
     fn prop(bx: InputBox, pixels: Vec<u8>, eps: f64, text: &str) -> CertifiedProperty {
         CertifiedProperty {
@@ -260,7 +260,7 @@ mod tests {
             "0", "1/255", "2/255", "3/255", "4/255", "5/255", "0.01", "0.0078", "0.1", "1/3",
             "10/255", "0.5",
         ] {
-            let eps = crate::spec::parse_eps(text).unwrap();
+            let eps = certquant_core::spec::parse_eps(text).unwrap();
             let bx = InputBox::linf_ball(&x, eps).unwrap();
             let r = check_input_region(&prop(bx, pixels.clone(), eps, text), 256);
             assert!(r.is_empty(), "{text}: {r:?}");
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn trigger_regions() {
-        use crate::spec::Trigger;
+        use certquant_core::spec::Trigger;
         let pixels: Vec<u8> = (0..784).map(|i| (i % 256) as u8).collect();
         let image: Vec<f64> = pixels.iter().map(|&k| k as f64 / 255.0).collect();
         let t = Trigger {

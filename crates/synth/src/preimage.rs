@@ -31,11 +31,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::bounds::DeepPoly;
-use crate::bounds::arith::{linear_max, linear_min};
-use crate::milp::{Backend, MilpError, Problem, Sense, SolveOptions, Status, Var};
-use crate::model::Network;
-use crate::spec::OutputSpec;
+use certquant_bounds::DeepPoly;
+use certquant_bounds::arith::{linear_max, linear_min};
+use certquant_core::model::Network;
+use certquant_core::spec::OutputSpec;
+use certquant_milp::{Backend, MilpError, Problem, Sense, SolveOptions, Status, Var};
 
 /// Errors of preimage computation.
 #[derive(Debug, Error)]
@@ -654,7 +654,10 @@ fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
 }
 
 /// Turns a solve of `min χ` into a safe `χ` candidate (`None` = no escape below the cap).
-fn safe_chi(layer: usize, s: &crate::milp::Solution) -> Result<Option<(f64, bool)>, PreimageError> {
+fn safe_chi(
+    layer: usize,
+    s: &certquant_milp::Solution,
+) -> Result<Option<(f64, bool)>, PreimageError> {
     match s.status {
         Status::Infeasible => Ok(None),
         Status::Optimal => {
@@ -1024,9 +1027,9 @@ fn solve_paper(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::milp::cbc::Cbc;
-    use crate::model::Affine;
-    use crate::spec::InputBox;
+    use certquant_core::model::Affine;
+    use certquant_core::spec::InputBox;
+    use certquant_milp::cbc::Cbc;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -1071,7 +1074,7 @@ mod tests {
         engine: Engine,
     ) -> Vec<Preimage> {
         let dp = DeepPoly::run(net, bx).unwrap();
-        let centre_pre = crate::synth::pre_activations(net, centre);
+        let centre_pre = crate::algorithm1::pre_activations(net, centre);
         let opts = PreimageOptions {
             engine,
             ..PreimageOptions::default()
@@ -1080,7 +1083,7 @@ mod tests {
     }
 
     /// `f(x)` of one DeepPoly row.
-    fn eval(lb: &crate::bounds::LinearBounds, j: usize, x: &[f64]) -> f64 {
+    fn eval(lb: &certquant_bounds::LinearBounds, j: usize, x: &[f64]) -> f64 {
         lb.constant(j) + lb.coeffs(j).iter().zip(x).map(|(a, v)| a * v).sum::<f64>()
     }
 
@@ -1200,7 +1203,7 @@ mod tests {
         let (net, bx, centre, label) = robust_task(&[5, 6, 5, 3], 0.05, 20);
         let pre = preimages(&net, &bx, &centre, label, Engine::Fast);
         let dp = DeepPoly::run(&net, &bx).unwrap();
-        let centre_pre = crate::synth::pre_activations(&net, &centre);
+        let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
         let chis: Vec<f64> = pre.iter().map(|p| p.chi).collect();
         let again = preimages_from_chi(&dp, &centre_pre, TemplateKind::Code, &chis).unwrap();
         for (a, b) in pre.iter().zip(&again) {

@@ -10,7 +10,7 @@
 //! (Algorithm 1 lines 2–8 with the not-target escape condition), keeps the image with the
 //! largest first-layer `χ`, and counts a success if that `χ ≥ ε`. On H0 the kept properties
 //! of the successful rounds get one shared strategy from the forward search
-//! ([`crate::synth::forward_search`]), whose output step is a sound proof of every kept
+//! ([`crate::algorithm1::forward_search`]), whose output step is a sound proof of every kept
 //! property on the quantized network. The *certified* part of the result is exactly those
 //! proofs; the statement about all inputs is statistical (σ, ϱ, θ, K).
 
@@ -22,16 +22,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::bounds::{BoundsError, DeepPoly};
-use crate::data::Dataset;
-use crate::milp::Backend;
-use crate::model::Network;
+use crate::algorithm1::{Forward, ForwardItem, SynthError, SynthOptions, pre_activations};
+use crate::multipliers::LpMultipliers;
 use crate::preimage::{Preimage, PreimageError, PreimageOptions, compute_preimages};
-use crate::spec::{InputBox, OutputSpec, Property, SpecError, Trigger};
 use crate::sprt::{Hypothesis, Sprt, SprtError, SprtParams};
-use crate::synth::{
-    Forward, ForwardItem, SynthError, SynthOptions, pre_activations, prove_property,
-};
+use certquant_bounds::prove_property;
+use certquant_bounds::{BoundsError, DeepPoly};
+use certquant_core::data::Dataset;
+use certquant_core::model::Network;
+use certquant_core::spec::{InputBox, OutputSpec, Property, SpecError, Trigger};
+use certquant_milp::Backend;
 
 /// Errors of Algorithm 2 (bad input or solver failure; "not certified" is a status).
 #[derive(Debug, Error)]
@@ -191,7 +191,7 @@ fn examine(
         },
     };
     let dp = DeepPoly::run(net, &prop.input)?;
-    let float = prove_property(&dp, prop.output, backend)?;
+    let float = prove_property(&dp, prop.output, &LpMultipliers(backend))?;
     if !float.proven {
         return Ok((prop, float.margin, None));
     }
@@ -381,7 +381,7 @@ pub fn synthesize_backdoor(
                     preimages: &k.preimages,
                 })
                 .collect();
-            let fwd = crate::synth::forward_search(net, &items, backend, &opts.synth)?;
+            let fwd = crate::algorithm1::forward_search(net, &items, backend, &opts.synth)?;
             out.status = if fwd.strategy.is_some() {
                 BackdoorStatus::Certified
             } else {

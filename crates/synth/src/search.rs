@@ -26,11 +26,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::bounds::{BoundsError, DeepPoly};
-use crate::data::Dataset;
-use crate::model::Network;
-use crate::quantize::{QuantError, Strategy, integer_bits};
-use crate::spec::Property;
+use certquant_bounds::quantize::{QuantError, Strategy, integer_bits};
+use certquant_bounds::{BoundsError, DeepPoly};
+use certquant_core::data::Dataset;
+use certquant_core::model::Network;
+use certquant_core::spec::Property;
 
 /// Errors of the search.
 #[derive(Debug, Error)]
@@ -389,7 +389,7 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Affine;
+    use certquant_core::model::Affine;
 
     fn net() -> Network {
         let l0 = Affine::new(
@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn search_finds_the_cheapest_strategy_exhaustively() {
-        use crate::spec::{InputBox, OutputSpec};
+        use certquant_core::spec::{InputBox, OutputSpec};
         let n = net();
         let props: Vec<Property> = [[0.9, 0.1], [0.8, 0.3]]
             .iter()

@@ -1,0 +1,343 @@
+//! Algorithm 1 of the paper: certified quantization strategy synthesis for one property.
+//!
+//! 1. DeepPoly on the float network over the input box; the property must be proven there
+//!    (otherwise the task is `property-fails`, as in the paper's tables).
+//! 2. Preimages of the hidden layers, last first ([`crate::preimage`]).
+//! 3. Forward: for each affine layer `i` in order, try `F = B_l..=B_u`; quantize layer `i` with
+//!    ⟨I_i + F, F⟩ (earlier layers keep their accepted configs), rerun DeepPoly on the partially
+//!    quantized network, and accept the first `F` whose bounds lie inside the preimage (hidden
+//!    layers; each check is a linear function over a box, decided in closed form) or, for the
+//!    output layer, which *proves the property on the fully quantized network*.
+//!
+//! Soundness rests on the last step alone: it is a sound DeepPoly proof ([`certquant_bounds`]) on
+//! the exact quantized network that is returned. Hidden-layer checks and preimages are
+//! guides; the relaxed mode (Quadapter*) loosens only those, never the final check.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use certquant_bounds::quantize::{QuantConfig, QuantError, Strategy};
+use certquant_bounds::{BoundsError, DeepPoly, prove_property};
+use certquant_core::model::Network;
+use certquant_core::spec::Property;
+use certquant_milp::{Backend, MilpError};
+
+use crate::multipliers::LpMultipliers;
+use crate::preimage::{
+    Engine, Preimage, PreimageError, PreimageOptions, TemplateKind, compute_preimages,
+    preimages_from_chi,
+};
+
+pub use crate::forward::{Forward, ForwardItem, forward_search};
+pub use crate::relaxed::RELAXED_CHECK_SECONDS;
+
+/// Errors of synthesis (bad input or solver failure; "not certified" is a status, not an error).
+#[derive(Debug, Error)]
+pub enum SynthError {
+    /// Bound computation failed (dimension or class mismatch).
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
+    /// Preimage computation failed.
+    #[error(transparent)]
+    Preimage(#[from] PreimageError),
+    /// The MILP backend failed in the relaxed-mode check.
+    #[error(transparent)]
+    Milp(#[from] MilpError),
+    /// A bit-width range is empty or too wide.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    /// Bad options.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+/// Options of Algorithm 1.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// Preimage template, engine, `χ` cap and MILP time limit.
+    pub preimage: PreimageOptions,
+    /// Relaxed mode (Quadapter*): hidden-layer checks may fail for up to
+    /// [`SynthOptions::relaxed_fraction`] of a layer's checks at one common input.
+    pub relaxed: bool,
+    /// Fraction for the relaxed mode (paper: 25%).
+    pub relaxed_fraction: f64,
+    /// Smallest fractional width tried (`B_l`).
+    pub min_frac: u32,
+    /// Largest fractional width tried (`B_u`).
+    pub max_frac: u32,
+    /// Time limit (s) of the relaxed mode's MILP counting simultaneous failures; on expiry
+    /// its proven upper bound is used (pessimistic: may cost bits, never soundness).
+    pub relaxed_time_limit: f64,
+    /// Skip step 1 and rebuild the preimages from these `χ` values (input side first), e.g.
+    /// a strict run's, to run the relaxed forward search on the same preimages
+    /// ([`preimages_from_chi`]). Soundness does not depend on them: the output check is a
+    /// full proof on the quantized network.
+    pub given_chi: Option<Vec<f64>>,
+}
+
+impl SynthOptions {
+    /// The paper's defaults: strict `B_l = 1`, relaxed `B_l = 2`, `B_u = 16`.
+    pub fn paper(relaxed: bool) -> Self {
+        Self {
+            preimage: PreimageOptions::default(),
+            relaxed,
+            relaxed_fraction: 0.25,
+            min_frac: if relaxed { 2 } else { 1 },
+            max_frac: 16,
+            relaxed_time_limit: RELAXED_CHECK_SECONDS,
+            given_chi: None,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), SynthError> {
+        if self.min_frac > self.max_frac {
+            return Err(SynthError::Options(format!(
+                "min-frac {} > max-frac {}",
+                self.min_frac, self.max_frac
+            )));
+        }
+        if self.max_frac > 40 {
+            return Err(SynthError::Options("max-frac must be ≤ 40".into()));
+        }
+        if !(self.relaxed_time_limit.is_finite() && self.relaxed_time_limit > 0.0) {
+            return Err(SynthError::Options(
+                "relaxed-time-limit must be positive".into(),
+            ));
+        }
+        if !(self.preimage.chi_max.is_finite() && self.preimage.chi_max > 0.0) {
+            return Err(SynthError::Options(
+                "chi-max must be a positive number".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.preimage.gap) {
+            return Err(SynthError::Options(format!(
+                "gap {} must be in [0, 1]",
+                self.preimage.gap
+            )));
+        }
+        if let Some(t) = self.preimage.time_limit
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(SynthError::Options("time-limit must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of Algorithm 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynthStatus {
+    /// The quantized network is proven to satisfy the property.
+    Certified,
+    /// Some layer found no accepted `F` in `B_l..=B_u`.
+    Unknown,
+    /// DeepPoly cannot prove the property on the float network.
+    PropertyFails,
+    /// The task ran out of time (set by callers that impose a wall-clock limit).
+    Timeout,
+}
+
+/// Per-layer record of the forward search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// Accepted config (None if the search failed on this layer).
+    pub config: Option<QuantConfig>,
+    /// `F` values tried.
+    pub tried: u32,
+    /// In relaxed mode: for a rejected `F`, the number of this layer's checks that fail at one
+    /// input (an upper bound when the MILP timed out); for the accepted one, a count within the
+    /// allowed 25% (not necessarily the exact maximum: counting stops once that is settled).
+    pub max_simultaneous_failures: Option<usize>,
+    /// Number of checks on this layer (hidden layers).
+    pub checks: usize,
+}
+
+/// Everything Algorithm 1 produced.
+#[derive(Debug, Clone)]
+pub struct SynthOutcome {
+    /// Status.
+    pub status: SynthStatus,
+    /// DeepPoly margin of the property on the float network.
+    pub float_margin: f64,
+    /// The preimages, one per hidden layer, input side first (empty if property-fails).
+    pub preimages: Vec<Preimage>,
+    /// Per affine layer, input side first (as far as the search got).
+    pub layers: Vec<LayerRecord>,
+    /// The certified strategy.
+    pub strategy: Option<Strategy>,
+    /// The quantized network the proof is about.
+    pub qnn: Option<Network>,
+    /// Per-class proven lower bounds on the quantized network (robustness: `y_g − y_j`).
+    pub qnn_margins: Option<Vec<f64>>,
+    /// Proven margin on the quantized network (`> 0` iff certified).
+    pub qnn_margin: Option<f64>,
+    /// Not-target properties: the LP multipliers the QNN's proof used (for the certificate).
+    pub qnn_multipliers: Option<Vec<f64>>,
+    /// Seconds spent on preimages.
+    pub preimage_seconds: f64,
+    /// Seconds spent on the forward quantization search.
+    pub quantize_seconds: f64,
+    /// DeepPoly runs in the forward search.
+    pub deeppoly_calls: usize,
+}
+
+/// Pre-activations of every affine layer at `x` (used for the code template's centre values).
+pub fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(net.depth());
+    let mut v = x.to_vec();
+    for (i, l) in net.layers().iter().enumerate() {
+        let y = l.apply(&v);
+        v = if i + 1 < net.depth() {
+            y.iter().map(|t| t.max(0.0)).collect()
+        } else {
+            y.clone()
+        };
+        out.push(y);
+    }
+    out
+}
+
+/// Runs Algorithm 1 for `prop` on `net`. `centre` is the input the template's centre values
+/// come from (the robustness centre `u`).
+pub fn synthesize(
+    net: &Network,
+    prop: &Property,
+    centre: &[f64],
+    backend: &dyn Backend,
+    opts: &SynthOptions,
+) -> Result<SynthOutcome, SynthError> {
+    opts.validate()?;
+    prop.output
+        .validate(net.output_dim())
+        .map_err(|e| SynthError::Options(e.to_string()))?;
+    let bx = &prop.input;
+    let dp = DeepPoly::run(net, bx)?;
+    let float = prove_property(&dp, prop.output, &LpMultipliers(backend))?;
+    let mut out = SynthOutcome {
+        status: SynthStatus::PropertyFails,
+        float_margin: float.margin,
+        preimages: Vec::new(),
+        layers: Vec::new(),
+        strategy: None,
+        qnn: None,
+        qnn_margins: None,
+        qnn_margin: None,
+        qnn_multipliers: None,
+        preimage_seconds: 0.0,
+        quantize_seconds: 0.0,
+        deeppoly_calls: 0,
+    };
+    if !float.proven {
+        return Ok(out);
+    }
+    let t0 = Instant::now();
+    let centre_pre = pre_activations(net, centre);
+    out.preimages = match &opts.given_chi {
+        Some(chis) => preimages_from_chi(&dp, &centre_pre, opts.preimage.template, chis)?,
+        None => compute_preimages(&dp, &centre_pre, prop.output, backend, &opts.preimage)?,
+    };
+    out.preimage_seconds = t0.elapsed().as_secs_f64();
+
+    let fwd = forward_search(
+        net,
+        &[ForwardItem {
+            prop,
+            float: &dp,
+            preimages: &out.preimages,
+        }],
+        backend,
+        opts,
+    )?;
+    out.layers = fwd.layers;
+    out.quantize_seconds = fwd.seconds;
+    out.deeppoly_calls = fwd.deeppoly_calls;
+    if let (Some(strategy), Some(qnn), Some(proof)) = (fwd.strategy, fwd.qnn, fwd.proofs.first()) {
+        out.status = SynthStatus::Certified;
+        out.qnn_margin = Some(proof.margin);
+        out.qnn_margins = proof.class_margins.clone();
+        out.qnn_multipliers = proof.multipliers.clone();
+        out.strategy = Some(strategy);
+        out.qnn = Some(qnn);
+    } else {
+        out.status = SynthStatus::Unknown;
+    }
+    Ok(out)
+}
+
+/// Convenience: options from the CLI vocabulary.
+pub fn options(
+    relaxed: bool,
+    template: TemplateKind,
+    engine: Engine,
+    time_limit: Option<f64>,
+) -> SynthOptions {
+    let mut o = SynthOptions::paper(relaxed);
+    o.preimage.template = template;
+    o.preimage.engine = engine;
+    o.preimage.time_limit = time_limit;
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preimage::ChiSource;
+    use certquant_core::model::Affine;
+    use certquant_core::spec::{InputBox, OutputSpec};
+    use certquant_milp::cbc::Cbc;
+
+    #[test]
+    fn given_chi_reproduces_the_synthesis() {
+        // 2 → 3 → 2 with a margin, box of radius 0.05
+        let l0 = Affine::new(
+            0,
+            3,
+            2,
+            vec![1.0, 0.2, -0.3, 0.9, 0.5, 0.5],
+            vec![0.1, 0.0, -0.2],
+        )
+        .unwrap();
+        let l1 = Affine::new(
+            1,
+            2,
+            3,
+            vec![1.0, 0.3, 0.8, -0.4, 0.1, -0.2],
+            vec![0.2, 0.0],
+        )
+        .unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let centre = [0.6, 0.4];
+        let prop = Property {
+            input: InputBox::linf_ball(&centre, 0.05).unwrap(),
+            output: OutputSpec::Robust {
+                label: net.predict(&centre),
+            },
+        };
+        let opts = SynthOptions::paper(false);
+        let a = synthesize(&net, &prop, &centre, &Cbc, &opts).unwrap();
+        assert_eq!(a.status, SynthStatus::Certified);
+        let given = SynthOptions {
+            given_chi: Some(a.preimages.iter().map(|p| p.chi).collect()),
+            ..opts.clone()
+        };
+        let b = synthesize(&net, &prop, &centre, &Cbc, &given).unwrap();
+        assert_eq!(b.status, SynthStatus::Certified);
+        assert_eq!(a.strategy, b.strategy);
+        assert!(
+            b.preimages
+                .iter()
+                .all(|p| p.source == ChiSource::Given && p.milps == 0)
+        );
+        let bad = SynthOptions {
+            given_chi: Some(vec![0.1, 0.2]),
+            ..opts
+        };
+        assert!(matches!(
+            synthesize(&net, &prop, &centre, &Cbc, &bad),
+            Err(SynthError::Preimage(PreimageError::GivenChi(_)))
+        ));
+    }
+}

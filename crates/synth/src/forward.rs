@@ -1,0 +1,159 @@
+//! Step 3 of Algorithm 1 (and the shared forward step of Algorithm 2): for each affine layer in
+//! order, the fewest fractional bits whose quantized DeepPoly bounds stay inside the preimage
+//! (hidden layers, [`crate::relaxed`] for the checks and the relaxed count) or prove the output
+//! condition on the fully quantized network (the last layer, `certquant_bounds::prove`).
+
+use std::time::Instant;
+
+use certquant_bounds::quantize::{Strategy, config_for, quantize_layer};
+use certquant_bounds::{DeepPoly, OutputProof, prove_property};
+use certquant_core::model::Network;
+use certquant_core::spec::Property;
+use certquant_milp::Backend;
+
+use crate::algorithm1::{LayerRecord, SynthError, SynthOptions};
+use crate::multipliers::LpMultipliers;
+use crate::preimage::Preimage;
+use crate::relaxed::{failing_checks, max_simultaneous};
+
+/// One property's float-side material for the forward search: the property, DeepPoly on the
+/// float network over its box, and its preimages (one per hidden layer, input side first).
+#[derive(Clone, Copy)]
+pub struct ForwardItem<'a> {
+    /// The property (its box and output condition).
+    pub prop: &'a Property,
+    /// DeepPoly of the float network over `prop.input`.
+    pub float: &'a DeepPoly<'a>,
+    /// The property's preimages.
+    pub preimages: &'a [Preimage],
+}
+
+/// The result of the forward search (step 3 of Algorithm 1, or of Algorithm 2 with many
+/// properties sharing one strategy).
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Per affine layer, as far as the search got.
+    pub layers: Vec<LayerRecord>,
+    /// The strategy, when every layer found an accepted `F`.
+    pub strategy: Option<Strategy>,
+    /// The quantized network the output proofs are about.
+    pub qnn: Option<Network>,
+    /// Per property, the output proof on the quantized network (empty unless certified).
+    pub proofs: Vec<OutputProof>,
+    /// DeepPoly runs.
+    pub deeppoly_calls: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Step 3 of Algorithm 1 for one or more properties at once: for each affine layer in order,
+/// the first `F` in `B_l..=B_u` that passes *every* property's check (hidden layers:
+/// containment in the preimage, relaxed per property if asked; output layer: a sound proof
+/// of every output condition on the fully quantized network) is accepted. With several
+/// properties this is Algorithm 2's "one shared strategy".
+pub fn forward_search(
+    net: &Network,
+    items: &[ForwardItem<'_>],
+    backend: &dyn Backend,
+    opts: &SynthOptions,
+) -> Result<Forward, SynthError> {
+    opts.validate()?;
+    let t1 = Instant::now();
+    let d = net.depth();
+    let mut current = net.clone();
+    let mut configs = Vec::with_capacity(d);
+    let mut fwd = Forward {
+        layers: Vec::new(),
+        strategy: None,
+        qnn: None,
+        proofs: Vec::new(),
+        deeppoly_calls: 0,
+        seconds: 0.0,
+    };
+    for k in 0..d {
+        let float_layer = &net.layers()[k];
+        let mut record = LayerRecord {
+            config: None,
+            tried: 0,
+            max_simultaneous_failures: None,
+            checks: 0,
+        };
+        'frac: for f in opts.min_frac..=opts.max_frac {
+            let cfg = config_for(float_layer, f)?;
+            let cand = current
+                .with_layer(k, quantize_layer(float_layer, cfg))
+                .expect("quantization keeps shapes");
+            record.tried += 1;
+            if k + 1 < d {
+                let mut worst_all = 0;
+                for item in items {
+                    let bx = &item.prop.input;
+                    let dq = DeepPoly::run_upto(&cand, bx, k + 1)?;
+                    fwd.deeppoly_calls += 1;
+                    let pre = &item.preimages[k];
+                    let fails =
+                        failing_checks(dq.layer(k), item.float.layer(k), pre, bx.lo(), bx.hi());
+                    record.checks =
+                        pre.lower_checked.iter().filter(|&&c| c).count() + pre.beta.len();
+                    if fails.is_empty() {
+                        continue;
+                    }
+                    if !opts.relaxed {
+                        continue 'frac;
+                    }
+                    let limit = (opts.relaxed_fraction * record.checks as f64).floor() as usize;
+                    let worst = if fails.len() <= limit {
+                        fails.len()
+                    } else {
+                        max_simultaneous(
+                            &fails,
+                            limit,
+                            bx.lo(),
+                            bx.hi(),
+                            backend,
+                            opts.relaxed_time_limit,
+                        )?
+                    };
+                    worst_all = worst_all.max(worst);
+                    if worst > limit {
+                        record.max_simultaneous_failures = Some(worst_all);
+                        continue 'frac;
+                    }
+                }
+                record.max_simultaneous_failures = Some(worst_all);
+                record.config = Some(cfg);
+                current = cand;
+                break;
+            } else {
+                let mut proofs = Vec::with_capacity(items.len());
+                for item in items {
+                    let dq = DeepPoly::run(&cand, &item.prop.input)?;
+                    fwd.deeppoly_calls += 1;
+                    let proof = prove_property(&dq, item.prop.output, &LpMultipliers(backend))?;
+                    if !proof.proven {
+                        continue 'frac;
+                    }
+                    proofs.push(proof);
+                }
+                record.config = Some(cfg);
+                fwd.proofs = proofs;
+                current = cand;
+                break;
+            }
+        }
+        let accepted = record.config;
+        fwd.layers.push(record);
+        match accepted {
+            Some(c) => configs.push(c),
+            None => {
+                fwd.proofs.clear();
+                fwd.seconds = t1.elapsed().as_secs_f64();
+                return Ok(fwd);
+            }
+        }
+    }
+    fwd.seconds = t1.elapsed().as_secs_f64();
+    fwd.strategy = Some(Strategy(configs));
+    fwd.qnn = Some(current);
+    Ok(fwd)
+}
