@@ -15,13 +15,9 @@ use certquant::spec::{InputBox, OutputSpec, Property};
 use certquant::synth::{SynthOptions, SynthStatus, synthesize};
 
 fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
-    if p.join("models/quadapter").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared not present");
-        None
-    }
+    certquant::shared::shared_dir("models/quadapter")?;
+    certquant::shared::shared_dir("data/mnist")?;
+    certquant::shared::shared_dir("")
 }
 
 fn model(sh: &Path, name: &str) -> Network {

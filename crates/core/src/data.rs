@@ -1739,12 +1739,10 @@ mod tests {
 
     #[test]
     fn shared_mnist_if_present() {
-        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist"));
-        if !dir.is_dir() {
-            eprintln!("skipped: ../shared not present");
+        let Some(dir) = crate::shared::shared_dir("data/mnist") else {
             return;
-        }
-        let ds = load_dir(dir).expect("shared MNIST test set");
+        };
+        let ds = load_dir(&dir).expect("shared MNIST test set");
         assert_eq!((ds.len(), ds.dim()), (10_000, 784));
         assert_eq!(ds.label(0), Some(7));
         assert!(ds.pixels().iter().all(|v| (0.0..=1.0).contains(v)));

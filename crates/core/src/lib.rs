@@ -16,4 +16,5 @@ pub mod data;
 pub mod model;
 pub mod onnx;
 pub mod quant;
+pub mod shared;
 pub mod spec;

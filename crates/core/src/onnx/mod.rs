@@ -1263,8 +1263,6 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/models/quadapter");
-
     // ----- builders for handmade models -----
 
     fn f32_raw(name: &str, dims: &[i64], vals: &[f32]) -> TensorProto {
@@ -1449,12 +1447,8 @@ mod tests {
     }
 
     fn shared_models() -> Option<Vec<PathBuf>> {
-        let dir = Path::new(SHARED);
-        if !dir.is_dir() {
-            eprintln!("skipped: ../shared not present");
-            return None;
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        let dir = crate::shared::shared_dir("models/quadapter")?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("read shared dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
@@ -1514,7 +1508,7 @@ mod tests {
                 .collect();
             assert_eq!(got, dims, "{stem}");
         }
-        let net = import(&Path::new(SHARED).join("mnist_1blk_100.onnx")).expect("import");
+        let net = import(&files[0].with_file_name("mnist_1blk_100.onnx")).expect("import");
         assert_eq!(
             (
                 net.depth(),
@@ -1524,7 +1518,7 @@ mod tests {
             ),
             (2, 784, 100, 10)
         );
-        let net = import(&Path::new(SHARED).join("mnist_3blk_100_100_100.onnx")).expect("import");
+        let net = import(&files[0].with_file_name("mnist_3blk_100_100_100.onnx")).expect("import");
         let shapes: Vec<(usize, usize)> = net
             .layers()
             .iter()
