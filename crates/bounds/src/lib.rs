@@ -15,6 +15,7 @@
 pub mod arith;
 pub mod deeppoly;
 pub mod joint;
+mod ops;
 pub mod prove;
 pub mod quantize;
 

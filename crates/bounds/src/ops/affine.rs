@@ -1,0 +1,146 @@
+//! The affine step: rows over the outputs `y = W v' + b` of an affine layer become rows over
+//! its inputs `v'` (the previous layer's post-activations, or the network input).
+
+use certquant_core::model::Affine;
+
+use super::{BoundStep, Rows, Substituted};
+use crate::arith::gamma;
+use crate::deeppoly::Side;
+
+/// Back-substitution through one affine layer (rows over `y` → rows over `v'`).
+#[derive(Debug, Clone, Copy)]
+pub struct AffineStep<'a> {
+    layer: &'a Affine,
+    input_abs: &'a [f64],
+}
+
+impl<'a> AffineStep<'a> {
+    /// The step through `layer`, whose inputs satisfy `|v'_s| ≤ input_abs[s]` over the box
+    /// (the bound turns coefficient rounding errors into an error of the constant).
+    pub fn new(layer: &'a Affine, input_abs: &'a [f64]) -> Self {
+        debug_assert_eq!(input_abs.len(), layer.inputs());
+        Self { layer, input_abs }
+    }
+}
+
+impl BoundStep for AffineStep<'_> {
+    fn output_width(&self) -> usize {
+        self.layer.outputs()
+    }
+
+    fn input_width(&self) -> usize {
+        self.layer.inputs()
+    }
+
+    // Substitution (no relaxation: the weights and bias are the exact floats of the network):
+    // `a·y + c = a·(W v' + b) + c = (aᵀW)·v' + (a·b + c)`, an equality over the reals, so the
+    // lower and the upper side are computed alike (only `settle` tells them apart).
+    // New coefficient `s` is `fl(Σ_t a_t·W_ts)` accumulated over `t` in order from 0, the new
+    // constant `fl(c + Σ_t a_t·b_t)` (rows' zero coefficients are skipped: they add nothing).
+    //
+    // Rounding error reported for the row:
+    // * coefficients: `|(aW)_s − fl(aW)_s| ≤ γ_width·Σ_t |a_t||W_ts|`, and `|v'_s| ≤ m_s`
+    //   (`input_abs`); summed over `s` that is at most `γ·Σ_t |a_t|·v_t` with
+    //   `v_t = Σ_s |W_ts|·m_s`. `v` and the sum are computed in `f64`, hence the relative
+    //   inflation `1 + 10⁻⁶`;
+    // * the constant, a sum of `width` products and `c`: `γ_width·mag`, with `mag` the sum of
+    //   the magnitudes of its terms.
+    // One `γ` for both, `γ_max(width, n_in)`, is an upper bound of each.
+    fn substitute(&self, rows: Rows, _side: Side) -> Substituted {
+        let layer = self.layer;
+        let width = rows.width;
+        let n_in = layer.inputs();
+        debug_assert_eq!(width, layer.outputs());
+        let w = layer.weights();
+        let b = layer.bias();
+        // v = |W|·|v'|max: the largest effect a coefficient error can have.
+        let v: Vec<f64> = (0..width)
+            .map(|t| {
+                layer
+                    .row(t)
+                    .iter()
+                    .zip(self.input_abs)
+                    .map(|(wv, m)| wv.abs() * m)
+                    .sum::<f64>()
+            })
+            .collect();
+        let g = gamma(width.max(n_in));
+        let n_rows = rows.rows();
+        let mut coeffs = vec![0.0; n_rows * n_in];
+        let mut consts = rows.consts;
+        let mut err = vec![0.0; n_rows];
+        for r in 0..n_rows {
+            let row = &rows.coeffs[r * width..(r + 1) * width];
+            let out = &mut coeffs[r * n_in..(r + 1) * n_in];
+            let mut cst = consts[r];
+            let mut mag = consts[r].abs();
+            let mut prop = 0.0;
+            for t in 0..width {
+                let at = row[t];
+                if at == 0.0 {
+                    continue;
+                }
+                let wrow = &w[t * n_in..(t + 1) * n_in];
+                for (o, &wv) in out.iter_mut().zip(wrow) {
+                    *o += at * wv;
+                }
+                let term = at * b[t];
+                cst += term;
+                mag += term.abs();
+                prop += at.abs() * v[t];
+            }
+            err[r] = g * (prop * (1.0 + 1e-6) + mag);
+            consts[r] = cst;
+        }
+        Substituted {
+            rows: Rows::new(n_in, coeffs, consts),
+            err,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer() -> Affine {
+        // y0 = 0.1 v0 − 0.3 v1 + 0.2, y1 = 0.7 v0 + 0.9 v1 − 0.4
+        Affine::new(0, 2, 2, vec![0.1, -0.3, 0.7, 0.9], vec![0.2, -0.4]).unwrap()
+    }
+
+    #[test]
+    fn substitutes_the_layer_and_reports_a_small_positive_error() {
+        let l = layer();
+        let m = [1.0, 2.0];
+        let rows = Rows::new(2, vec![1.0, 0.0, 0.0, -2.0], vec![0.5, 0.0]);
+        let s = AffineStep::new(&l, &m).substitute(rows, Side::Lower);
+        assert_eq!(s.rows.width, 2);
+        assert_eq!(&s.rows.coeffs[..2], &[0.1, -0.3]);
+        assert_eq!(&s.rows.coeffs[2..], &[-1.4, -1.8]);
+        assert!((s.rows.consts[0] - 0.7).abs() < 1e-15);
+        assert!((s.rows.consts[1] - 0.8).abs() < 1e-15);
+        // γ·(|a|·v + mag): positive, and tiny next to the values
+        assert!(s.err.iter().all(|&e| e > 0.0 && e < 1e-14));
+    }
+
+    #[test]
+    fn settled_rows_bound_the_affine_expression_on_both_sides() {
+        let l = layer();
+        let m = [1.0, 1.0];
+        let a = vec![0.3, -1.7];
+        let rows = Rows::new(2, a.clone(), vec![0.1]);
+        let step = AffineStep::new(&l, &m);
+        let lower = step
+            .substitute(rows.clone(), Side::Lower)
+            .settle(Side::Lower);
+        let upper = step.substitute(rows, Side::Upper).settle(Side::Upper);
+        assert_eq!(lower.coeffs, upper.coeffs);
+        assert!(lower.consts[0] < upper.consts[0]);
+        for x in [[-1.0, -1.0], [0.3, -0.6], [1.0, 0.25]] {
+            let y = l.apply(&x);
+            let exact = a[0] * y[0] + a[1] * y[1] + 0.1;
+            let eval = |r: &Rows| r.coeffs[0] * x[0] + r.coeffs[1] * x[1] + r.consts[0];
+            assert!(eval(&lower) <= exact + 1e-12 && exact <= eval(&upper) + 1e-12);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The ReLU step: rows over the post-activations `z = max(y, 0)` of a hidden layer become rows
+//! over its pre-activations `y`, through the DeepPoly relaxation of each neuron.
+
+use super::{BoundStep, Rows, Substituted};
+use crate::arith::{UNIT_ROUNDOFF, gamma};
+use crate::deeppoly::Side;
+
+/// The ReLU relaxation of one hidden layer: `z ≥ ls·y` and `z ≤ us·y + ui` per neuron, exact
+/// over the reals for the stored floats on the neuron's pre-activation range `[l, u]`, plus
+/// the magnitudes the rounding-error terms of the neighbouring steps need.
+#[derive(Debug, Clone)]
+pub struct Relaxation {
+    ls: Vec<f64>,
+    us: Vec<f64>,
+    ui: Vec<f64>,
+    /// `max |y|` over the box (for rounding-error terms of the ReLU substitution).
+    pre_abs: Vec<f64>,
+    /// `max |z|` over the box (for rounding-error terms of the next affine substitution).
+    post_abs: Vec<f64>,
+}
+
+impl Relaxation {
+    /// The relaxation of a layer whose pre-activations satisfy `lo ≤ y ≤ hi` (sound concrete
+    /// bounds over the box).
+    //
+    // Relaxation of `z = max(y, 0)` on `y ∈ [l, u]`:
+    // * `l ≥ 0`: `z = y` (`ls = us = 1`, `ui = 0`);
+    // * `u ≤ 0`: `z = 0` (`ls = us = ui = 0`);
+    // * `l < 0 < u` (unstable): lower `z ≥ λy` with `λ ∈ {0, 1}` (both are below the ReLU on
+    //   all of ℝ), chosen by the area heuristic `λ = 1` iff `u > −l`; upper the chord
+    //   `z ≤ μ*(y − l)` with `μ* = u/(u − l)`.
+    // Soundness in floating point: `u/(u − l)` takes two roundings (the difference, the
+    // quotient), each at most half an ulp, so three `next_up`s give `μ ≥ μ*`, capped at 1
+    // (`μ* < 1`). The intercept `−μl > 0` is rounded up, so `ui ≥ −μl` exactly. The stored
+    // line `μy + ui` then lies above the chord's end points `(l, 0)` (`μl + ui ≥ 0`) and
+    // `(u, u)` (`μu + ui ≥ μ(u − l) ≥ u`), hence above the ReLU on `[l, u]`.
+    pub fn new(lo: &[f64], hi: &[f64]) -> Self {
+        let n = lo.len();
+        let mut r = Relaxation {
+            ls: vec![0.0; n],
+            us: vec![0.0; n],
+            ui: vec![0.0; n],
+            pre_abs: vec![0.0; n],
+            post_abs: vec![0.0; n],
+        };
+        for j in 0..n {
+            let (l, u) = (lo[j], hi[j]);
+            r.pre_abs[j] = l.abs().max(u.abs());
+            r.post_abs[j] = u.max(0.0);
+            if l >= 0.0 {
+                r.ls[j] = 1.0;
+                r.us[j] = 1.0;
+            } else if u <= 0.0 {
+                // always inactive: z = 0
+            } else {
+                r.ls[j] = if u > -l { 1.0 } else { 0.0 };
+                // exact slope u/(u−l) ≤ 1; two roundings → three ulps up is above it.
+                let mu = (u / (u - l)).next_up().next_up().next_up().min(1.0);
+                r.us[j] = mu;
+                // −μl > 0 rounded up: the line μy + ui passes above (l, 0) and (u, u).
+                r.ui[j] = (-mu * l).next_up();
+            }
+        }
+        r
+    }
+
+    /// Number of neurons.
+    pub fn width(&self) -> usize {
+        self.ls.len()
+    }
+
+    /// `max |z|` per neuron over the box: how large a post-activation can be, which bounds
+    /// the effect of a coefficient error in the affine step above this layer.
+    pub fn post_abs(&self) -> &[f64] {
+        &self.post_abs
+    }
+}
+
+/// Back-substitution through the ReLUs of one hidden layer (rows over `z` → rows over `y`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReluStep<'a> {
+    relax: &'a Relaxation,
+}
+
+impl<'a> ReluStep<'a> {
+    /// The step through the layer relaxed by `relax`.
+    pub fn new(relax: &'a Relaxation) -> Self {
+        Self { relax }
+    }
+}
+
+impl BoundStep for ReluStep<'_> {
+    fn output_width(&self) -> usize {
+        self.relax.width()
+    }
+
+    fn input_width(&self) -> usize {
+        self.relax.width()
+    }
+
+    // Substitution, lower side (the upper side swaps the two lines): for each coefficient
+    // `a_t ≠ 0` of a row,
+    // * `a_t > 0`: `a_t z_t ≥ a_t·ls_t·y_t` (the lower line, scaled by a positive number);
+    // * `a_t < 0`: `a_t z_t ≥ a_t·(us_t y_t + ui_t)` (the upper line, the inequality flips);
+    // (`a_t = 0` contributes nothing and stays 0). The new coefficient is `fl(a_t·s_t)` and the
+    // new constant `fl(c + Σ a_t·ui_t)`, evaluated left to right over `t`.
+    //
+    // Rounding error reported for the row:
+    // * coefficients: `fl(a·s)` is exact for `s ∈ {0, 1}`; otherwise
+    //   `|a·s − fl(a·s)| ≤ u·|fl(a·s)|·(1 + u)`, and the variable it multiplies has
+    //   `|y_t| ≤ pre_abs_t`, so the sum of `|fl(a·s)|·pre_abs_t` times `u·(1 + 2u)` covers the
+    //   coefficient errors (the extra `u` the rounding of that sum);
+    // * the constant is a sum of at most `width` products and `c`: `γ_width·mag`, with `mag`
+    //   the sum of the magnitudes of its terms.
+    fn substitute(&self, mut rows: Rows, side: Side) -> Substituted {
+        let rx = self.relax;
+        let width = rows.width;
+        debug_assert_eq!(width, rx.width());
+        let mut err = vec![0.0; rows.rows()];
+        for r in 0..rows.rows() {
+            let row = &mut rows.coeffs[r * width..(r + 1) * width];
+            let c = rows.consts[r];
+            let mut cst = c;
+            let mut mag = c.abs();
+            let mut coef_err = 0.0;
+            for t in 0..width {
+                let at = row[t];
+                if at == 0.0 {
+                    continue;
+                }
+                let use_lower = (at >= 0.0) == (side == Side::Lower);
+                let (slope, icpt) = if use_lower {
+                    (rx.ls[t], 0.0)
+                } else {
+                    (rx.us[t], rx.ui[t])
+                };
+                let na = at * slope;
+                if slope != 0.0 && slope != 1.0 {
+                    coef_err += na.abs() * rx.pre_abs[t];
+                }
+                if icpt != 0.0 {
+                    let term = at * icpt;
+                    cst += term;
+                    mag += term.abs();
+                }
+                row[t] = na;
+            }
+            // Σ|a·s − fl(a·s)|·|y| ≤ u·Σ|fl(a·s)|·(1+u)·|y|; constant sum: γ_n·mag.
+            err[r] = coef_err * UNIT_ROUNDOFF * (1.0 + 2.0 * UNIT_ROUNDOFF) + gamma(width) * mag;
+            rows.consts[r] = cst;
+        }
+        Substituted { rows, err }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One neuron of each kind: active `[1, 2]`, dead `[−2, −1]`, unstable `[−1, 3]` (λ = 1)
+    /// and unstable `[−3, 1]` (λ = 0).
+    fn relax() -> Relaxation {
+        Relaxation::new(&[1.0, -2.0, -1.0, -3.0], &[2.0, -1.0, 3.0, 1.0])
+    }
+
+    #[test]
+    fn relaxation_lines_enclose_the_relu_on_the_range() {
+        let rx = relax();
+        let (lo, hi) = ([1.0, -2.0, -1.0, -3.0], [2.0, -1.0, 3.0, 1.0]);
+        for j in 0..4 {
+            for s in 0..=20 {
+                let y = lo[j] + (hi[j] - lo[j]) * f64::from(s) / 20.0;
+                let z = y.max(0.0);
+                assert!(rx.ls[j] * y <= z, "neuron {j} y {y}");
+                assert!(rx.us[j] * y + rx.ui[j] >= z, "neuron {j} y {y}");
+            }
+        }
+        assert_eq!(rx.post_abs(), &[2.0, 0.0, 3.0, 1.0]);
+        assert_eq!((rx.ls[2], rx.ls[3]), (1.0, 0.0));
+    }
+
+    #[test]
+    fn picks_the_line_by_coefficient_sign_and_side() {
+        let rx = relax();
+        let rows = Rows::new(4, vec![1.0, 1.0, 2.0, -1.0], vec![0.5]);
+        let lower = ReluStep::new(&rx).substitute(rows.clone(), Side::Lower);
+        // active keeps 1, dead → 0, unstable a > 0 takes λ = 1, a < 0 takes −μ (μ ≈ 1/4)
+        assert_eq!(&lower.rows.coeffs[..3], &[1.0, 0.0, 2.0]);
+        assert!((lower.rows.coeffs[3] + 0.25).abs() < 1e-15 && lower.rows.coeffs[3] <= -0.25);
+        // constant: 0.5 − ui₃ with ui₃ ≈ 3/4
+        assert!((lower.rows.consts[0] + 0.25).abs() < 1e-15);
+        assert!(lower.err[0] > 0.0 && lower.err[0] < 1e-14);
+        let upper = ReluStep::new(&rx).substitute(rows, Side::Upper);
+        // a > 0 on the unstable neuron takes the chord μ ≈ 3/4, a < 0 takes λ = 0
+        assert!((upper.rows.coeffs[2] - 1.5).abs() < 1e-15 && upper.rows.coeffs[2] >= 1.5);
+        assert_eq!(upper.rows.coeffs[3], 0.0);
+        // constant: 0.5 + 2·ui₂ with ui₂ ≈ 3/4
+        assert!((upper.rows.consts[0] - 2.0).abs() < 1e-14);
+    }
+
+    #[test]
+    fn settled_rows_bound_the_relu_expression() {
+        let rx = relax();
+        let a = vec![0.3, -0.7, 1.1, -0.9];
+        let rows = Rows::new(4, a.clone(), vec![0.1]);
+        let lower = ReluStep::new(&rx)
+            .substitute(rows.clone(), Side::Lower)
+            .settle(Side::Lower);
+        let upper = ReluStep::new(&rx)
+            .substitute(rows, Side::Upper)
+            .settle(Side::Upper);
+        let (lo, hi) = ([1.0, -2.0, -1.0, -3.0], [2.0, -1.0, 3.0, 1.0]);
+        for s in 0..=10 {
+            let y: Vec<f64> = (0..4)
+                .map(|j| lo[j] + (hi[j] - lo[j]) * ((s * (j + 3)) % 11) as f64 / 10.0)
+                .collect();
+            let exact: f64 = a.iter().zip(&y).map(|(a, y)| a * y.max(0.0)).sum::<f64>() + 0.1;
+            let eval = |r: &Rows| -> f64 {
+                r.coeffs.iter().zip(&y).map(|(a, y)| a * y).sum::<f64>() + r.consts[0]
+            };
+            assert!(eval(&lower) <= exact + 1e-12 && exact <= eval(&upper) + 1e-12);
+        }
+    }
+}
