@@ -164,6 +164,7 @@ pub enum ObjectiveArg {
 
 /// Options shared by the synthesis commands (also sent to bench workers as JSON).
 #[derive(Debug, Args, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SynthOpts {
     /// Relaxed mode (Quadapter*): up to 25% of a hidden layer's checks may fail.
     #[arg(long)]
