@@ -54,34 +54,53 @@ pub struct SoundnessBug(pub String);
 /// and the record of a finished bench task).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RobustnessReport {
+    /// Algorithm 1's answer.
     pub status: SynthStatus,
+    /// Input id.
     pub id: usize,
+    /// The class that must stay on top.
     pub label: usize,
+    /// The radius.
     pub eps: f64,
+    /// The radius as given (e.g. `2/255`).
     pub eps_text: String,
     /// Accepted ⟨Q, F⟩ per affine layer, input side first (complete iff certified).
     pub layers: Vec<QuantConfig>,
     /// χ per hidden layer, input side first.
     pub chi: Vec<f64>,
+    /// How each χ was obtained.
     pub chi_source: Vec<ChiSource>,
+    /// Seconds of step 1 (preimages).
     pub preimage_seconds: f64,
+    /// Seconds of step 2 (the bit-width search).
     pub quantize_seconds: f64,
+    /// DeepPoly's margin of the property on the float network.
     pub float_margin: f64,
+    /// The proven margin on the QNN (when certified).
     pub qnn_margin: Option<f64>,
+    /// MILPs solved for the preimages.
     pub milps: usize,
+    /// Escape regions pruned without a MILP (fast engine).
     pub pruned_escapes: usize,
+    /// DeepPoly runs of the bit-width search.
     pub deeppoly_calls: usize,
+    /// The preimage engine.
     pub engine: PreimageArg,
+    /// The preimage template.
     pub template: TemplateArg,
+    /// Relaxed mode (Quadapter*).
     pub relaxed: bool,
+    /// With --accuracy: the QNN's accuracy on the whole data set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qnn_accuracy: Option<f64>,
     /// With --attack: whether a concrete counterexample was found on the QNN (for unknown
     /// tasks: on the network quantized with the accepted configs and B_u for the rest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attack_counterexample: Option<bool>,
+    /// With an output directory: the QNN written (when certified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qnn_model: Option<String>,
+    /// With an output directory: the certificate written (when certified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
 }

@@ -177,8 +177,8 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
     for e in &a.eps {
         parse_eps(e)?;
     }
-    // fail fast on a bad model or data set instead of once per task
     a.synth.ensure_finite()?;
+    // fail fast on a bad model or data set instead of once per task
     let m = super::common::load_model(&a.model)?;
     super::common::load_data(&a.data, &m.net)?;
     let jobs = pool_settings(a.pool.jobs, a.pool.timeout, &a.pool.out, a.pool.resume)?;
