@@ -28,6 +28,73 @@ pub enum BenchError {
     },
 }
 
+/// Status of a bench task: the method's answer when the task ran to the end, or what stopped
+/// it. Serialised as the `status` strings of the JSONL records (`certified`, `unknown`,
+/// `property-fails`, `h1-rejected`, `timeout`, `error`, `soundness-bug`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskStatus {
+    /// A strategy was found and proven.
+    Certified,
+    /// Algorithm 1 or 2 found no strategy in range.
+    Unknown,
+    /// DeepPoly cannot prove the float network (left out of #S/#F, as in the paper).
+    PropertyFails,
+    /// Algorithm 2: the test accepted H1 (a backdoor may exist).
+    H1Rejected,
+    /// The task hit a time limit (the bench's per-task limit, or the method's own).
+    Timeout,
+    /// The worker failed (bad input, crash, …); the record's `error` says why.
+    Error,
+    /// An attack found a concrete counterexample to a certified result.
+    SoundnessBug,
+}
+
+impl TaskStatus {
+    /// The status string of the records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Certified => "certified",
+            TaskStatus::Unknown => "unknown",
+            TaskStatus::PropertyFails => "property-fails",
+            TaskStatus::H1Rejected => "h1-rejected",
+            TaskStatus::Timeout => "timeout",
+            TaskStatus::Error => "error",
+            TaskStatus::SoundnessBug => "soundness-bug",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<crate::synth::SynthStatus> for TaskStatus {
+    fn from(s: crate::synth::SynthStatus) -> Self {
+        use crate::synth::SynthStatus as S;
+        match s {
+            S::Certified => TaskStatus::Certified,
+            S::Unknown => TaskStatus::Unknown,
+            S::PropertyFails => TaskStatus::PropertyFails,
+            S::Timeout => TaskStatus::Timeout,
+        }
+    }
+}
+
+impl From<crate::backdoor::BackdoorStatus> for TaskStatus {
+    fn from(s: crate::backdoor::BackdoorStatus) -> Self {
+        use crate::backdoor::BackdoorStatus as S;
+        match s {
+            S::Certified => TaskStatus::Certified,
+            S::Unknown => TaskStatus::Unknown,
+            S::H1Rejected => TaskStatus::H1Rejected,
+            S::Timeout => TaskStatus::Timeout,
+        }
+    }
+}
+
 /// Parses `--ids`: an existing file of ids (separated by white space or commas) or a
 /// comma-separated list.
 pub fn parse_ids(arg: &str) -> Result<Vec<usize>, BenchError> {
@@ -625,6 +692,27 @@ mod tests {
             ),
         ];
         assert_eq!(compare_engines(&chain).layers_compared, 2);
+    }
+
+    #[test]
+    fn task_status_strings_match_the_libraries() {
+        use crate::backdoor::BackdoorStatus as B;
+        use crate::synth::SynthStatus as S;
+        for s in [S::Certified, S::Unknown, S::PropertyFails, S::Timeout] {
+            let t = TaskStatus::from(s);
+            assert_eq!(serde_json::to_value(s).unwrap(), t.as_str());
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for s in [B::Certified, B::Unknown, B::H1Rejected, B::Timeout] {
+            let t = TaskStatus::from(s);
+            assert_eq!(serde_json::to_value(s).unwrap(), t.as_str());
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for t in [TaskStatus::Error, TaskStatus::SoundnessBug] {
+            let v = serde_json::to_value(t).unwrap();
+            assert_eq!(v, t.as_str());
+            assert_eq!(serde_json::from_value::<TaskStatus>(v).unwrap(), t);
+        }
     }
 
     #[test]

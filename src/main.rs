@@ -21,33 +21,13 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    if std::env::var_os("CERTQUANT_WORKER").is_some() {
-        orphan_watchdog();
-    }
     match cli::run(args) {
         Ok(cli::Outcome::Proven) => ExitCode::from(0),
         Ok(cli::Outcome::NotProven) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", cli::error_text(&e));
             ExitCode::from(2)
         }
-    }
-}
-
-/// A bench worker exits when its parent bench process dies (e.g. `kill -9`), instead of
-/// running on as an orphan.
-fn orphan_watchdog() {
-    #[cfg(unix)]
-    {
-        let parent = std::os::unix::process::parent_id();
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                if std::os::unix::process::parent_id() != parent {
-                    std::process::exit(3);
-                }
-            }
-        });
     }
 }
 

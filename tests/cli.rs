@@ -652,3 +652,138 @@ fn bench_preimages_compares_the_engines_on_the_demo() {
     assert!(c["ratio"].as_f64().unwrap() > 0.0);
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 4);
 }
+
+#[test]
+fn the_worker_subcommand_is_hidden() {
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("bench") && !help.contains("worker"), "{help}");
+}
+
+/// Runs `certquant worker` with `task` on stdin.
+fn worker(task: &serde_json::Value) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bin()
+        .arg("worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(task.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_worker_runs_a_typed_task_and_prints_its_record() {
+    let task = |id: usize| {
+        serde_json::json!({
+            "kind": "robustness",
+            "model": s(&demo_model()),
+            "data": s(&demo_data()),
+            "id": id,
+            "eps_text": "1/255",
+            "opts": {"attack": true},
+            "accuracy": false,
+            "chi": null,
+            "reused_preimage_seconds": 1.5,
+            "out": null,
+        })
+    };
+    let out = worker(&task(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "certified");
+    assert_eq!(
+        (v["id"].clone(), v["eps_text"].clone()),
+        (0.into(), "1/255".into())
+    );
+    assert_eq!(v["attack_counterexample"], false);
+    assert_eq!(v["reused_preimage_seconds"], 1.5);
+    assert_eq!(v["model"], s(&demo_model()));
+    // the same result as the command
+    let cmd = on_demo(&["synth", "robustness"], "1/255", &["--json", "--attack"]);
+    let c: serde_json::Value = serde_json::from_slice(&cmd.stdout).unwrap();
+    for k in [
+        "status",
+        "label",
+        "layers",
+        "chi",
+        "chi_source",
+        "qnn_margin",
+    ] {
+        assert_eq!(v[k], c[k], "{k}");
+    }
+    // a failing task is an error record, not a failing worker
+    let out = worker(&task(100_000));
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "error");
+    assert!(v["error"].as_str().unwrap().contains("out of range"), "{v}");
+    assert_eq!(v["eps"], 1.0 / 255.0);
+    // an unreadable task is a worker failure (exit 2)
+    let out = worker(&serde_json::json!({"kind": "nonsense"}));
+    assert_bad_input(&out, "invalid worker task");
+}
+
+#[test]
+fn bench_records_a_failing_task_as_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.jsonl");
+    let out = run(&[
+        "bench",
+        "robustness",
+        "--model",
+        s(&demo_model()),
+        "--data",
+        s(&demo_data()),
+        "--ids",
+        "0,100000",
+        "--eps",
+        "1/255",
+        "--no-accuracy",
+        "--jobs",
+        "2",
+        "--out",
+        s(&results),
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sum: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (sum["tasks"].clone(), sum["errors"].clone()),
+        (2.into(), 1.into())
+    );
+    let text = std::fs::read_to_string(&results).unwrap();
+    let err: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["id"] == 100_000)
+        .unwrap();
+    assert_eq!(err["status"], "error");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: id 100000 out of range")
+    );
+    assert!(err["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(err["model"], s(&demo_model()));
+}

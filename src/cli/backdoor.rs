@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use certquant::attack::{AttackOptions, find_counterexample};
 use certquant::backdoor::{BackdoorOptions, BackdoorOutcome, BackdoorStatus, synthesize_backdoor};
@@ -17,7 +17,7 @@ use certquant::sprt::{Hypothesis, SprtParams};
 
 use super::SynthOpts;
 use super::common::{LoadedModel, Outcome, accuracy, load_data, load_model, print_json, spinner};
-use super::synth::{Claim, synth_options, write_outputs};
+use super::synth::{Claim, SoundnessBug, synth_options, write_outputs};
 
 /// Arguments of `certquant synth backdoor`.
 #[derive(Debug, Args, Clone)]
@@ -59,8 +59,9 @@ pub struct BackdoorArgs {
     pub sprt: SprtArgs,
 }
 
-/// The test's parameters and the image draws (shared with `bench backdoor`).
-#[derive(Debug, Args, Clone)]
+/// The test's parameters and the image draws (shared with `bench backdoor`, whose workers
+/// receive them as JSON).
+#[derive(Debug, Args, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SprtArgs {
     /// K: images per SPRT round.
     #[arg(long, default_value_t = 5)]
@@ -105,28 +106,6 @@ impl SprtArgs {
         p.validate()?;
         Ok(p)
     }
-
-    /// The same options as command-line arguments (for worker processes).
-    pub fn to_args(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        for (flag, value) in [
-            ("--k", self.k.to_string()),
-            ("--theta", self.theta.to_string()),
-            ("--chi-threshold", self.chi_threshold.to_string()),
-            ("--type1", self.type1.to_string()),
-            ("--type2", self.type2.to_string()),
-            ("--delta", self.delta.to_string()),
-            ("--seed", self.seed.to_string()),
-            ("--max-rounds", self.max_rounds.to_string()),
-        ] {
-            v.push(flag.to_string());
-            v.push(value);
-        }
-        if self.no_screen {
-            v.push("--no-screen".into());
-        }
-        v
-    }
 }
 
 impl BackdoorArgs {
@@ -162,8 +141,8 @@ impl BackdoorArgs {
     }
 }
 
-/// The machine-readable result of `synth backdoor`.
-#[derive(Debug, Serialize)]
+/// The machine-readable result of `synth backdoor` (and the record of a finished bench task).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackdoorReport {
     pub status: BackdoorStatus,
     /// `"H0"`, `"H1"`, or null when undecided.
@@ -270,10 +249,11 @@ pub fn run_backdoor(
                 .any(|k| find_counterexample(qnn, &k.prop, &AttackOptions::default()).is_some());
             report.attack_counterexample = Some(hit);
             if hit {
-                bail!(
-                    "SOUNDNESS BUG: the attack found a trigger reaching target {} on the certified QNN",
+                return Err(SoundnessBug(format!(
+                    "the attack found a trigger reaching target {} on the certified QNN",
                     opts.target
-                );
+                ))
+                .into());
             }
         }
         if let Some(dir) = out {
@@ -328,21 +308,36 @@ pub fn run_backdoor(
     Ok((report, outcome))
 }
 
+/// Validates the options, loads the model and data and runs Algorithm 2: the one
+/// implementation behind `certquant synth backdoor` and bench workers. A trigger found on a
+/// certified QNN is a [`SoundnessBug`] error.
+pub fn run_request(
+    model: &Path,
+    data: &Path,
+    args: &BackdoorArgs,
+    synth: &SynthOpts,
+    out: Option<&Path>,
+    on_round: &mut dyn FnMut(&certquant::backdoor::Round, &certquant::sprt::Sprt),
+) -> Result<(BackdoorReport, BackdoorOutcome)> {
+    // validate the cheap arguments before loading anything
+    args.options(synth)?;
+    let loaded = load_model(model)?;
+    let ds = load_data(data, &loaded.net)?;
+    let task = BackdoorTask {
+        model: &loaded,
+        model_path: model,
+        ds: &ds,
+        data_path: data,
+    };
+    run_backdoor(&task, args, synth, out, on_round)
+}
+
 /// `certquant synth backdoor`.
 pub fn synth_backdoor(a: &SynthBackdoorArgs) -> Result<Outcome> {
-    // validate the cheap arguments before loading anything
-    a.backdoor.options(&a.synth)?;
-    let model = load_model(&a.model)?;
-    let ds = load_data(&a.data, &model.net)?;
-    let task = BackdoorTask {
-        model: &model,
-        model_path: &a.model,
-        ds: &ds,
-        data_path: &a.data,
-    };
     let sp = spinner("SPRT rounds");
-    let (report, _) = run_backdoor(
-        &task,
+    let result = run_request(
+        &a.model,
+        &a.data,
         &a.backdoor,
         &a.synth,
         a.out.as_deref(),
@@ -364,8 +359,9 @@ pub fn synth_backdoor(a: &SynthBackdoorArgs) -> Result<Outcome> {
                 "SPRT round"
             );
         },
-    )?;
+    );
     sp.finish_and_clear();
+    let (report, _) = result?;
     if a.json {
         print_json(&report)?;
     } else {

@@ -91,6 +91,11 @@ pub fn spinner(msg: &str) -> ProgressBar {
     pb
 }
 
+/// How a failed command reports `e` on stderr (also the `error` of a bench task's record).
+pub fn error_text(e: &anyhow::Error) -> String {
+    format!("error: {e:#}")
+}
+
 /// Prints a serialisable value as one JSON object on stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     println!("{}", serde_json::to_string(v)?);

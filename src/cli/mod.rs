@@ -13,8 +13,9 @@ mod train;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
-pub use common::Outcome;
+pub use common::{Outcome, error_text};
 
 /// Certified quantization strategy synthesis for ReLU networks.
 #[derive(Debug, Parser)]
@@ -47,6 +48,10 @@ enum Command {
     Attack(AttackArgs),
     /// Re-check a certificate independently (exit 0 valid, 1 invalid, 2 unreadable input).
     Check(check::CheckArgs),
+    /// Internal: run one bench task read as JSON from stdin and print its record (the bench
+    /// pool starts this binary so; not for direct use).
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,8 +133,9 @@ struct AttackArgs {
     seed: u64,
 }
 
-/// Preimage template choice.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// Preimage template choice (serialised as in the records: `code`, `paper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TemplateArg {
     /// α/β from the centre value (authors' code).
     Code,
@@ -137,8 +143,9 @@ pub enum TemplateArg {
     Paper,
 }
 
-/// Preimage engine choice.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// Preimage engine choice (serialised as in the records: `fast`, `paper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PreimageArg {
     /// Decomposed, pruned MILPs (default).
     Fast,
@@ -155,8 +162,9 @@ pub enum ObjectiveArg {
     Paper,
 }
 
-/// Options shared by the synthesis commands.
-#[derive(Debug, Args, Clone)]
+/// Options shared by the synthesis commands (also sent to bench workers as JSON).
+#[derive(Debug, Args, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SynthOpts {
     /// Relaxed mode (Quadapter*): up to 25% of a hidden layer's checks may fail.
     #[arg(long)]
@@ -191,6 +199,39 @@ pub struct SynthOpts {
     /// a certified result is a soundness bug and makes the command fail (exit 2).
     #[arg(long)]
     pub attack: bool,
+}
+
+impl Default for SynthOpts {
+    /// The command line's defaults (no flag given), taken from the clap definitions so the
+    /// two cannot drift apart.
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            opts: SynthOpts,
+        }
+        Defaults::parse_from(["certquant"]).opts
+    }
+}
+
+impl SynthOpts {
+    /// Bench workers receive these options as JSON, where a non-finite number has no
+    /// representation: refuse such values up front instead of failing every task.
+    pub fn ensure_finite(&self) -> anyhow::Result<()> {
+        for (flag, v) in [
+            ("--chi-max", Some(self.chi_max)),
+            ("--gap", Some(self.gap)),
+            ("--relaxed-time-limit", Some(self.relaxed_time_limit)),
+            ("--time-limit", self.time_limit),
+        ] {
+            if let Some(v) = v
+                && !v.is_finite()
+            {
+                anyhow::bail!("{flag} must be a finite number");
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -258,17 +299,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(VerifyArgs { point }) => eval::verify(&point),
         Command::Synth(SynthCommand::Robustness(a)) => {
             if a.ids.is_none() && a.id.len() == 1 && a.accuracy_data.is_none() {
-                synth::robustness(&synth::RobustnessRequest {
-                    model: &a.model,
-                    data: &a.data.data,
-                    id: a.id[0],
-                    eps: &a.eps,
-                    opts: &a.synth,
-                    chi: a.chi.as_deref(),
-                    accuracy: a.accuracy,
-                    out: a.out.as_deref(),
-                    json: a.json,
-                })
+                synth::robustness(
+                    &synth::RobustnessRequest {
+                        model: &a.model,
+                        data: &a.data.data,
+                        id: a.id[0],
+                        eps: &a.eps,
+                        opts: &a.synth,
+                        chi: a.chi.as_deref(),
+                        accuracy: a.accuracy,
+                        out: a.out.as_deref(),
+                    },
+                    a.json,
+                )
             } else {
                 let mut ids = a.id.clone();
                 if let Some(list) = &a.ids {
@@ -296,5 +339,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bench(BenchCommand::Preimages(a)) => bench::preimages(&a),
         Command::Check(a) => check::check(&a),
         Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),
+        Command::Worker => bench::worker::worker(),
     }
 }

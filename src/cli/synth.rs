@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use certquant::attack::{AttackOptions, find_counterexample};
 use certquant::certificate::{
@@ -22,51 +22,85 @@ use super::common::{
 };
 use super::{PreimageArg, SynthOpts, TemplateArg};
 
-/// Arguments of `certquant synth robustness`.
+/// One robustness task by file names: what `certquant synth robustness` and a bench worker
+/// run (through [`run_request`]).
 pub struct RobustnessRequest<'a> {
+    /// ONNX model.
     pub model: &'a Path,
+    /// IDX directory or .npy file.
     pub data: &'a Path,
+    /// Input id.
     pub id: usize,
+    /// Radius as given (e.g. `2/255`).
     pub eps: &'a str,
+    /// Synthesis options.
     pub opts: &'a SynthOpts,
     /// Given χ values (skip step 1), see [`SynthOptions::given_chi`].
     pub chi: Option<&'a [f64]>,
+    /// Also measure the QNN's accuracy on the whole data set.
     pub accuracy: bool,
+    /// Write the QNN and certificate here when certified.
     pub out: Option<&'a Path>,
-    pub json: bool,
 }
 
-/// The machine-readable result of one robustness synthesis task.
-#[derive(Debug, Serialize)]
+/// An attack found a concrete counterexample to a certified result: the method (or the bound
+/// code under it) is unsound. A typed error, so that bench workers record it as the
+/// `soundness-bug` status while the commands fail with this message (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("SOUNDNESS BUG: {0}")]
+pub struct SoundnessBug(pub String);
+
+/// The machine-readable result of one robustness synthesis task (`synth robustness --json`,
+/// and the record of a finished bench task).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RobustnessReport {
+    /// Algorithm 1's answer.
     pub status: SynthStatus,
+    /// Input id.
     pub id: usize,
+    /// The class that must stay on top.
     pub label: usize,
+    /// The radius.
     pub eps: f64,
+    /// The radius as given (e.g. `2/255`).
     pub eps_text: String,
     /// Accepted ⟨Q, F⟩ per affine layer, input side first (complete iff certified).
     pub layers: Vec<QuantConfig>,
     /// χ per hidden layer, input side first.
     pub chi: Vec<f64>,
+    /// How each χ was obtained.
     pub chi_source: Vec<ChiSource>,
+    /// Seconds of step 1 (preimages).
     pub preimage_seconds: f64,
+    /// Seconds of step 2 (the bit-width search).
     pub quantize_seconds: f64,
+    /// DeepPoly's margin of the property on the float network.
     pub float_margin: f64,
+    /// The proven margin on the QNN (when certified).
     pub qnn_margin: Option<f64>,
+    /// MILPs solved for the preimages.
     pub milps: usize,
+    /// Escape regions pruned without a MILP (fast engine).
     pub pruned_escapes: usize,
+    /// DeepPoly runs of the bit-width search.
     pub deeppoly_calls: usize,
-    pub engine: &'static str,
-    pub template: &'static str,
+    /// The preimage engine.
+    pub engine: PreimageArg,
+    /// The preimage template.
+    pub template: TemplateArg,
+    /// Relaxed mode (Quadapter*).
     pub relaxed: bool,
+    /// With --accuracy: the QNN's accuracy on the whole data set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qnn_accuracy: Option<f64>,
     /// With --attack: whether a concrete counterexample was found on the QNN (for unknown
     /// tasks: on the network quantized with the accepted configs and B_u for the rest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attack_counterexample: Option<bool>,
+    /// With an output directory: the QNN written (when certified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qnn_model: Option<String>,
+    /// With an output directory: the certificate written (when certified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
 }
@@ -139,12 +173,12 @@ pub fn run_task(
         pruned_escapes: outcome.preimages.iter().map(|p| p.pruned).sum(),
         deeppoly_calls: outcome.deeppoly_calls,
         engine: match sopts.preimage.engine {
-            Engine::Fast => "fast",
-            Engine::Paper => "paper",
+            Engine::Fast => PreimageArg::Fast,
+            Engine::Paper => PreimageArg::Paper,
         },
         template: match sopts.preimage.template {
-            TemplateKind::Code => "code",
-            TemplateKind::Paper => "paper",
+            TemplateKind::Code => TemplateArg::Code,
+            TemplateKind::Paper => TemplateArg::Paper,
         },
         relaxed: sopts.relaxed,
         qnn_accuracy: None,
@@ -156,11 +190,11 @@ pub fn run_task(
         report.attack_counterexample = attack_target(&t.model.net, &outcome, &sopts)
             .map(|q| find_counterexample(&q, &prop, &AttackOptions::default()).is_some());
         if report.status == SynthStatus::Certified && report.attack_counterexample == Some(true) {
-            anyhow::bail!(
-                "SOUNDNESS BUG: the attack found a counterexample to a certified result (id {}, eps {})",
-                t.id,
-                t.eps_text
-            );
+            return Err(SoundnessBug(format!(
+                "the attack found a counterexample to a certified result (id {}, eps {})",
+                t.id, t.eps_text
+            ))
+            .into());
         }
     }
     if let (Some(qnn), Some(strategy)) = (&outcome.qnn, &outcome.strategy) {
@@ -285,8 +319,10 @@ pub fn write_outputs(
     ))
 }
 
-/// `certquant synth robustness`.
-pub fn robustness(r: &RobustnessRequest<'_>) -> Result<Outcome> {
+/// Loads the model and data of `r` and runs the task: the one implementation behind
+/// `certquant synth robustness` and bench workers. A counterexample to a certified result is
+/// a [`SoundnessBug`] error.
+pub fn run_request(r: &RobustnessRequest<'_>) -> Result<(RobustnessReport, SynthOutcome)> {
     parse_eps(r.eps)?;
     let model = load_model(r.model)?;
     let ds = load_data(r.data, &model.net)?;
@@ -299,13 +335,19 @@ pub fn robustness(r: &RobustnessRequest<'_>) -> Result<Outcome> {
         eps_text: r.eps,
         given_chi: r.chi,
     };
+    run_task(&task, r.opts, r.accuracy, r.out)
+}
+
+/// `certquant synth robustness` (one JSON object on stdout with `json`, else a table).
+pub fn robustness(r: &RobustnessRequest<'_>, json: bool) -> Result<Outcome> {
     let sp = spinner(&format!(
         "synthesizing a strategy for id {} eps {}",
         r.id, r.eps
     ));
-    let (report, outcome) = run_task(&task, r.opts, r.accuracy, r.out)?;
+    let result = run_request(r);
     sp.finish_and_clear();
-    if r.json {
+    let (report, outcome) = result?;
+    if json {
         print_json(&report)?;
     } else {
         print_table(&report, &outcome);

@@ -1,23 +1,25 @@
-//! `certquant bench robustness`: many (id, eps) tasks in worker processes, with per-task
-//! timeouts, JSONL results flushed as they finish, resume, a progress bar and a summary.
-//!
-//! Worker processes (this binary's own `synth robustness --json`) give both parallelism
-//! (CBC is serialised by a global lock inside one process) and hard per-task timeouts.
+//! `certquant bench robustness|backdoor|preimages`: many tasks in worker processes, with
+//! per-task timeouts, JSONL results flushed as they finish, resume, a progress bar and a
+//! summary. The pool ([`pool`]) sends each worker a typed task ([`worker::WorkerTask`]) and
+//! gets back a typed record ([`record::WorkerRecord`]).
 
-use std::io::Write;
+mod pool;
+mod record;
+pub mod worker;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use certquant::bench::{Summary, TaskRecord, done_tasks, parse_ids, summarize};
+use certquant::bench::{Summary, TaskRecord, TaskStatus, done_tasks, parse_ids, summarize};
 use certquant::spec::parse_eps;
 
-use super::SynthOpts;
-use super::common::{Outcome, print_json, progress};
+use super::common::{Outcome, print_json};
+use super::{PreimageArg, SynthOpts};
+use pool::{pool_settings, run_pool};
+use record::RobustnessRecord;
+use worker::{BackdoorJob, RobustnessJob, WorkerTask};
 
 /// Options every bench shares: workers, the per-task limit, the results file, the summary.
 #[derive(Debug, Args)]
@@ -77,21 +79,6 @@ pub struct BenchRobustnessArgs {
     pool: PoolArgs,
 }
 
-/// What `--preimages-from` needs of an earlier task record.
-#[derive(Debug, serde::Deserialize)]
-struct ReusableRecord {
-    id: usize,
-    eps_text: String,
-    #[serde(default)]
-    chi: Vec<f64>,
-    #[serde(default)]
-    preimage_seconds: f64,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    template: Option<String>,
-}
-
 /// Reusable preimages: (id, eps text) → (χ per hidden layer, the seconds they took).
 type ReusableChi = std::collections::HashMap<(usize, String), (Vec<f64>, f64)>;
 
@@ -104,9 +91,9 @@ fn reusable_preimages(a: &BenchRobustnessArgs, path: &Path, hidden: usize) -> Re
             path.display()
         );
     }
-    let recs: Vec<ReusableRecord> = certquant::bench::read_jsonl(path)
+    let recs: Vec<RobustnessRecord> = certquant::bench::read_jsonl(path)
         .with_context(|| format!("cannot read --preimages-from {}", path.display()))?;
-    let want_template = format!("{:?}", a.synth.template).to_lowercase();
+    let want_template = a.synth.template;
     let ours = a.model.canonicalize().ok();
     let same_model = |m: &str| {
         let p = Path::new(m);
@@ -117,247 +104,68 @@ fn reusable_preimages(a: &BenchRobustnessArgs, path: &Path, hidden: usize) -> Re
     };
     let mut map = std::collections::HashMap::new();
     for r in recs {
-        if let Some(m) = &r.model
+        let (id, eps_text) = r.key();
+        if let Some(m) = &r.bench().model
             && !same_model(m)
         {
             bail!(
-                "--preimages-from {}: task id {} is of model {m}, not {}",
+                "--preimages-from {}: task id {id} is of model {m}, not {}",
                 path.display(),
-                r.id,
                 a.model.display()
             );
         }
-        if let Some(t) = &r.template
-            && *t != want_template
-        {
-            bail!(
-                "--preimages-from {}: task id {} used template {t}, this run uses {want_template}",
-                path.display(),
-                r.id
-            );
-        }
-        if r.chi.len() == hidden {
-            map.insert((r.id, r.eps_text), (r.chi, r.preimage_seconds));
+        let (chi, seconds) = match &r {
+            RobustnessRecord::Finished(f) => {
+                let t = f.report.template;
+                if t != want_template {
+                    bail!(
+                        "--preimages-from {}: task id {id} used template {}, this run uses {}",
+                        path.display(),
+                        template_name(t),
+                        template_name(want_template)
+                    );
+                }
+                (f.report.chi.clone(), f.report.preimage_seconds)
+            }
+            RobustnessRecord::Stopped(_) => (Vec::new(), 0.0),
+        };
+        if chi.len() == hidden {
+            map.insert((id, eps_text.to_string()), (chi, seconds));
         }
     }
     Ok(map)
 }
 
-fn synth_args(o: &SynthOpts) -> Vec<String> {
-    let mut a = vec![
-        "--max-frac".to_string(),
-        o.max_frac.to_string(),
-        "--template".into(),
-        format!("{:?}", o.template).to_lowercase(),
-        "--preimage".into(),
-        format!("{:?}", o.preimage).to_lowercase(),
-        "--chi-max".into(),
-        o.chi_max.to_string(),
-        "--relaxed-time-limit".into(),
-        o.relaxed_time_limit.to_string(),
-        "--gap".into(),
-        o.gap.to_string(),
-    ];
-    if o.relaxed {
-        a.push("--relaxed".into());
-    }
-    if o.attack {
-        a.push("--attack".into());
-    }
-    if let Some(b) = o.min_frac {
-        a.extend(["--min-frac".into(), b.to_string()]);
-    }
-    if let Some(t) = o.time_limit {
-        a.extend(["--time-limit".into(), t.to_string()]);
-    }
-    a
+/// A template's name in the records and on the command line.
+fn template_name(t: super::TemplateArg) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
-/// Runs this binary with `args` as a worker process under a wall-clock `timeout`; returns
-/// its JSON line (completed with any `stub` field it lacks), or `stub` with `"status"` set to `timeout`, `error` or `soundness-bug` (the
-/// worker's stderr in `"error"`), plus `"wall_seconds"`.
-pub fn run_worker(
-    args: &[std::ffi::OsString],
-    timeout: f64,
-    stub: serde_json::Value,
-) -> Result<serde_json::Value> {
-    // /proc/self/exe stays valid even if the binary file is replaced during a long run.
-    let proc_exe = Path::new("/proc/self/exe");
-    let exe = if proc_exe.exists() {
-        proc_exe.to_path_buf()
-    } else {
-        std::env::current_exe().context("cannot find the certquant executable")?
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd.spawn().context("cannot start a worker process")?;
-    let limit = Duration::from_secs_f64(timeout);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let wall = start.elapsed().as_secs_f64();
-    let with_status = |status: &str, err: Option<String>| {
-        let mut v = stub.clone();
-        v["status"] = serde_json::json!(status);
-        if let Some(e) = err {
-            v["error"] = serde_json::json!(e);
-        }
-        v
-    };
-    let mut v = match status {
-        None => with_status("timeout", None),
-        Some(_) => {
-            let out = child.wait_with_output()?;
-            match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-                // the stub's fields the worker does not report (e.g. reused_preimage_seconds)
-                Ok(mut v) => {
-                    if let (Some(o), Some(st)) = (v.as_object_mut(), stub.as_object()) {
-                        for (k, x) in st {
-                            o.entry(k.clone()).or_insert_with(|| x.clone());
-                        }
-                    }
-                    v
-                }
-                Err(_) => {
-                    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                    let status = if err.contains("SOUNDNESS BUG") {
-                        "soundness-bug"
-                    } else {
-                        "error"
-                    };
-                    with_status(status, Some(err))
-                }
-            }
-        }
-    };
-    v["wall_seconds"] = serde_json::json!(wall);
-    Ok(v)
-}
-
-/// Runs `tasks` (worker arguments and the stub of their record) on `jobs` worker threads,
-/// appending each finished task's JSON line (with `"model"`) to `out`, flushed as it goes,
-/// with a progress bar (done/total, certified so far, elapsed, ETA) on a terminal.
-pub fn run_pool(
-    tasks: Vec<(Vec<std::ffi::OsString>, serde_json::Value)>,
-    jobs: usize,
-    timeout: f64,
-    model: &Path,
-    out: &Path,
-) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .with_context(|| format!("cannot open {}", out.display()))?;
-    let file = Mutex::new(file);
-    let total = tasks.len();
-    let queue = Mutex::new(tasks.into_iter());
-    let pb = progress(total as u64, "bench");
-    let certified = std::sync::atomic::AtomicUsize::new(0);
-    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(total.max(1)) {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().map(|mut q| q.next()).ok().flatten();
-                    let Some((args, stub)) = next else { break };
-                    match run_worker(&args, timeout, stub) {
-                        Ok(mut v) => {
-                            v["model"] = serde_json::json!(model.display().to_string());
-                            if v["status"] == "certified" {
-                                certified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            let line = v.to_string();
-                            if let Ok(mut f) = file.lock() {
-                                let _ = writeln!(f, "{line}").and_then(|_| f.flush());
-                            }
-                            tracing::info!(status = %v["status"], "task done");
-                        }
-                        Err(e) => {
-                            if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(e);
-                            }
-                            break;
-                        }
-                    }
-                    pb.set_message(format!(
-                        "{} certified",
-                        certified.load(std::sync::atomic::Ordering::Relaxed)
-                    ));
-                    pb.inc(1);
-                }
-            });
-        }
-    });
-    pb.finish_and_clear();
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// The worker arguments of one robustness task.
-fn robustness_worker_args(
+/// The worker task of one robustness task.
+fn robustness_task(
     a: &BenchRobustnessArgs,
     id: usize,
     eps: &str,
-) -> Vec<std::ffi::OsString> {
-    let mut v: Vec<std::ffi::OsString> = ["synth", "robustness", "--json", "--id"]
-        .iter()
-        .map(Into::into)
-        .collect();
-    v.push(id.to_string().into());
-    v.push("--eps".into());
-    v.push(eps.into());
-    v.push("--model".into());
-    v.push(a.model.clone().into());
-    v.push("--data".into());
-    v.push(a.data.clone().into());
-    v.extend(synth_args(&a.synth).into_iter().map(Into::into));
-    if !a.no_accuracy {
-        v.push("--accuracy".into());
-    }
-    if let Some(dir) = &a.artifacts {
-        v.push("--out".into());
-        v.push(
-            dir.join(format!("id{id}_eps{}", eps.replace('/', "_")))
-                .into(),
-        );
-    }
-    v
-}
-
-/// Checks `--jobs`, `--timeout` and `--out`/`--resume`; returns the number of jobs.
-pub fn pool_settings(jobs: Option<usize>, timeout: f64, out: &Path, resume: bool) -> Result<usize> {
-    if !(timeout.is_finite() && timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
-    }
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
-    if !resume && out.exists() && std::fs::metadata(out)?.len() > 0 {
-        bail!(
-            "{} exists; pass --resume to continue it or choose another --out",
-            out.display()
-        );
-    }
-    Ok(jobs)
+    reuse: &ReusableChi,
+) -> WorkerTask {
+    let reused = reuse.get(&(id, eps.to_string()));
+    WorkerTask::Robustness(RobustnessJob {
+        model: a.model.clone(),
+        data: a.data.clone(),
+        id,
+        eps_text: eps.to_string(),
+        opts: a.synth.clone(),
+        accuracy: !a.no_accuracy,
+        chi: reused.map(|(chi, _)| chi.clone()),
+        reused_preimage_seconds: reused.map(|&(_, secs)| secs),
+        out: a
+            .artifacts
+            .as_ref()
+            .map(|dir| dir.join(format!("id{id}_eps{}", eps.replace('/', "_")))),
+    })
 }
 
 /// `certquant bench robustness`.
@@ -369,6 +177,7 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
     for e in &a.eps {
         parse_eps(e)?;
     }
+    a.synth.ensure_finite()?;
     // fail fast on a bad model or data set instead of once per task
     let m = super::common::load_model(&a.model)?;
     super::common::load_data(&a.data, &m.net)?;
@@ -382,20 +191,9 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
         .iter()
         .flat_map(|&id| a.eps.iter().map(move |e| (id, e.clone())))
         .filter(|t| !done.contains(t))
-        .map(|(id, eps)| {
-            let mut stub =
-                serde_json::json!({"id": id, "eps_text": eps, "eps": parse_eps(&eps).ok()});
-            let mut args = robustness_worker_args(a, id, &eps);
-            if let Some((chi, secs)) = reuse.get(&(id, eps.clone())) {
-                let list: Vec<String> = chi.iter().map(|c| format!("{c:e}")).collect();
-                args.push("--chi".into());
-                args.push(list.join(",").into());
-                stub["reused_preimage_seconds"] = serde_json::json!(secs);
-            }
-            (args, stub)
-        })
+        .map(|(id, eps)| robustness_task(a, id, &eps, &reuse))
         .collect();
-    run_pool(tasks, jobs, a.pool.timeout, &a.model, &a.pool.out)?;
+    run_pool(tasks, jobs, a.pool.timeout, &a.pool.out)?;
     let (_, recs) = done_tasks(&a.pool.out)?;
     let wanted: std::collections::HashSet<(usize, String)> = ids
         .iter()
@@ -425,7 +223,10 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
     } else {
         print_summary(&a.model, &summary);
     }
-    let bugs = recs.iter().filter(|r| r.status == "soundness-bug").count();
+    let bugs = recs
+        .iter()
+        .filter(|r| r.status == TaskStatus::SoundnessBug.as_str())
+        .count();
     if bugs > 0 {
         bail!(
             "{bugs} certified result(s) were contradicted by a concrete counterexample (see {})",
@@ -533,6 +334,7 @@ pub fn backdoor(a: &BenchBackdoorArgs) -> Result<Outcome> {
         certquant::spec::OutputSpec::NotTarget { target: t }.validate(m.net.output_dim())?;
     }
     a.sprt.params()?;
+    a.synth.ensure_finite()?;
     let jobs = pool_settings(a.pool.jobs, a.pool.timeout, &a.pool.out, a.pool.resume)?;
     let done: std::collections::HashSet<_> = certquant::bench::done_backdoor_tasks(&a.pool.out)?
         .iter()
@@ -547,34 +349,21 @@ pub fn backdoor(a: &BenchBackdoorArgs) -> Result<Outcome> {
             if done.contains(&key) {
                 continue;
             }
-            let mut v: Vec<std::ffi::OsString> =
-                vec!["synth".into(), "backdoor".into(), "--json".into()];
-            for (flag, value) in [
-                ("--target", target.to_string()),
-                ("--trigger-size", t.size.to_string()),
-                ("--trigger-pos", format!("{},{}", t.row, t.col)),
-            ] {
-                v.push(flag.into());
-                v.push(value.into());
-            }
-            v.extend(a.sprt.to_args().into_iter().map(Into::into));
-            v.push("--model".into());
-            v.push(a.model.clone().into());
-            v.push("--data".into());
-            v.push(a.data.clone().into());
-            v.extend(synth_args(&a.synth).into_iter().map(Into::into));
-            if let Some(dir) = &a.artifacts {
-                v.push("--out".into());
-                v.push(
-                    dir.join(format!("t{target}_s{}_r{}_c{}", t.size, t.row, t.col))
-                        .into(),
-                );
-            }
-            let stub = serde_json::json!({"target": target, "trigger": t});
-            tasks.push((v, stub));
+            tasks.push(WorkerTask::Backdoor(BackdoorJob {
+                model: a.model.clone(),
+                data: a.data.clone(),
+                target,
+                trigger: *t,
+                sprt: a.sprt.clone(),
+                opts: a.synth.clone(),
+                out: a
+                    .artifacts
+                    .as_ref()
+                    .map(|dir| dir.join(format!("t{target}_s{}_r{}_c{}", t.size, t.row, t.col))),
+            }));
         }
     }
-    run_pool(tasks, jobs, a.pool.timeout, &a.model, &a.pool.out)?;
+    run_pool(tasks, jobs, a.pool.timeout, &a.pool.out)?;
     let recs: Vec<_> = certquant::bench::done_backdoor_tasks(&a.pool.out)?
         .into_iter()
         .filter(|r| wanted.contains(&r.key()))
@@ -602,7 +391,10 @@ pub fn backdoor(a: &BenchBackdoorArgs) -> Result<Outcome> {
             s.mean_seconds, s.median_seconds, s.mean_rounds
         );
     }
-    let bugs = recs.iter().filter(|r| r.status == "soundness-bug").count();
+    let bugs = recs
+        .iter()
+        .filter(|r| r.status == TaskStatus::SoundnessBug.as_str())
+        .count();
     if bugs > 0 {
         bail!(
             "{bugs} certified result(s) were contradicted by a concrete counterexample (see {})",
@@ -665,7 +457,7 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
             .into_iter()
             .map(|(m, r)| (m, r.id, r.eps_text, r.engine))
             .collect();
-    let mut by_model: Vec<(PathBuf, Vec<_>)> = Vec::new();
+    let mut by_model: Vec<Vec<WorkerTask>> = Vec::new();
     for m in &a.models {
         let mut tasks = Vec::new();
         for &id in &ids {
@@ -675,39 +467,33 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
                     if done.contains(&key) {
                         continue;
                     }
-                    let mut v: Vec<std::ffi::OsString> = vec![
-                        "synth".into(),
-                        "robustness".into(),
-                        "--json".into(),
-                        "--id".into(),
-                        id.to_string().into(),
-                        "--eps".into(),
-                        eps.into(),
-                        "--preimage".into(),
-                        engine.into(),
-                        "--model".into(),
-                        m.clone().into(),
-                        "--data".into(),
-                        a.data.clone().into(),
-                    ];
-                    let limit = if engine == "paper" {
-                        a.paper_time_limit
+                    let (preimage, limit) = if engine == "paper" {
+                        (PreimageArg::Paper, a.paper_time_limit)
                     } else {
-                        a.fast_time_limit
+                        (PreimageArg::Fast, a.fast_time_limit)
                     };
-                    if let Some(t) = limit {
-                        v.push("--time-limit".into());
-                        v.push(t.to_string().into());
-                    }
-                    let stub = serde_json::json!({"id": id, "eps_text": eps, "engine": engine});
-                    tasks.push((v, stub));
+                    tasks.push(WorkerTask::Preimages(RobustnessJob {
+                        model: m.clone(),
+                        data: a.data.clone(),
+                        id,
+                        eps_text: eps.clone(),
+                        opts: SynthOpts {
+                            preimage,
+                            time_limit: limit,
+                            ..SynthOpts::default()
+                        },
+                        accuracy: false,
+                        chi: None,
+                        reused_preimage_seconds: None,
+                        out: None,
+                    }));
                 }
             }
         }
-        by_model.push((m.clone(), tasks));
+        by_model.push(tasks);
     }
-    for (m, tasks) in by_model {
-        run_pool(tasks, jobs, a.pool.timeout, &m, &a.pool.out)?;
+    for tasks in by_model {
+        run_pool(tasks, jobs, a.pool.timeout, &a.pool.out)?;
     }
     let recs = read_model_records(&a.pool.out)?;
     let mut report = Vec::new();
