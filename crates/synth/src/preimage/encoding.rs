@@ -353,3 +353,106 @@ impl BaseModel {
         binaries
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preimage::tests::{eval, robust_task};
+    use crate::preimage::{PreimageOptions, TemplateKind, compute_preimages, template_widths};
+    use certquant_milp::cbc::Cbc;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Layer 0 of a two-hidden-layer task: DeepPoly, the computed preimages and `α, β`.
+    fn task() -> (Network, InputBox, usize, Vec<Preimage>, Vec<Vec<f64>>) {
+        let (net, bx, centre, label) = robust_task(&[5, 6, 5, 3], 0.15, 20);
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+        let spec = OutputSpec::Robust { label };
+        let opts = PreimageOptions::default();
+        let pre = compute_preimages(&dp, &centre_pre, spec, &Cbc, &opts).unwrap();
+        (net, bx, label, pre, centre_pre)
+    }
+
+    #[test]
+    fn escape_binaries_are_eta_above_and_zeta_below_in_condition_order() {
+        let (net, bx, label, pre, centre_pre) = task();
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let spec = OutputSpec::Robust { label };
+        // last hidden layer: one η per class other than the label
+        let last = escape_conditions(&net, &dp, 1, spec, None);
+        assert_eq!(last.len(), 2);
+        assert!(last.iter().all(|e| e.side == Side::Above));
+        // first hidden layer: per next neuron, η then ζ (only η if its lower side is unchecked)
+        let escapes = escape_conditions(&net, &dp, 0, spec, Some(&pre[1]));
+        let expected: Vec<Side> = pre[1]
+            .lower_checked
+            .iter()
+            .flat_map(|&c| {
+                if c {
+                    vec![Side::Above, Side::Below]
+                } else {
+                    vec![Side::Above]
+                }
+            })
+            .collect();
+        assert_eq!(escapes.iter().map(|e| e.side).collect::<Vec<_>>(), expected);
+        let lb = dp.layer(0);
+        let (alpha, beta) = template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[0]);
+        let ctx = LayerCtx::new(&dp, 0, &alpha, &beta);
+        let mut m = ctx.base_model(4.0);
+        let (ints, rows) = (m.p.num_integers(), m.p.num_rows());
+        let binaries = m.require_some_escape(&escapes, &bx);
+        assert_eq!(binaries.len(), escapes.len());
+        for (b, e) in binaries.iter().zip(&escapes) {
+            match (b, e.side) {
+                (EscapeBinary::Eta(_), Side::Above) | (EscapeBinary::Zeta(_), Side::Below) => {}
+                other => panic!("{}: {other:?}", e.tag),
+            }
+        }
+        assert_eq!(m.p.num_integers(), ints + escapes.len());
+        assert_eq!(m.p.num_rows(), rows + escapes.len() + 1);
+    }
+
+    /// The big-M of an escape binary must leave its row slack at every point of the model:
+    /// `row − rhs ≥ row_min` for `x` in the box, `y` in the template at the cap, `z = ReLU(y)`.
+    #[test]
+    fn escape_big_m_bounds_every_row_from_below() {
+        let (net, bx, label, pre, centre_pre) = task();
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let spec = OutputSpec::Robust { label };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for k in 0..2 {
+            let lb = dp.layer(k);
+            let (alpha, beta) = template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
+            let ctx = LayerCtx::new(&dp, k, &alpha, &beta);
+            let cap = 4.0;
+            let m = ctx.base_model(cap);
+            let escapes = escape_conditions(&net, &dp, k, spec, pre.get(k + 1));
+            for _ in 0..500 {
+                let x: Vec<f64> = bx
+                    .lo()
+                    .iter()
+                    .zip(bx.hi())
+                    .map(|(&l, &h)| rng.random_range(l..=h))
+                    .collect();
+                let chi = rng.random_range(0.0..=cap);
+                let z: Vec<f64> = (0..ctx.n())
+                    .map(|j| {
+                        let lo = eval(&lb.lower, j, &x) - alpha[j] * chi;
+                        let hi = eval(&lb.upper, j, &x) + beta[j] * chi;
+                        let y = if rng.random_bool(0.5) { lo } else { hi };
+                        y.max(0.0)
+                    })
+                    .collect();
+                for r in escapes.iter().flat_map(|e| &e.rows) {
+                    let mut v = r.wz.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>() - r.rhs;
+                    if let Some(wx) = &r.wx {
+                        v += wx.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>();
+                    }
+                    assert!(v >= m.row_min(r, bx.lo(), bx.hi()) - 1e-9, "layer {k}");
+                }
+            }
+        }
+    }
+}

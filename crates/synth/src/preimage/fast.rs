@@ -26,7 +26,9 @@ use super::{
 /// at `ub`), or the cap when none was found.
 #[derive(Debug, Clone)]
 struct Bracket {
+    /// Proven lower bound on the part's optimum (no escape below it).
     lb: f64,
+    /// Upper bound: a witnessed escape, or the cap.
     ub: f64,
     /// `ub` comes from a concrete escaping point.
     witnessed: bool,
@@ -400,4 +402,70 @@ pub(super) fn solve_fast(
         }
     }
     Ok((best, source, milps, pruned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preimage::encoding::escape_conditions;
+    use crate::preimage::tests::robust_task;
+    use crate::preimage::{TemplateKind, template_widths};
+    use certquant_bounds::DeepPoly;
+    use certquant_core::spec::OutputSpec;
+    use certquant_milp::SolveOptions;
+    use certquant_milp::cbc::Cbc;
+
+    /// Every part's bracket holds its exact optimum: no escape below the relaxation bound
+    /// `lb`, and the gradient witness really escapes at `ub`; the MIP start built from the
+    /// witness is a point of the part's model.
+    #[test]
+    fn brackets_hold_each_parts_optimum_and_witnesses_escape() {
+        let mut witnessed = 0;
+        for (dims, seed) in [(vec![4, 6, 3], 2), (vec![5, 7, 4], 11), (vec![3, 8, 5], 23)] {
+            let (net, bx, centre, label) = robust_task(&dims, 0.15, seed);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+            let lb = dp.layer(0);
+            let (alpha, beta) = template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[0]);
+            let ctx = LayerCtx::new(&dp, 0, &alpha, &beta);
+            let cap = 4.0;
+            for e in escape_conditions(&net, &dp, 0, OutputSpec::Robust { label }, None) {
+                let br = ctx.bracket(&e, cap, true);
+                assert!(br.lb <= br.ub && br.ub <= cap, "{}: {br:?}", e.tag);
+                let mut m = ctx.base_model(cap);
+                m.require_escape(&e);
+                if let Some(x) = &br.witness {
+                    witnessed += 1;
+                    assert!(ctx.escape_at(&e, x, br.ub, false).0 >= -1e-9, "{}", e.tag);
+                    let start = m.start_from(&ctx, &e, x, br.ub);
+                    assert_eq!(start.len(), m.p.num_vars());
+                }
+                let s = Cbc.solve(&m.p, &SolveOptions::default()).unwrap();
+                match s.status {
+                    Status::Infeasible => assert!(br.witness.is_none(), "{}", e.tag),
+                    Status::Optimal => {
+                        let opt = s.objective.unwrap();
+                        let tol = 1e-6 * (1.0 + opt);
+                        assert!(
+                            br.lb <= opt + tol,
+                            "{}: lb {} > optimum {opt}",
+                            e.tag,
+                            br.lb
+                        );
+                        assert!(
+                            opt <= br.ub + tol,
+                            "{}: optimum {opt} > ub {}",
+                            e.tag,
+                            br.ub
+                        );
+                    }
+                    other => panic!("{}: {other:?}", e.tag),
+                }
+            }
+        }
+        assert!(
+            witnessed > 0,
+            "no part was witnessed: the test checks nothing"
+        );
+    }
 }

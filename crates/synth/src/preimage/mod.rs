@@ -322,7 +322,11 @@ mod tests {
 
     /// A random ReLU net with the given widths and a box of radius `eps` around a random
     /// centre, on which DeepPoly proves robustness (seeds are tried in order until it does).
-    fn robust_task(dims: &[usize], eps: f64, seed: u64) -> (Network, InputBox, Vec<f64>, usize) {
+    pub(super) fn robust_task(
+        dims: &[usize],
+        eps: f64,
+        seed: u64,
+    ) -> (Network, InputBox, Vec<f64>, usize) {
         for s in seed.. {
             let mut rng = ChaCha8Rng::seed_from_u64(s);
             let layers = dims
@@ -370,7 +374,7 @@ mod tests {
     }
 
     /// `f(x)` of one DeepPoly row.
-    fn eval(lb: &certquant_bounds::LinearBounds, j: usize, x: &[f64]) -> f64 {
+    pub(super) fn eval(lb: &certquant_bounds::LinearBounds, j: usize, x: &[f64]) -> f64 {
         lb.constant(j) + lb.coeffs(j).iter().zip(x).map(|(a, v)| a * v).sum::<f64>()
     }
 

@@ -125,3 +125,48 @@ pub(super) fn lower_checked(ctx: &LayerCtx<'_>, chi: f64) -> Vec<bool> {
     let (_, yhi) = ctx.y_bounds(chi);
     yhi.iter().map(|&u| u > 0.0).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preimage::tests::robust_task;
+
+    #[test]
+    fn code_widths_come_from_the_centre_and_paper_widths_are_symmetric() {
+        let (lo, hi, centre) = ([-1.0, 0.0, 2.0], [1.0, 0.5, 2.0], [0.5, 0.0, 2.0]);
+        let (a, b) = template_widths(TemplateKind::Code, &lo, &hi, &centre);
+        // a neuron at its bound still gets the minimum width 1e-3
+        assert_eq!(a, vec![1.5, 1e-3, 1e-3]);
+        assert_eq!(b, vec![0.5, 0.5, 1e-3]);
+        let (a, b) = template_widths(TemplateKind::Paper, &lo, &hi, &centre);
+        assert_eq!(a, vec![1.0, 0.25, 0.0]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn template_bounds_contain_the_template_and_decide_the_lower_checks() {
+        let (net, bx, centre, _) = robust_task(&[4, 8, 6, 3], 0.1, 5);
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+        for k in 0..2 {
+            let lb = dp.layer(k);
+            let (alpha, beta) = template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
+            let ctx = LayerCtx::new(&dp, k, &alpha, &beta);
+            for chi in [0.0, 0.5, 2.0] {
+                let (ylo, yhi) = ctx.y_bounds(chi);
+                // the template's ends at the box corners and the centre lie within the bounds
+                for x in [bx.lo().to_vec(), bx.hi().to_vec(), bx.center()] {
+                    for j in 0..ctx.n() {
+                        let lo = crate::preimage::tests::eval(&lb.lower, j, &x) - alpha[j] * chi;
+                        let hi = crate::preimage::tests::eval(&lb.upper, j, &x) + beta[j] * chi;
+                        assert!(ylo[j] <= lo && hi <= yhi[j], "layer {k} neuron {j}");
+                        // eval_free folds the fixed inputs: same value up to rounding
+                        assert!((ctx.eval_free(j, false, &x) - (lo + alpha[j] * chi)).abs() < 1e-9);
+                    }
+                }
+                let checked = lower_checked(&ctx, chi);
+                assert_eq!(checked, yhi.iter().map(|&u| u > 0.0).collect::<Vec<_>>());
+            }
+        }
+    }
+}
