@@ -1,0 +1,471 @@
+//! The fast engine: Problem (3)'s disjunction "some escape condition holds" decomposed into
+//! one small MILP per condition (the minimum over a disjunction is the minimum of its parts).
+//!
+//! Every part first gets a cheap bracket `[lb, ub]` on its optimum `χ`: `lb` by bisection on
+//! a linear-relaxation bound (CROWN-style back-substitution through the triangle relaxation;
+//! no escape exists below it), `ub` from a concrete escaping point found by projected
+//! gradient ascent on the input (a *gradient witness*). Parts are then visited most
+//! dangerous first under a running cutoff `χ ≤ χ_best`: a part whose `lb` reaches the cutoff
+//! is pruned, a closed bracket settles the part without a solver, otherwise the part's LP
+//! relaxation and then its MILP (started from the witness) are solved on `[lb, min(ub,
+//! χ_best)]`. In anytime mode ([`PreimageOptions::gap`]) a part whose proven lower bound is
+//! within the relative gap of the cutoff is settled by that bound.
+
+use certquant_bounds::arith::linear_max;
+use certquant_milp::{Backend, Status};
+
+use super::encoding::{BaseModel, Escape, EscapeRow};
+use super::template::LayerCtx;
+use super::{
+    ChiSource, LayerOutcome, PreimageError, PreimageOptions, safe_chi, safety_margin, solve_opts,
+};
+
+/// Per-part bracket `[lb, ub]` on the part's optimum `χ` from cheap computations:
+/// `lb` from bisection on the linear-relaxation bound (no escape is possible below it),
+/// `ub` from a concrete escaping point found by projected gradient ascent (an escape exists
+/// at `ub`), or the cap when none was found.
+#[derive(Debug, Clone)]
+struct Bracket {
+    /// Proven lower bound on the part's optimum (no escape below it).
+    lb: f64,
+    /// Upper bound: a witnessed escape, or the cap.
+    ub: f64,
+    /// `ub` comes from a concrete escaping point.
+    witnessed: bool,
+    /// The escaping input (when witnessed).
+    witness: Option<Vec<f64>>,
+}
+
+impl LayerCtx<'_> {
+    /// A cheap over-approximation of `max (wz·z + wx·x) − rhs` over `T(chi)` (CROWN-style
+    /// back-substitution through the triangle relaxation), used to skip escape conditions.
+    fn escape_upper_bound(&self, row: &EscapeRow, chi: f64, ylo: &[f64], yhi: &[f64]) -> f64 {
+        let lb = self.dp.layer(self.k);
+        let dim = self.dp.network().input_dim();
+        let mut coef = row.wx.clone().unwrap_or_else(|| vec![0.0; dim]);
+        let mut cst = -row.rhs;
+        for (j, &a) in row.wz.iter().enumerate() {
+            if a == 0.0 {
+                continue;
+            }
+            let (l, u) = (ylo[j], yhi[j]);
+            // z ≤ s·y + t (a > 0) or z ≥ s·y (a < 0), then y replaced by its template side.
+            let (s, t) = if u <= 0.0 {
+                (0.0, 0.0)
+            } else if l >= 0.0 {
+                (1.0, 0.0)
+            } else if a > 0.0 {
+                let s = u / (u - l);
+                (s, -s * l)
+            } else if u > -l {
+                (1.0, 0.0)
+            } else {
+                (0.0, 0.0)
+            };
+            cst += a * t;
+            let ay = a * s;
+            if ay > 0.0 {
+                for (c, w) in coef.iter_mut().zip(lb.upper.coeffs(j)) {
+                    *c += ay * w;
+                }
+                cst += ay * (lb.upper.constant(j) + self.beta[j] * chi);
+            } else if ay < 0.0 {
+                for (c, w) in coef.iter_mut().zip(lb.lower.coeffs(j)) {
+                    *c += ay * w;
+                }
+                cst += ay * (lb.lower.constant(j) - self.alpha[j] * chi);
+            }
+        }
+        linear_max(&coef, cst, self.dp.input().lo(), self.dp.input().hi())
+    }
+
+    /// Relaxation says no point of `T(chi)` meets every row of `e`.
+    fn relaxation_excludes(&self, e: &Escape, chi: f64) -> bool {
+        let (ylo, yhi) = self.y_bounds(chi);
+        e.rows
+            .iter()
+            .any(|r| self.escape_upper_bound(r, chi, &ylo, &yhi) < 0.0)
+    }
+
+    /// Largest `χ ≤ cap` (by bisection) at which the relaxation excludes an escape
+    /// (`0` if it cannot exclude one even at `χ = 0`).
+    fn relaxation_lower_bound(&self, e: &Escape, cap: f64) -> f64 {
+        if self.relaxation_excludes(e, cap) {
+            return cap;
+        }
+        if !self.relaxation_excludes(e, 0.0) {
+            return 0.0;
+        }
+        let (mut lo, mut hi) = (0.0, cap);
+        while hi - lo > 1e-7 * (1.0 + hi) {
+            let mid = 0.5 * (lo + hi);
+            if self.relaxation_excludes(e, mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// For a fixed input `x` and `χ`, the largest value of the escape rows over `y ∈ T(χ)`
+    /// (closed form: each `y_j` goes to the template end that maximises the summed rows),
+    /// returning the smallest row value and the gradient of the summed rows w.r.t. `x`.
+    fn escape_at(&self, e: &Escape, x: &[f64], chi: f64, want_grad: bool) -> (f64, Vec<f64>) {
+        let lb = self.dp.layer(self.k);
+        let n = self.n();
+        // direction per neuron: sum of the rows' coefficients
+        let mut c = vec![0.0; n];
+        for r in &e.rows {
+            for (cj, w) in c.iter_mut().zip(&r.wz) {
+                *cj += w;
+            }
+        }
+        let mut z = vec![0.0; n];
+        let mut grad = if want_grad {
+            vec![0.0; x.len()]
+        } else {
+            Vec::new()
+        };
+        for j in 0..n {
+            let (y, coeffs) = if c[j] >= 0.0 {
+                (
+                    self.eval_free(j, true, x) + self.beta[j] * chi,
+                    lb.upper.coeffs(j),
+                )
+            } else {
+                (
+                    self.eval_free(j, false, x) - self.alpha[j] * chi,
+                    lb.lower.coeffs(j),
+                )
+            };
+            if y > 0.0 {
+                z[j] = y;
+                if want_grad {
+                    // inputs fixed by the box never move: their gradient is not needed
+                    for &i in &self.free {
+                        grad[i] += c[j] * coeffs[i];
+                    }
+                }
+            }
+        }
+        let mut worst = f64::INFINITY;
+        for r in &e.rows {
+            let mut v: f64 = r.wz.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>() - r.rhs;
+            if let Some(wx) = &r.wx {
+                v += wx.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+                if want_grad {
+                    for (g, a) in grad.iter_mut().zip(wx) {
+                        *g += a;
+                    }
+                }
+            }
+            worst = worst.min(v);
+        }
+        (worst, grad)
+    }
+
+    /// The template point `y` that [`LayerCtx::escape_at`] picks for input `x` at `chi`.
+    fn template_point(&self, e: &Escape, x: &[f64], chi: f64) -> Vec<f64> {
+        let lb = self.dp.layer(self.k);
+        let mut c = vec![0.0; self.n()];
+        for r in &e.rows {
+            for (cj, w) in c.iter_mut().zip(&r.wz) {
+                *cj += w;
+            }
+        }
+        (0..self.n())
+            .map(|j| {
+                if c[j] >= 0.0 {
+                    lb.upper.eval(j, x) + self.beta[j] * chi
+                } else {
+                    lb.lower.eval(j, x) - self.alpha[j] * chi
+                }
+            })
+            .collect()
+    }
+
+    /// Projected gradient ascent on `x` of the escape value at `chi`; returns the best point.
+    fn ascend(&self, e: &Escape, chi: f64, start: Vec<f64>, steps: usize) -> (f64, Vec<f64>) {
+        let bx = self.dp.input();
+        let width: Vec<f64> = bx.lo().iter().zip(bx.hi()).map(|(l, h)| h - l).collect();
+        let mut x = start;
+        let (mut best_v, mut best_x) = (f64::NEG_INFINITY, x.clone());
+        for step in 0..steps {
+            let (v, g) = self.escape_at(e, &x, chi, true);
+            if v > best_v {
+                best_v = v;
+                best_x.clone_from(&x);
+            }
+            let lr = 0.5 * (1.0 - step as f64 / steps as f64) + 0.05;
+            for ((xi, gi), w) in x.iter_mut().zip(&g).zip(&width) {
+                *xi += lr * w * gi.signum();
+            }
+            bx.project(&mut x);
+        }
+        let (v, _) = self.escape_at(e, &x, chi, false);
+        if v > best_v {
+            best_v = v;
+            best_x = x;
+        }
+        (best_v, best_x)
+    }
+
+    /// Smallest `χ ∈ [0, hi]` at which the fixed point `x` escapes (escape value is monotone
+    /// in `χ`), by bisection; `hi` must already be escaping.
+    fn escape_chi_at(&self, e: &Escape, x: &[f64], hi: f64) -> f64 {
+        if self.escape_at(e, x, 0.0, false).0 >= 0.0 {
+            return 0.0;
+        }
+        let (mut lo, mut hi) = (0.0, hi);
+        while hi - lo > 1e-9 * (1.0 + hi) {
+            let mid = 0.5 * (lo + hi);
+            if self.escape_at(e, x, mid, false).0 >= 0.0 {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+
+    /// `search` = look for a witness (not needed when every part is settled by its lower
+    /// bound, `gap = 1`).
+    fn bracket(&self, e: &Escape, cap: f64, search: bool) -> Bracket {
+        let lb = self.relaxation_lower_bound(e, cap);
+        if lb >= cap || !search {
+            return Bracket {
+                lb,
+                ub: cap,
+                witnessed: false,
+                witness: None,
+            };
+        }
+        let bx = self.dp.input();
+        let mut ub = cap;
+        let mut witness = None;
+        let starts = [bx.center(), bx.lo().to_vec(), bx.hi().to_vec()];
+        for start in starts {
+            let (v, x) = self.ascend(e, ub, start, 40);
+            if v >= 0.0 {
+                let c = self.escape_chi_at(e, &x, ub);
+                if c <= ub {
+                    ub = c;
+                    witness = Some(x.clone());
+                }
+                // try to push lower from the witness
+                let (v2, x2) = self.ascend(e, ub * 0.999, x, 20);
+                if v2 >= 0.0 {
+                    ub = self.escape_chi_at(e, &x2, ub * 0.999);
+                    witness = Some(x2);
+                }
+            }
+        }
+        Bracket {
+            lb: lb.min(ub),
+            ub,
+            witnessed: witness.is_some(),
+            witness,
+        }
+    }
+}
+
+impl BaseModel {
+    /// A MIP start from a witness: input `x`, `χ`, and each `y_j` at the template end
+    /// chosen by [`LayerCtx::escape_at`].
+    fn start_from(&self, ctx: &LayerCtx<'_>, e: &Escape, x: &[f64], chi: f64) -> Vec<f64> {
+        let mut v = vec![0.0; self.p.num_vars()];
+        for (var, &val) in self.x.iter().zip(x) {
+            v[var.0] = val;
+        }
+        v[self.chi.0] = chi;
+        let ys = ctx.template_point(e, x, chi);
+        for j in 0..ys.len() {
+            v[self.y[j].0] = ys[j];
+            if let Some(d) = self.delta[j] {
+                v[d.0] = if ys[j] > 0.0 { 1.0 } else { 0.0 };
+            }
+            if let Some(z) = self.z[j]
+                && z != self.y[j]
+            {
+                v[z.0] = ys[j].max(0.0);
+            }
+        }
+        v
+    }
+}
+
+/// Gap below which a part's bracket is accepted without a MILP (relative to `1 + χ`).
+const BRACKET_TOL: f64 = 1e-5;
+
+/// Solves layer `ctx.k`'s Problem (3) part by part (see the module documentation): the
+/// smallest safe `χ` over all escape conditions, `chi_max` if none escapes below it.
+pub(super) fn solve_fast(
+    ctx: &LayerCtx<'_>,
+    escapes: &[Escape],
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+) -> Result<LayerOutcome, PreimageError> {
+    use rayon::prelude::*;
+    let cap = opts.chi_max;
+    // Cheap brackets for every part, in parallel.
+    let mut parts: Vec<(Bracket, usize)> = escapes
+        .par_iter()
+        .enumerate()
+        .map(|(i, e)| (ctx.bracket(e, cap, opts.gap < 1.0), i))
+        .collect();
+    // Most dangerous first: smallest witnessed χ, then smallest lower bound.
+    parts.sort_by(|a, b| a.0.ub.total_cmp(&b.0.ub).then(a.0.lb.total_cmp(&b.0.lb)));
+    // The answer can be no larger than the smallest witnessed escape.
+    let mut best = cap;
+    let mut source = ChiSource::Capped;
+    let (mut milps, mut pruned) = (0, 0);
+    for (br, i) in parts {
+        let e = &escapes[i];
+        if br.lb >= best {
+            pruned += 1;
+            continue;
+        }
+        let hi = br.ub.min(best);
+        tracing::debug!(layer = ctx.k, tag = %e.tag, lb = br.lb, ub = br.ub, witnessed = br.witnessed, "bracket");
+        // anytime mode: settle the part by a proven lower bound within the gap
+        let mut settle = |bound: f64| -> bool {
+            if opts.gap > 0.0 && bound >= (1.0 - opts.gap) * hi {
+                let chi = (bound - safety_margin(bound)).max(0.0);
+                if chi < best {
+                    best = chi;
+                    source = ChiSource::GapBound;
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if settle(br.lb) {
+            continue;
+        }
+        if br.witnessed && hi - br.lb <= BRACKET_TOL * (1.0 + hi) {
+            // closed without a solver: no escape below lb (relaxation), one at ub (witness)
+            let chi = (br.lb - safety_margin(br.lb)).max(0.0);
+            if chi < best {
+                best = chi;
+                source = ChiSource::Optimal;
+            }
+            continue;
+        }
+        let mut m = ctx.base_model(hi);
+        m.p.set_bounds(m.chi, br.lb, hi);
+        m.require_escape(e);
+        // LP relaxation first: its optimum is a valid lower bound on the part's χ
+        let lp = backend.solve(&m.p.relaxation(), &solve_opts(opts))?;
+        let lp_lb = match lp.status {
+            Status::Infeasible => f64::INFINITY,
+            Status::Optimal => lp.objective.unwrap_or(br.lb),
+            _ => br.lb,
+        };
+        tracing::debug!(layer = ctx.k, tag = %e.tag, lp_lb, lb = br.lb, ub = br.ub, "LP bound");
+        if lp_lb >= hi {
+            pruned += 1;
+            continue;
+        }
+        if settle(lp_lb.max(br.lb)) {
+            continue;
+        }
+        if let Some(x) = br.witness.as_deref().filter(|_| hi == br.ub) {
+            let start = m.start_from(ctx, e, x, hi);
+            m.p.set_initial(start);
+        }
+        let s = backend.solve(&m.p, &solve_opts(opts))?;
+        milps += 1;
+        let found = match safe_chi(ctx.k, &s)? {
+            // infeasible in [lb, hi]: no escape below hi
+            None => {
+                if hi < cap && br.witnessed && hi == br.ub {
+                    // the witness escapes at ub: the optimum is ub up to solver tolerance
+                    Some(((hi - safety_margin(hi)).max(0.0), false))
+                } else {
+                    None
+                }
+            }
+            other => other,
+        };
+        if let Some((chi, timed_out)) = found
+            && chi < best
+        {
+            best = chi;
+            source = if timed_out {
+                ChiSource::TimeLimitBound
+            } else {
+                ChiSource::Optimal
+            };
+            tracing::trace!(layer = ctx.k, tag = %e.tag, chi, "new cutoff");
+        }
+    }
+    Ok((best, source, milps, pruned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preimage::encoding::escape_conditions;
+    use crate::preimage::tests::robust_task;
+    use crate::preimage::{TemplateKind, template_widths};
+    use certquant_bounds::DeepPoly;
+    use certquant_core::spec::OutputSpec;
+    use certquant_milp::SolveOptions;
+    use certquant_milp::cbc::Cbc;
+
+    /// Every part's bracket holds its exact optimum: no escape below the relaxation bound
+    /// `lb`, and the gradient witness really escapes at `ub`; the MIP start built from the
+    /// witness is a point of the part's model.
+    #[test]
+    fn brackets_hold_each_parts_optimum_and_witnesses_escape() {
+        let mut witnessed = 0;
+        for (dims, seed) in [(vec![4, 6, 3], 2), (vec![5, 7, 4], 11), (vec![3, 8, 5], 23)] {
+            let (net, bx, centre, label) = robust_task(&dims, 0.15, seed);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+            let lb = dp.layer(0);
+            let (alpha, beta) = template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[0]);
+            let ctx = LayerCtx::new(&dp, 0, &alpha, &beta);
+            let cap = 4.0;
+            for e in escape_conditions(&net, &dp, 0, OutputSpec::Robust { label }, None) {
+                let br = ctx.bracket(&e, cap, true);
+                assert!(br.lb <= br.ub && br.ub <= cap, "{}: {br:?}", e.tag);
+                let mut m = ctx.base_model(cap);
+                m.require_escape(&e);
+                if let Some(x) = &br.witness {
+                    witnessed += 1;
+                    assert!(ctx.escape_at(&e, x, br.ub, false).0 >= -1e-9, "{}", e.tag);
+                    let start = m.start_from(&ctx, &e, x, br.ub);
+                    assert_eq!(start.len(), m.p.num_vars());
+                }
+                let s = Cbc.solve(&m.p, &SolveOptions::default()).unwrap();
+                match s.status {
+                    Status::Infeasible => assert!(br.witness.is_none(), "{}", e.tag),
+                    Status::Optimal => {
+                        let opt = s.objective.unwrap();
+                        let tol = 1e-6 * (1.0 + opt);
+                        assert!(
+                            br.lb <= opt + tol,
+                            "{}: lb {} > optimum {opt}",
+                            e.tag,
+                            br.lb
+                        );
+                        assert!(
+                            opt <= br.ub + tol,
+                            "{}: optimum {opt} > ub {}",
+                            e.tag,
+                            br.ub
+                        );
+                    }
+                    other => panic!("{}: {other:?}", e.tag),
+                }
+            }
+        }
+        assert!(
+            witnessed > 0,
+            "no part was witnessed: the test checks nothing"
+        );
+    }
+}

@@ -1,0 +1,517 @@
+//! Under-approximate preimages of hidden layers (Step 1 of Algorithm 1, Problem (3) of the paper).
+//!
+//! For hidden layer `k` (pre-activations `x^{2k}`) the template is
+//! `T_k(χ) = { f_j^≤(x) − α_j χ ≤ x_j ≤ f_j^≥(x) + β_j χ }` with the DeepPoly functions
+//! `f^≤, f^≥` of the float network. We look for the largest `χ` such that every point of
+//! `T_k(χ)` (with `x` in the input box) is mapped by ReLU and the next affine layer into the
+//! next preimage `P_{k+1} = T_{k+1}(χ_{k+1})`, or, for the last hidden layer, into the output
+//! condition. That is `min χ` subject to "some point escapes" — a MILP with exact big-M ReLUs.
+//! A neuron of the next layer whose whole template lies at or below 0 ([`Preimage::lower_checked`]
+//! false) counts as leaving only when it reaches 0: every value ≤ 0 has the same ReLU image 0
+//! as the template's points (the authors' code uses the upper bound 0 for such neurons too).
+//!
+//! Two engines compute the same quantity:
+//! * [`Engine::Paper`]: the paper's single MILP, the disjunction "some neuron leaves" encoded
+//!   with one escape binary per escape condition (`η`/`ζ`, see the encoding);
+//! * [`Engine::Fast`]: the disjunction decomposed into one small MILP per escape condition
+//!   (min over a disjunction = min of the parts), with a running cutoff `χ ≤ χ_best`, a cheap
+//!   linear-relaxation bound that skips parts which cannot escape below the cutoff, and
+//!   parts ordered most-dangerous first.
+//!
+//! # Soundness
+//! A preimage only *guides* the choice of bit-widths: the final answer of Algorithm 1 is a
+//! DeepPoly proof on the quantized network, so an optimistic `χ` can lose a certificate but
+//! never create a false one. Still, every reported `χ` errs on the safe side: it is the
+//! solver's optimum (or, on a time limit, its proven lower bound) minus [`safety_margin`],
+//! which exceeds CBC's feasibility and integrality tolerances; big-M constants come from
+//! outward-rounded bounds of the template at the largest `χ` considered.
+//!
+//! # Parts
+//! * `template`: the template `T_k(χ)` — widths `α, β` ([`template_widths`]), which
+//!   neurons' lower sides are checked, and the layer's fixed data;
+//! * `encoding`: the MILP encoding of Problem (3) — big-M ReLUs and the escape binaries
+//!   `η` (above the upper preimage bound) and `ζ` (below the lower one);
+//! * `fast`: the fast engine (one MILP per escape condition, cutoff, relaxation brackets,
+//!   gradient witnesses, anytime gap);
+//! * `paper`: the paper's single MILP.
+
+mod encoding;
+mod fast;
+mod paper;
+mod template;
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use certquant_bounds::DeepPoly;
+use certquant_core::spec::OutputSpec;
+use certquant_milp::{Backend, MilpError, SolveOptions, Status};
+
+pub use template::template_widths;
+
+use encoding::escape_conditions;
+use fast::solve_fast;
+use paper::solve_paper;
+use template::{LayerCtx, lower_checked};
+
+/// Errors of preimage computation.
+#[derive(Debug, Error)]
+pub enum PreimageError {
+    /// The MILP backend failed outright.
+    #[error(transparent)]
+    Milp(#[from] MilpError),
+    /// The solver returned a status we cannot turn into a safe `χ`.
+    #[error("layer {layer}: the MILP solver returned {status:?}")]
+    Solver {
+        /// Hidden layer.
+        layer: usize,
+        /// Status.
+        status: Status,
+    },
+    /// Bounds needed by the template were not computed.
+    #[error("DeepPoly bounds for layer {0} are missing")]
+    MissingBounds(usize),
+    /// Given `χ` values (see [`preimages_from_chi`]) do not fit the network.
+    #[error("given χ values: {0}")]
+    GivenChi(String),
+}
+
+/// How the template widths `α, β` are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TemplateKind {
+    /// Authors' code: `α_j = max(c_j − l_j, 1e−3)`, `β_j = max(u_j − c_j, 1e−3)`, `c_j` the
+    /// neuron's value at the centre input.
+    #[default]
+    Code,
+    /// Paper: `α_j = β_j = (u_j − l_j)/2`.
+    Paper,
+}
+
+/// Which preimage engine to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// The paper's single MILP per layer (baseline).
+    Paper,
+    /// Decomposed, pruned, cutoff-driven MILPs (default).
+    #[default]
+    Fast,
+}
+
+/// Options for preimage computation.
+#[derive(Debug, Clone)]
+pub struct PreimageOptions {
+    /// Template widths.
+    pub template: TemplateKind,
+    /// Engine.
+    pub engine: Engine,
+    /// Largest `χ` considered; big-M constants are taken at this value.
+    pub chi_max: f64,
+    /// Time limit per MILP solve, seconds.
+    pub time_limit: Option<f64>,
+    /// Fast engine, anytime mode: a part whose proven lower bound (linear relaxation) is
+    /// within this relative gap of the current cutoff is settled by that bound, without a
+    /// MILP. `0` = exact (default); `1` = relaxation bounds only (no MILP at all). The
+    /// layer's `χ` is then at least `(1 − gap)` times the optimum and always safe, since a
+    /// part cannot escape below its relaxation bound.
+    pub gap: f64,
+}
+
+impl Default for PreimageOptions {
+    fn default() -> Self {
+        Self {
+            template: TemplateKind::Code,
+            engine: Engine::Fast,
+            chi_max: 4.0,
+            time_limit: None,
+            gap: 0.0,
+        }
+    }
+}
+
+/// How a layer's `χ` was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChiSource {
+    /// Solver optimum minus the safety margin.
+    Optimal,
+    /// No escape up to `chi_max`: `χ = chi_max`.
+    Capped,
+    /// A solve hit its time limit: its proven bound minus the margin was used.
+    TimeLimitBound,
+    /// Supplied by the caller (e.g. reused from an earlier run on the same task, see
+    /// [`preimages_from_chi`]); not proven in this run.
+    Given,
+    /// Settled by a part's relaxation bound within the allowed gap
+    /// ([`PreimageOptions::gap`]): safe, possibly below the optimum.
+    GapBound,
+}
+
+/// The preimage `P_k = T_k(χ)` of hidden layer `k`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Preimage {
+    /// Affine layer index of the hidden pre-activations.
+    pub layer: usize,
+    /// The safe `χ`.
+    pub chi: f64,
+    /// Lower template widths `α`.
+    pub alpha: Vec<f64>,
+    /// Upper template widths `β`.
+    pub beta: Vec<f64>,
+    /// Whether the lower side of neuron `j` is part of the preimage. A neuron whose template
+    /// upper bound is `≤ 0` over the whole box is always inactive, so only "stays ≤ 0"
+    /// matters (authors' code); its lower side is not constrained.
+    pub lower_checked: Vec<bool>,
+    /// How `χ` was obtained.
+    pub source: ChiSource,
+    /// MILPs solved.
+    pub milps: usize,
+    /// Escape conditions skipped by the cheap bound (fast engine).
+    pub pruned: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The margin subtracted from a solver's `χ`: larger than CBC's default primal feasibility
+/// (1e−7) and integrality (1e−6) tolerances times any big-M in our models, relative to `χ`.
+pub fn safety_margin(chi: f64) -> f64 {
+    1e-4 * (1.0 + chi.abs())
+}
+
+/// Computes the preimages of all hidden layers, last hidden layer first (Alg. 1 lines 2–8).
+///
+/// `dp` must be DeepPoly of the float network over the property's box (all layers), and
+/// `centre_pre[k]` the pre-activations of layer `k` at the centre input (for the code template).
+/// Returns one [`Preimage`] per hidden layer, input side first.
+pub fn compute_preimages(
+    dp: &DeepPoly<'_>,
+    centre_pre: &[Vec<f64>],
+    spec: OutputSpec,
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+) -> Result<Vec<Preimage>, PreimageError> {
+    let net = dp.network();
+    let d = net.depth();
+    if dp.computed_layers() + 1 < d {
+        return Err(PreimageError::MissingBounds(dp.computed_layers()));
+    }
+    let mut out: Vec<Preimage> = Vec::new();
+    for k in (0..d.saturating_sub(1)).rev() {
+        let lb = dp.layer(k);
+        let (alpha, beta) = template_widths(opts.template, &lb.lo, &lb.hi, &centre_pre[k]);
+        let escapes = escape_conditions(net, dp, k, spec, out.last());
+        let ctx = LayerCtx::new(dp, k, &alpha, &beta);
+        let start = Instant::now();
+        let (chi, source, milps, pruned) = match opts.engine {
+            Engine::Fast => solve_fast(&ctx, &escapes, backend, opts)?,
+            Engine::Paper => solve_paper(&ctx, &escapes, backend, opts)?,
+        };
+        tracing::debug!(layer = k, chi, ?source, milps, pruned, "preimage");
+        out.push(Preimage {
+            layer: k,
+            chi,
+            lower_checked: lower_checked(&ctx, chi),
+            alpha,
+            beta,
+            source,
+            milps,
+            pruned,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Rebuilds the preimages from known `χ` values (input side first, one per hidden layer)
+/// without solving anything: the template `T_k(χ)` is fully determined by DeepPoly, the
+/// centre and `χ`, so an earlier run's `χ` on the same task gives the same preimages.
+/// Used to run the relaxed forward search on a strict run's preimages (`bench robustness
+/// --preimages-from`). The values are *not* re-proven: a wrong `χ` can make a hidden-layer
+/// check accept a config it should not, but never a wrong certificate, because the output
+/// layer's check is a full DeepPoly proof of the property on the quantized network.
+pub fn preimages_from_chi(
+    dp: &DeepPoly<'_>,
+    centre_pre: &[Vec<f64>],
+    template: TemplateKind,
+    chis: &[f64],
+) -> Result<Vec<Preimage>, PreimageError> {
+    let d = dp.network().depth();
+    if dp.computed_layers() + 1 < d {
+        return Err(PreimageError::MissingBounds(dp.computed_layers()));
+    }
+    let hidden = d.saturating_sub(1);
+    if chis.len() != hidden {
+        return Err(PreimageError::GivenChi(format!(
+            "{} values for {hidden} hidden layers",
+            chis.len()
+        )));
+    }
+    if let Some(c) = chis.iter().find(|c| !(c.is_finite() && **c >= 0.0)) {
+        return Err(PreimageError::GivenChi(format!(
+            "{c} is not a finite number ≥ 0"
+        )));
+    }
+    (0..hidden)
+        .map(|k| {
+            let start = Instant::now();
+            let lb = dp.layer(k);
+            let (alpha, beta) = template_widths(template, &lb.lo, &lb.hi, &centre_pre[k]);
+            let ctx = LayerCtx::new(dp, k, &alpha, &beta);
+            let chi = chis[k];
+            Ok(Preimage {
+                layer: k,
+                chi,
+                lower_checked: lower_checked(&ctx, chi),
+                alpha,
+                beta,
+                source: ChiSource::Given,
+                milps: 0,
+                pruned: 0,
+                seconds: start.elapsed().as_secs_f64(),
+            })
+        })
+        .collect()
+}
+
+/// What an engine returns for one layer: `(χ, source, MILPs solved, escape conditions pruned)`.
+type LayerOutcome = (f64, ChiSource, usize, usize);
+
+/// Solver options: the fast engine's small per-part MILPs run without cutting planes; the
+/// paper engine keeps the solver's defaults (the baseline). Fields not set here keep the
+/// solver's defaults (`SolveOptions` gains fields over time, hence the allowed update).
+#[allow(clippy::needless_update)]
+fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
+    SolveOptions {
+        time_limit: opts.time_limit,
+        no_cuts: opts.engine == Engine::Fast,
+        ..SolveOptions::default()
+    }
+}
+
+/// Turns a solve of `min χ` into a safe `χ` candidate (`None` = no escape below the cap).
+fn safe_chi(
+    layer: usize,
+    s: &certquant_milp::Solution,
+) -> Result<Option<(f64, bool)>, PreimageError> {
+    match s.status {
+        Status::Infeasible => Ok(None),
+        Status::Optimal => {
+            let v = s.objective.or(s.best_bound).unwrap_or(0.0);
+            Ok(Some(((v - safety_margin(v)).max(0.0), false)))
+        }
+        Status::TimeLimit => {
+            let b = s.best_bound.unwrap_or(0.0).max(0.0);
+            Ok(Some(((b - safety_margin(b)).max(0.0), true)))
+        }
+        status => Err(PreimageError::Solver { layer, status }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certquant_core::model::{Affine, Network};
+    use certquant_core::spec::InputBox;
+    use certquant_milp::cbc::Cbc;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A random ReLU net with the given widths and a box of radius `eps` around a random
+    /// centre, on which DeepPoly proves robustness (seeds are tried in order until it does).
+    pub(super) fn robust_task(
+        dims: &[usize],
+        eps: f64,
+        seed: u64,
+    ) -> (Network, InputBox, Vec<f64>, usize) {
+        for s in seed.. {
+            let mut rng = ChaCha8Rng::seed_from_u64(s);
+            let layers = dims
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let wt = (0..w[0] * w[1])
+                        .map(|_| rng.random_range(-1.0..1.0))
+                        .collect();
+                    let b = (0..w[1]).map(|_| rng.random_range(-0.3..0.3)).collect();
+                    Affine::new(i, w[1], w[0], wt, b).unwrap()
+                })
+                .collect();
+            let net = Network::new(layers).unwrap();
+            let centre: Vec<f64> = (0..dims[0]).map(|_| rng.random_range(0.2..0.8)).collect();
+            let bx = InputBox::linf_ball(&centre, eps).unwrap();
+            let label = net.predict(&centre);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            if dp
+                .logit_difference_lower_bounds(label)
+                .unwrap()
+                .iter()
+                .all(|&m| m > 0.05)
+            {
+                return (net, bx, centre, label);
+            }
+        }
+        unreachable!()
+    }
+
+    fn preimages(
+        net: &Network,
+        bx: &InputBox,
+        centre: &[f64],
+        label: usize,
+        engine: Engine,
+    ) -> Vec<Preimage> {
+        let dp = DeepPoly::run(net, bx).unwrap();
+        let centre_pre = crate::algorithm1::pre_activations(net, centre);
+        let opts = PreimageOptions {
+            engine,
+            ..PreimageOptions::default()
+        };
+        compute_preimages(&dp, &centre_pre, OutputSpec::Robust { label }, &Cbc, &opts).unwrap()
+    }
+
+    /// `f(x)` of one DeepPoly row.
+    pub(super) fn eval(lb: &certquant_bounds::LinearBounds, j: usize, x: &[f64]) -> f64 {
+        lb.constant(j) + lb.coeffs(j).iter().zip(x).map(|(a, v)| a * v).sum::<f64>()
+    }
+
+    /// Samples points of `T_k(χ)` (box vertices and template faces are favoured, since the
+    /// escapes are extreme points) and checks that ReLU and the next layer map each into the
+    /// next preimage, or for the last hidden layer into the property. A `χ` that is too large
+    /// fails here; one too small does not (that is the agreement test's job).
+    fn assert_sampled_points_stay_inside(
+        net: &Network,
+        bx: &InputBox,
+        label: usize,
+        pre: &[Preimage],
+        seed: u64,
+    ) {
+        let dp = DeepPoly::run(net, bx).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let pick = |rng: &mut ChaCha8Rng, l: f64, h: f64| match rng.random_range(0..3) {
+            0 => l,
+            1 => h,
+            _ => rng.random_range(l..=h),
+        };
+        for (k, p) in pre.iter().enumerate() {
+            let lb = dp.layer(k);
+            for _ in 0..3000 {
+                let x: Vec<f64> = bx
+                    .lo()
+                    .iter()
+                    .zip(bx.hi())
+                    .map(|(&l, &h)| pick(&mut rng, l, h))
+                    .collect();
+                let z: Vec<f64> = (0..p.alpha.len())
+                    .map(|j| {
+                        let lo = eval(&lb.lower, j, &x) - p.alpha[j] * p.chi;
+                        let hi = eval(&lb.upper, j, &x) + p.beta[j] * p.chi;
+                        pick(&mut rng, lo, hi).max(0.0)
+                    })
+                    .collect();
+                let y = net.layers()[k + 1].apply(&z);
+                if let Some(next) = pre.get(k + 1) {
+                    let nb = dp.layer(k + 1);
+                    for (m, &v) in y.iter().enumerate() {
+                        if !next.lower_checked[m] {
+                            // an always-inactive neuron only has to stay inactive
+                            assert!(v <= 1e-9, "layer {k}: neuron {m} turns active");
+                            continue;
+                        }
+                        let hi = eval(&nb.upper, m, &x) + next.beta[m] * next.chi;
+                        assert!(
+                            v <= hi + 1e-9,
+                            "layer {k}: neuron {m} above the next preimage"
+                        );
+                        let lo = eval(&nb.lower, m, &x) - next.alpha[m] * next.chi;
+                        assert!(
+                            v >= lo - 1e-9,
+                            "layer {k}: neuron {m} below the next preimage"
+                        );
+                    }
+                } else {
+                    for (j, &v) in y.iter().enumerate() {
+                        assert!(
+                            j == label || y[label] > v,
+                            "layer {k}: class {j} reaches the label"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sampled_points_of_each_preimage_stay_inside_the_next() {
+        for (dims, seed) in [
+            (vec![4, 6, 3], 1),
+            (vec![5, 6, 5, 3], 20),
+            (vec![3, 8, 6, 4, 3], 40),
+        ] {
+            let (net, bx, centre, label) = robust_task(&dims, 0.15, seed);
+            for engine in [Engine::Fast, Engine::Paper] {
+                let pre = preimages(&net, &bx, &centre, label, engine);
+                assert_eq!(pre.len(), dims.len() - 2);
+                // not a trivial case: the first preimage is limited by an escape
+                assert_eq!(pre[0].source, ChiSource::Optimal, "{dims:?}");
+                assert!(pre.iter().all(|p| p.chi.is_finite() && p.chi >= 0.0));
+                assert_sampled_points_stay_inside(&net, &bx, label, &pre, seed);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_and_paper_engines_agree_on_chi() {
+        for (dims, seed) in [
+            (vec![4, 6, 3], 2),
+            (vec![5, 6, 5, 3], 30),
+            (vec![4, 7, 7, 3], 60),
+        ] {
+            let (net, bx, centre, label) = robust_task(&dims, 0.15, seed);
+            let fast = preimages(&net, &bx, &centre, label, Engine::Fast);
+            assert!(
+                fast.iter().all(|p| p.source == ChiSource::Optimal),
+                "{dims:?}"
+            );
+            let paper = preimages(&net, &bx, &centre, label, Engine::Paper);
+            for (f, p) in fast.iter().zip(&paper) {
+                assert!(
+                    (f.chi - p.chi).abs() <= 1e-3 * (1.0 + p.chi),
+                    "{dims:?}: layer {} fast χ {} paper χ {}",
+                    f.layer,
+                    f.chi,
+                    p.chi
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn preimages_from_chi_rebuild_the_computed_ones() {
+        let (net, bx, centre, label) = robust_task(&[5, 6, 5, 3], 0.05, 20);
+        let pre = preimages(&net, &bx, &centre, label, Engine::Fast);
+        let dp = DeepPoly::run(&net, &bx).unwrap();
+        let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+        let chis: Vec<f64> = pre.iter().map(|p| p.chi).collect();
+        let again = preimages_from_chi(&dp, &centre_pre, TemplateKind::Code, &chis).unwrap();
+        for (a, b) in pre.iter().zip(&again) {
+            assert_eq!((a.layer, a.chi), (b.layer, b.chi));
+            assert_eq!(a.alpha, b.alpha);
+            assert_eq!(a.beta, b.beta);
+            assert_eq!(a.lower_checked, b.lower_checked);
+            assert_eq!(b.source, ChiSource::Given);
+        }
+        for bad in [
+            vec![0.1],
+            vec![0.1, -0.2],
+            vec![f64::NAN, 0.1],
+            vec![0.1, f64::INFINITY],
+        ] {
+            let e = preimages_from_chi(&dp, &centre_pre, TemplateKind::Code, &bad).unwrap_err();
+            assert!(matches!(e, PreimageError::GivenChi(_)), "{bad:?}: {e}");
+        }
+    }
+}
