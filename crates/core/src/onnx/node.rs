@@ -1,0 +1,119 @@
+//! A graph node as the importer sees it: its label for messages and checked access to its
+//! attributes, shared by every operator handler in [`super::ops`].
+
+use std::collections::HashSet;
+
+use super::proto;
+use super::{OnnxError, Result};
+
+/// How a node is named in messages: its name, or its position and first output if unnamed.
+pub(super) fn node_label(idx: usize, node: &proto::NodeProto) -> String {
+    match node.name.as_deref() {
+        Some(name) if !name.is_empty() => format!("'{name}'"),
+        _ => format!(
+            "#{idx} (unnamed, output '{}')",
+            node.output.first().map_or("", String::as_str)
+        ),
+    }
+}
+
+/// A node together with its label and its checked attributes.
+pub(super) struct NodeCtx<'a> {
+    /// The node itself.
+    pub(super) node: &'a proto::NodeProto,
+    /// How the node is named in messages (see [`node_label`]).
+    pub(super) label: String,
+}
+
+impl<'a> NodeCtx<'a> {
+    /// The operator type (empty if absent).
+    pub(super) fn op(&self) -> &'a str {
+        self.node.op_type.as_deref().unwrap_or("")
+    }
+
+    /// An [`OnnxError::Graph`] naming the operator and the node.
+    pub(super) fn graph_err(&self, msg: impl std::fmt::Display) -> OnnxError {
+        OnnxError::Graph(format!("{} node {}: {msg}", self.op(), self.label))
+    }
+
+    /// An [`OnnxError::Shape`] naming the operator and the node.
+    pub(super) fn shape_err(&self, msg: impl std::fmt::Display) -> OnnxError {
+        OnnxError::Shape(format!("{} node {}: {msg}", self.op(), self.label))
+    }
+
+    /// Rejects attributes other than `allowed`, duplicates and references to function attributes.
+    pub(super) fn check_attrs(&self, allowed: &[&str]) -> Result<()> {
+        let mut seen = HashSet::new();
+        for a in &self.node.attribute {
+            let name = a.name.as_deref().unwrap_or("");
+            if !allowed.contains(&name) {
+                return Err(self.graph_err(format_args!("unsupported attribute '{name}'")));
+            }
+            if !seen.insert(name) {
+                return Err(self.graph_err(format_args!("attribute '{name}' given twice")));
+            }
+            if a.ref_attr_name.as_deref().is_some_and(|r| !r.is_empty()) {
+                return Err(self.graph_err(format_args!(
+                    "attribute '{name}' refers to a function attribute"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The attribute called `name`, if present.
+    fn attr(&self, name: &str) -> Option<&'a proto::AttributeProto> {
+        self.node
+            .attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+    }
+
+    /// Rejects an attribute whose declared type is not `want` (an undeclared type is accepted).
+    pub(super) fn check_type(
+        &self,
+        a: &proto::AttributeProto,
+        want: proto::attribute_proto::AttributeType,
+    ) -> Result<()> {
+        match a.r#type {
+            Some(t) if t != want as i32 && t != 0 => Err(self.graph_err(format_args!(
+                "attribute '{}' must be of type {}",
+                a.name.as_deref().unwrap_or(""),
+                want.as_str_name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The integer attribute `name`, or `default` if absent.
+    pub(super) fn attr_int(&self, name: &str, default: i64) -> Result<i64> {
+        let Some(a) = self.attr(name) else {
+            return Ok(default);
+        };
+        self.check_type(a, proto::attribute_proto::AttributeType::Int)?;
+        a.i.ok_or_else(|| self.graph_err(format_args!("attribute '{name}' has no integer value")))
+    }
+
+    /// The finite float attribute `name`, or `default` if absent.
+    pub(super) fn attr_float(&self, name: &str, default: f32) -> Result<f32> {
+        let Some(a) = self.attr(name) else {
+            return Ok(default);
+        };
+        self.check_type(a, proto::attribute_proto::AttributeType::Float)?;
+        let v = a
+            .f
+            .ok_or_else(|| self.graph_err(format_args!("attribute '{name}' has no float value")))?;
+        if !v.is_finite() {
+            return Err(self.graph_err(format_args!("attribute '{name}' is {v}")));
+        }
+        Ok(v)
+    }
+
+    /// The node's single output.
+    pub(super) fn output(&self) -> Result<&'a str> {
+        match self.node.output.as_slice() {
+            [o] if !o.is_empty() => Ok(o),
+            _ => Err(self.graph_err("must have exactly one output")),
+        }
+    }
+}
