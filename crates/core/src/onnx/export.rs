@@ -139,10 +139,10 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    use super::super::test_util::*;
-    use super::super::{OnnxError, export_bytes, import, import_bytes};
-    use super::proto::ModelProto;
     use crate::model::{Affine, Network};
+    use crate::onnx::proto::ModelProto;
+    use crate::onnx::test_util::*;
+    use crate::onnx::{OnnxError, export_bytes, import, import_bytes};
 
     #[test]
     fn random_net_round_trip_is_bit_identical() {

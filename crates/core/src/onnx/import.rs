@@ -477,10 +477,10 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    use super::super::test_util::*;
-    use super::super::{OnnxError, export_bytes, import, import_bytes};
-    use super::proto::ModelProto;
     use crate::model::Affine;
+    use crate::onnx::proto::ModelProto;
+    use crate::onnx::test_util::*;
+    use crate::onnx::{OnnxError, export_bytes, import, import_bytes};
 
     #[test]
     fn imports_shared_models_with_expected_shapes() {

@@ -118,6 +118,7 @@ pub enum OnnxError {
     },
 }
 
+/// The result of every fallible operation of this module and its submodules.
 type Result<T> = std::result::Result<T, OnnxError>;
 
 /// Reads an ONNX model file and extracts the ReLU MLP it contains.

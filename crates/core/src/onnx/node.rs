@@ -117,3 +117,91 @@ impl<'a> NodeCtx<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::AttributeProto;
+    use crate::onnx::test_util::{attr_f, attr_i, node_a};
+
+    fn ctx(n: &proto::NodeProto) -> NodeCtx<'_> {
+        NodeCtx {
+            node: n,
+            label: node_label(3, n),
+        }
+    }
+
+    fn graph_msg(r: Result<impl std::fmt::Debug>) -> String {
+        match r {
+            Err(OnnxError::Graph(m)) => m,
+            other => panic!("expected a graph error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn labels_name_the_node_or_its_position() {
+        let n = node_a("fc0", "Gemm", &["x"], &["y"], vec![]);
+        assert_eq!(node_label(3, &n), "'fc0'");
+        let n = node_a("", "Gemm", &["x"], &["y"], vec![]);
+        assert_eq!(node_label(3, &n), "#3 (unnamed, output 'y')");
+        assert_eq!(
+            ctx(&n).graph_err("boom").to_string(),
+            "unsupported ONNX graph: Gemm node #3 (unnamed, output 'y'): boom"
+        );
+    }
+
+    #[test]
+    fn attributes_are_checked() {
+        let n = node_a("n", "Gemm", &["x"], &["y"], vec![attr_i("transB", 1)]);
+        assert!(ctx(&n).check_attrs(&["transB"]).is_ok());
+        assert_eq!(ctx(&n).attr_int("transB", 0).expect("int"), 1);
+        assert_eq!(ctx(&n).attr_int("transA", 7).expect("default"), 7);
+        let m = graph_msg(ctx(&n).check_attrs(&["alpha"]));
+        assert!(m.ends_with("unsupported attribute 'transB'"), "{m}");
+        // An integer attribute read as a float is a type error.
+        let m = graph_msg(ctx(&n).attr_float("transB", 1.0));
+        assert!(
+            m.ends_with("attribute 'transB' must be of type FLOAT"),
+            "{m}"
+        );
+
+        let twice = node_a(
+            "n",
+            "Gemm",
+            &["x"],
+            &["y"],
+            vec![attr_i("transB", 1), attr_i("transB", 0)],
+        );
+        let m = graph_msg(ctx(&twice).check_attrs(&["transB"]));
+        assert!(m.ends_with("attribute 'transB' given twice"), "{m}");
+
+        let reference = AttributeProto {
+            ref_attr_name: Some("outer".into()),
+            ..attr_i("transB", 1)
+        };
+        let n = node_a("n", "Gemm", &["x"], &["y"], vec![reference]);
+        let m = graph_msg(ctx(&n).check_attrs(&["transB"]));
+        assert!(m.ends_with("refers to a function attribute"), "{m}");
+
+        let n = node_a(
+            "n",
+            "Gemm",
+            &["x"],
+            &["y"],
+            vec![attr_f("alpha", f32::INFINITY)],
+        );
+        let m = graph_msg(ctx(&n).attr_float("alpha", 1.0));
+        assert!(m.ends_with("attribute 'alpha' is inf"), "{m}");
+    }
+
+    #[test]
+    fn a_node_has_exactly_one_named_output() {
+        for outputs in [&[][..], &[""], &["a", "b"]] {
+            let n = node_a("n", "Relu", &["x"], outputs, vec![]);
+            let m = graph_msg(ctx(&n).output());
+            assert!(m.ends_with("must have exactly one output"), "{m}");
+        }
+        let n = node_a("n", "Relu", &["x"], &["y"], vec![]);
+        assert_eq!(ctx(&n).output().expect("output"), "y");
+    }
+}

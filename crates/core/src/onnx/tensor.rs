@@ -170,11 +170,11 @@ fn check_len(len: usize, count: usize, what: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::*;
-    use super::super::{OnnxError, import_bytes};
-    use super::DataType;
-    use super::proto::TensorProto;
     use crate::model::ModelError;
+    use crate::onnx::proto::TensorProto;
+    use crate::onnx::proto::tensor_proto::DataType;
+    use crate::onnx::test_util::*;
+    use crate::onnx::{OnnxError, import_bytes};
 
     #[test]
     fn bad_tensors_are_errors_not_panics() {

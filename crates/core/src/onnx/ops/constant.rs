@@ -67,3 +67,82 @@ fn value<'a>(ctx: &NodeCtx<'a>) -> Result<Const<'a>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::OnnxError;
+    use crate::onnx::node::node_label;
+    use crate::onnx::proto::AttributeProto;
+    use crate::onnx::proto::attribute_proto::AttributeType;
+    use crate::onnx::test_util::{attr_f, attr_i, i64_tensor, node_a};
+
+    fn fold_one(inputs: &[&str], attribute: Vec<AttributeProto>) -> Result<Option<Tensor>> {
+        let n = node_a("c", "Constant", inputs, &["k"], attribute);
+        let ctx = NodeCtx {
+            node: &n,
+            label: node_label(0, &n),
+        };
+        let value = fold(&ctx, &Consts::new())?;
+        value.map(|c| c.decode("k")).transpose()
+    }
+
+    fn graph_msg(r: Result<Option<Tensor>>) -> String {
+        match r {
+            Err(OnnxError::Graph(m)) => m,
+            other => panic!("expected a graph error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_value_form_is_folded() {
+        let t = fold_one(&[], vec![attr_f("value_float", 0.5)]).expect("value_float");
+        let t = t.expect("folded");
+        assert!(t.dims.is_empty() && matches!(t.data, Data::Real(ref v) if v == &[0.5]));
+        let floats = AttributeProto {
+            name: Some("value_floats".into()),
+            r#type: Some(AttributeType::Floats as i32),
+            floats: vec![1.0, -2.0],
+            ..Default::default()
+        };
+        let t = fold_one(&[], vec![floats])
+            .expect("value_floats")
+            .expect("folded");
+        assert!(t.dims == [2] && matches!(t.data, Data::Real(ref v) if v == &[1.0, -2.0]));
+        let t = fold_one(&[], vec![attr_i("value_int", 4)]).expect("value_int");
+        assert!(matches!(t.expect("folded").data, Data::Int(ref v) if v == &[4]));
+        let value = AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(AttributeType::Tensor as i32),
+            t: Some(i64_tensor("", &[-1, 4])),
+            ..Default::default()
+        };
+        let t = fold_one(&[], vec![value]).expect("value").expect("folded");
+        assert!(t.dims == [2] && matches!(t.data, Data::Int(ref v) if v == &[-1, 4]));
+    }
+
+    #[test]
+    fn malformed_constants_are_graph_errors() {
+        let m = graph_msg(fold_one(&["x"], vec![attr_i("value_int", 1)]));
+        assert!(m.ends_with("a Constant takes no inputs"), "{m}");
+        let m = graph_msg(fold_one(&[], vec![]));
+        assert!(m.ends_with("must have exactly one attribute"), "{m}");
+        let two = vec![attr_i("value_int", 1), attr_f("value_float", 1.0)];
+        let m = graph_msg(fold_one(&[], two));
+        assert!(m.ends_with("must have exactly one attribute"), "{m}");
+        let m = graph_msg(fold_one(&[], vec![attr_i("sparse_value", 1)]));
+        assert!(m.ends_with("unsupported attribute 'sparse_value'"), "{m}");
+        let m = graph_msg(fold_one(&[], vec![attr_i("value_float", 1)]));
+        assert!(
+            m.ends_with("attribute 'value_float' must be of type FLOAT"),
+            "{m}"
+        );
+        let empty = AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(AttributeType::Tensor as i32),
+            ..Default::default()
+        };
+        let m = graph_msg(fold_one(&[], vec![empty]));
+        assert!(m.ends_with("attribute 'value' has no value"), "{m}");
+    }
+}

@@ -1,10 +1,11 @@
 //! The operator registry: which ONNX operators the importer understands, and how.
 //!
 //! Each supported operator of the default domain has one row in [`REGISTRY`] naming its
-//! handlers, which live in one small file per operator. The walk in [`super::import`] uses the
-//! table three times: to reject a graph with any operator that has no row (before anything
-//! else is looked at), to fold constants ([`Op::fold`]) and, along the chain from the graph
-//! input to its output, to apply each node ([`Op::step`]).
+//! handlers, which live in one small file per operator. The graph walk
+//! ([`super::import::import_graph`]) uses the table three times: to reject a graph with any
+//! operator that has no row (before anything else is looked at), to fold constants
+//! ([`Op::fold`]) and, along the chain from the graph input to its output, to apply each node
+//! ([`Op::step`]).
 //!
 //! Adding an operator is one new file here with its handler(s) and their tests, a `mod` line
 //! and one table row; the module documentation of [`super`] lists the supported forms and
