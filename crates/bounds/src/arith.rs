@@ -5,7 +5,8 @@
 //! unsound if `a` were simply replaced by `fl(a)`. We keep every claimed inequality *exact
 //! over the reals for the floats we store* and move each rounding error into the constant,
 //! using the classical a-priori bound for a sum of `n` products evaluated in any order with
-//! round-to-nearest (Higham, *Accuracy and Stability of Numerical Algorithms*, Thm 3.1 / eq. 3.5):
+//! round-to-nearest (Higham, *Accuracy and Stability of Numerical Algorithms*, Thm 3.1 / eq. 3.5;
+//! docs/method.md, eq. (11)):
 //!
 //! `|fl(Σ a_i b_i) − Σ a_i b_i| ≤ γ_n Σ |a_i b_i|`,  `γ_n = n·u / (1 − n·u)`,  `u = 2^-53`.
 //!
@@ -19,7 +20,8 @@ pub const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
 /// Absolute slack per floating-point operation for gradual underflow (generous: `> 2^-1074`).
 pub const ABS_TINY: f64 = 1e-300;
 
-/// An upper bound on `γ_n = n·u/(1 − n·u)` for a sum of `n` terms (valid for `n < 2^40`).
+/// An upper bound on `γ_n = n·u/(1 − n·u)` for a sum of `n` terms (valid for `n < 2^40`)
+/// (docs/method.md, eq. (11)).
 pub fn gamma(n: usize) -> f64 {
     // n·u ≤ 2^-13 for n < 2^40, so 1/(1 − n·u) < 1.001; the extra (n + 2) covers the constant
     // term and the final rounding of the sum.
@@ -28,17 +30,19 @@ pub fn gamma(n: usize) -> f64 {
 
 /// Inflates a non-negative error estimate that was itself computed in floating point so the
 /// result is certainly an upper bound of the exact quantity (relative slack 1e-6 ≫ n·u for
-/// any sum of fewer than 10^9 terms, then one ulp up).
+/// any sum of fewer than 10^9 terms, then one ulp up) (docs/method.md, eq. (11)).
 pub fn inflate(err: f64) -> f64 {
     (err * (1.0 + 1e-6) + ABS_TINY).next_up()
 }
 
-/// `a − e` rounded so that the result is ≤ the exact real difference (for `e ≥ 0`).
+/// `a − e` rounded so that the result is ≤ the exact real difference (for `e ≥ 0`): the
+/// `c ⊖ e` of docs/method.md, eq. (11).
 pub fn sub_down(a: f64, e: f64) -> f64 {
     (a - e).next_down()
 }
 
-/// `a + e` rounded so that the result is ≥ the exact real sum (for `e ≥ 0`).
+/// `a + e` rounded so that the result is ≥ the exact real sum (for `e ≥ 0`): the
+/// `c ⊕ e` of docs/method.md, eq. (11).
 pub fn add_up(a: f64, e: f64) -> f64 {
     (a + e).next_up()
 }
@@ -46,7 +50,8 @@ pub fn add_up(a: f64, e: f64) -> f64 {
 /// Sound lower and upper bounds of the linear function `a·x + c` over the box `[lo, hi]`.
 ///
 /// Each term `min/max(a_i lo_i, a_i hi_i)` is evaluated in f64; the total rounding error is at
-/// most `γ_{n}·(Σ|terms| + |c|)`, which is subtracted (lower) or added (upper).
+/// most `γ_{n}·(Σ|terms| + |c|)`, which is subtracted (lower) or added (upper)
+/// (docs/method.md, eqs. (9), (15)).
 pub fn linear_range(a: &[f64], c: f64, lo: &[f64], hi: &[f64]) -> (f64, f64) {
     debug_assert!(a.len() == lo.len() && a.len() == hi.len());
     let (mut smin, mut smax, mut mag) = (c, c, c.abs());
@@ -64,12 +69,12 @@ pub fn linear_range(a: &[f64], c: f64, lo: &[f64], hi: &[f64]) -> (f64, f64) {
     (sub_down(smin, err), add_up(smax, err))
 }
 
-/// Sound lower bound of `a·x + c` over a box (see [`linear_range`]).
+/// Sound lower bound of `a·x + c` over a box (see [`linear_range`]; docs/method.md, eq. (15)).
 pub fn linear_min(a: &[f64], c: f64, lo: &[f64], hi: &[f64]) -> f64 {
     linear_range(a, c, lo, hi).0
 }
 
-/// Sound upper bound of `a·x + c` over a box (see [`linear_range`]).
+/// Sound upper bound of `a·x + c` over a box (see [`linear_range`]; docs/method.md, eq. (15)).
 pub fn linear_max(a: &[f64], c: f64, lo: &[f64], hi: &[f64]) -> f64 {
     linear_range(a, c, lo, hi).1
 }

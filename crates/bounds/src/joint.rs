@@ -11,12 +11,13 @@
 //! arithmetic that `Σ_j λ_j (y_j − y_t)` has a positive lower bound over the box
 //! ([`DeepPoly::difference_combination_lower_bound`], which back-substitutes the combined
 //! row and is at least as tight as `Σ λ_j L_j`). The multipliers go into the certificate, so
-//! the independent checker re-proves the same combination with its own interval arithmetic.
+//! the independent checker re-proves the same combination with its own interval arithmetic
+//! (docs/method.md, eqs. (38), (39)).
 
 use super::arith::linear_min;
 use super::deeppoly::{BoundsError, DeepPoly, LinearBounds};
 
-/// The outcome of the joint not-target check.
+/// The outcome of the joint not-target check (docs/method.md, eqs. (19), (39)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JointProof {
     /// Whether `argmax ≠ target` is proven on the whole box.
@@ -32,7 +33,8 @@ pub struct JointProof {
 /// `Σ_j λ_j (y_j − y_t)`, given the DeepPoly lower forms `L_j ≤ y_j − y_t` over the box
 /// `[lo, hi]`. Any answer is safe: the proposal is only a hint that [`prove_not_target`] then
 /// proves or rejects with sound arithmetic. The synthesis proposes with an LP
-/// (`certquant_synth::multipliers`); this crate does not depend on a solver.
+/// (`certquant_synth::multipliers`, docs/method.md, eq. (40)); this crate does not depend on a
+/// solver.
 pub trait ProposeMultipliers {
     /// `None` when no combination looks provable.
     fn propose(
@@ -61,7 +63,7 @@ where
 
 /// Proves `argmax ≠ target` over the box of `dp` (all of `dp`'s hidden layers must be
 /// computed): first the per-class shortcut, then the multipliers of `proposer`, checked
-/// soundly.
+/// soundly (docs/method.md, eqs. (19), (38), (39)).
 pub fn prove_not_target(
     dp: &DeepPoly<'_>,
     target: usize,

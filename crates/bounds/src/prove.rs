@@ -1,7 +1,8 @@
 //! The output check that decides a certificate: the last step of Algorithm 1 (Step 2's final
 //! DeepPoly proof on the fully quantized network) and of Algorithm 2. A `certified` answer of
 //! the synthesis is exactly a `proven` [`OutputProof`] from here on the network that is
-//! shipped; preimages and bit-width choices only decide which network that is.
+//! shipped; preimages and bit-width choices only decide which network that is
+//! (docs/method.md, eq. (35)).
 
 use certquant_core::spec::OutputSpec;
 
@@ -24,7 +25,7 @@ pub struct OutputProof {
 
 /// Proves `spec` over the box of `dp` (all layers computed): robustness by DeepPoly's
 /// logit differences; not-target by the per-class test and then LP multipliers
-/// ([`certquant_bounds::prove_not_target`]).
+/// ([`certquant_bounds::prove_not_target`]) (docs/method.md, eqs. (18), (19), (39)).
 pub fn prove_property(
     dp: &DeepPoly<'_>,
     spec: OutputSpec,

@@ -4,7 +4,7 @@
 //!
 //! `Q = I + F` where `I` is the fewest integer bits for the layer: with
 //! `m = max |round(v)|` over the layer's weights and biases, `I = 1` if `m = 0`, `2` if `m = 1`,
-//! else `⌈log2 m⌉ + 1` (method.md, quantization scheme).
+//! else `⌈log2 m⌉ + 1` (docs/method.md, eqs. (3), (4), (5)).
 //!
 //! Every quantized value is `k·2^−F` with `|k| ≤ 2^{Q−1}`, exactly representable in `f64`
 //! (and in `f32` when `Q ≤ 25`), so a quantized network is computed without rounding here.
@@ -18,14 +18,16 @@ pub use certquant_core::quant::{MAX_TOTAL_BITS, QuantConfig, QuantError};
 /// not on the core type, so that the independent checker (which depends on the core crate
 /// only) cannot call it and must re-derive every quantized value with its own integer code.
 pub trait Rounding {
-    /// Quantizes one value: `clamp(round(u·2^F), −2^{Q−1}, 2^{Q−1}−1) / 2^F`.
+    /// Quantizes one value: `clamp(round(u·2^F), −2^{Q−1}, 2^{Q−1}−1) / 2^F`
+    /// (docs/method.md, eq. (3)).
     fn quantize(&self, u: f64) -> f64;
     /// The integer code `k` of a value already on this grid (`v = k·2^−F`), if it is one.
     fn code_of(&self, v: f64) -> Option<i64>;
 }
 
 impl Rounding for QuantConfig {
-    /// Quantizes one value: `clamp(round(u·2^F), −2^{Q−1}, 2^{Q−1}−1) / 2^F`.
+    /// Quantizes one value: `clamp(round(u·2^F), −2^{Q−1}, 2^{Q−1}−1) / 2^F`
+    /// (docs/method.md, eq. (3)).
     /// `f64::round` rounds half away from zero, as the scheme requires; scaling by a power of
     /// two is exact, so the only rounding is the intended one.
     fn quantize(&self, u: f64) -> f64 {
@@ -47,7 +49,7 @@ fn pow2(e: i32) -> f64 {
     2f64.powi(e)
 }
 
-/// Integer bits `I` of a layer (method.md): `m = max |round(v)|`; `I = 1` if `m = 0`,
+/// Integer bits `I` of a layer (docs/method.md, eq. (4)): `m = max |round(v)|`; `I = 1` if `m = 0`,
 /// `2` if `m = 1`, else `⌈log2 m⌉ + 1`.
 pub fn integer_bits(layer: &Affine) -> u32 {
     let m = layer
@@ -68,17 +70,19 @@ pub fn integer_bits(layer: &Affine) -> u32 {
     }
 }
 
-/// The config ⟨I + F, F⟩ for `layer` with `frac` fractional bits (Alg. 1 step 3).
+/// The config ⟨I + F, F⟩ for `layer` with `frac` fractional bits (Alg. 1 step 3;
+/// docs/method.md, eq. (4)).
 pub fn config_for(layer: &Affine, frac: u32) -> Result<QuantConfig, QuantError> {
     QuantConfig::new(integer_bits(layer) + frac, frac)
 }
 
-/// Quantizes all weights and biases of one layer with `cfg`.
+/// Quantizes all weights and biases of one layer with `cfg` (docs/method.md, eq. (3)).
 pub fn quantize_layer(layer: &Affine, cfg: QuantConfig) -> Affine {
     layer.map_params(|v| cfg.quantize(v))
 }
 
-/// A quantization strategy: one ⟨Q, F⟩ per affine layer, input side first.
+/// A quantization strategy: one ⟨Q, F⟩ per affine layer, input side first
+/// (docs/method.md, eq. (5)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Strategy(pub Vec<QuantConfig>);
 
@@ -117,7 +121,8 @@ impl Strategy {
         Ok(Network::new(layers).expect("quantization keeps shapes"))
     }
 
-    /// Weight memory in bits: `Σ_i Q_i · params_i` (the deployment cost minimised by issue 8).
+    /// Weight memory in bits: `Σ_i Q_i · params_i` (the deployment cost minimised by issue 8;
+    /// docs/method.md, eq. (5)).
     pub fn memory_bits(&self, net: &Network) -> u64 {
         self.0
             .iter()

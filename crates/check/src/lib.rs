@@ -8,16 +8,17 @@
 //! 2. **Derivation.** The QNN is exactly the quantization of the original network under the
 //!    certificate's strategy: every layer's `Q − F` follows the integer-bit rule of the method,
 //!    and every weight and bias of the QNN equals `clamp(round(v·2^F), −2^(Q−1), 2^(Q−1)−1)·2^−F`
-//!    of the original value `v` ([`quant`], exact integer arithmetic).
+//!    of the original value `v` ([`quant`], exact integer arithmetic; docs/method.md, eq. (44)).
 //! 3. **Statement.** Every property's box is well formed, fits the network, and contains the
 //!    exact rational region `k/255 ± eps` recorded in its source (for a backdoor property: the
 //!    recorded image with the trigger patch free over `[0,1]`); its output class exists
-//!    ([`region`]).
+//!    ([`region`]; docs/method.md, eq. (45)).
 //! 4. **Proof.** Every property is proven again on the shipped QNN by the checker's own bound
 //!    propagation ([`prove`]), and the re-proven margin is reported. A not-target property that
 //!    no single class proves may carry multipliers `λ ≥ 0`; the checker then re-proves
 //!    `Σ_j λ_j (y_j − y_target) > 0` with its own interval arithmetic (the multipliers are
-//!    only a hint: a wrong one fails the proof, it cannot fake one).
+//!    only a hint: a wrong one fails the proof, it cannot fake one; docs/method.md,
+//!    eqs. (46), (47)).
 //!
 //! The certificate is valid iff all four hold for every property. A statistical guarantee
 //! (backdoor-freeness by SPRT) cannot be re-derived from the certificate; its parameters are
@@ -151,7 +152,8 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 /// Checks `cert` against the original model and the shipped QNN (both as parsed networks and
 /// as the bytes they were parsed from). See the module documentation for what is checked.
 ///
-/// Never fails: every problem becomes a reason in the report.
+/// Never fails: every problem becomes a reason in the report. The checks are
+/// docs/method.md, eqs. (44), (45), (46), (47).
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,
@@ -236,7 +238,8 @@ pub fn check_certificate(
     }
 }
 
-/// Step 2: strategy shape, the integer-bit rule, and the parameter-by-parameter comparison.
+/// Step 2: strategy shape, the integer-bit rule, and the parameter-by-parameter comparison
+/// (docs/method.md, eqs. (4), (44)).
 fn check_derivation(cert: &Certificate, original: &Network, qnn: &Network) -> Vec<String> {
     let mut reasons = Vec::new();
     if cert.strategy.len() != original.depth() {

@@ -33,6 +33,7 @@
 //! risk an unsound relaxation.
 //!
 //! Nothing here uses [`crate::bounds`]; only the network's weights and the box are read.
+//! The relaxation is docs/method.md, eq. (7); the interval version, eq. (46); margins, eq. (47).
 
 use rayon::prelude::*;
 
@@ -51,7 +52,8 @@ pub enum Side {
     Upper,
 }
 
-/// The relaxation of one ReLU, fixed once its pre-activation bounds are known.
+/// The relaxation of one ReLU, fixed once its pre-activation bounds are known
+/// (docs/method.md, eqs. (7), (46)).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Relu {
     /// `u ≤ 0`: `z = 0`.
@@ -182,6 +184,7 @@ impl<'a> Prover<'a> {
     /// of affine layer `k` (the post-activations of layer `k − 1`, or the input if `k = 0`).
     ///
     /// Panics if `k` is not a layer of the network or the rows do not have its input width.
+    /// See docs/method.md, eqs. (8), (46).
     pub fn back_substitute(&self, mut rows: Rows, k: usize, side: Side) -> Vec<f64> {
         assert!(k < self.net.depth(), "layer {k} out of range");
         assert_eq!(rows.width, self.net.layers()[k].inputs(), "row width");
@@ -193,7 +196,7 @@ impl<'a> Prover<'a> {
     }
 
     /// Sound lower bounds over the box of `y_a − y_b` for each pair `(a, b)` (panics if a
-    /// class index is out of range).
+    /// class index is out of range; docs/method.md, eq. (10)).
     pub fn logit_difference_lower_bounds(&self, pairs: &[(usize, usize)]) -> Vec<f64> {
         if pairs.is_empty() {
             return Vec::new();
@@ -221,7 +224,7 @@ impl<'a> Prover<'a> {
     /// * `NotTarget{target}`: `max_{j≠target}` lower bound of `y_j − y_target` (`−∞` if there
     ///   is no other class).
     ///
-    /// The condition is proven iff the margin is `> 0`.
+    /// The condition is proven iff the margin is `> 0` (docs/method.md, eq. (47)).
     pub fn margin(&self, spec: OutputSpec) -> f64 {
         let classes = self.net.output_dim();
         match spec {
@@ -251,7 +254,8 @@ impl Prover<'_> {
     /// A sound lower bound over the box of `Σ_j λ_j (y_j − y_target)` (the not-target proof
     /// by multipliers of [`crate::bounds::joint`]); `−∞` unless every `λ_j` is finite and
     /// `≥ 0` with at least one positive, `λ` has one entry per class, and `target` exists.
-    /// The combined row is enclosed with interval arithmetic, so no rounding is trusted.
+    /// The combined row is enclosed with interval arithmetic, so no rounding is trusted
+    /// (docs/method.md, eqs. (39), (47)).
     pub fn difference_combination_lower_bound(&self, target: usize, lambda: &[f64]) -> f64 {
         let classes = self.net.output_dim();
         let usable = target < classes

@@ -1,7 +1,7 @@
 //! Independent re-derivation of the quantized network from the original network and the
 //! certificate's strategy, in integer arithmetic.
 //!
-//! The scheme (method.md, "Quantization scheme"): for a layer with config ⟨Q, F⟩ every weight
+//! The scheme (docs/method.md, eqs. (3), (4)): for a layer with config ⟨Q, F⟩ every weight
 //! and bias `v` becomes `k·2^−F` with `k = clamp(round(v·2^F), −2^(Q−1), 2^(Q−1) − 1)`,
 //! rounding half away from zero; and `Q − F` must be the layer's integer bits
 //! `I = 1` if `m = 0`, `2` if `m = 1`, else `⌈log2 m⌉ + 1`, where `m = max |round(v)|`.
@@ -10,7 +10,8 @@
 //! significand and binary exponent (`v = ±s·2^e`), so `v·2^F = ±s·2^(e+F)` and its rounding
 //! are computed exactly with shifts on integers. The expected value `k·2^−F` is then formed
 //! exactly (`|k| ≤ 2^51`, times a power of two) and compared with the shipped value by exact
-//! real equality (`+0` and `−0` are the same real number, hence the same weight).
+//! real equality (`+0` and `−0` are the same real number, hence the same weight;
+//! docs/method.md, eq. (44)).
 
 use certquant_core::model::{Affine, Network};
 
@@ -63,7 +64,8 @@ pub fn round_scaled(v: f64, shift: i32) -> (bool, u128) {
 }
 
 /// The integer code `k` of `v` under ⟨total, frac⟩: `clamp(round(v·2^frac), −2^(total−1),
-/// 2^(total−1) − 1)`, rounding half away from zero. Requires `1 ≤ total ≤ 52`, `frac < total`.
+/// 2^(total−1) − 1)`, rounding half away from zero (docs/method.md, eq. (3)). Requires
+/// `1 ≤ total ≤ 52`, `frac < total`.
 pub fn code(v: f64, total: u32, frac: u32) -> i64 {
     let (neg, mag) = round_scaled(v, frac as i32);
     let max_pos = (1i128 << (total - 1)) - 1;
@@ -85,8 +87,8 @@ pub fn quantize(v: f64, total: u32, frac: u32) -> f64 {
     value_of_code(code(v, total, frac), frac)
 }
 
-/// The integer-bit rule of method.md for one layer: `m = max |round(v)|` over its weights and
-/// biases; `1` if `m = 0`, `2` if `m = 1`, else `⌈log2 m⌉ + 1`.
+/// The integer-bit rule (docs/method.md, eq. (4)) for one layer: `m = max |round(v)|` over its
+/// weights and biases; `1` if `m = 0`, `2` if `m = 1`, else `⌈log2 m⌉ + 1`.
 pub fn integer_bits(layer: &Affine) -> u32 {
     let m = layer
         .weights()
@@ -123,7 +125,7 @@ pub struct Mismatch {
 /// (`(total, frac)` per layer, already validated: `1 ≤ total ≤ 52`, `frac < total`).
 /// Returns the reasons for rejection (shape differences, or the first parameter mismatch and
 /// the number of mismatching parameters). The caller checks strategy length and the
-/// integer-bit rule.
+/// integer-bit rule (docs/method.md, eq. (44)).
 pub fn compare_qnn(original: &Network, strategy: &[(u32, u32)], qnn: &Network) -> Vec<String> {
     let mut reasons = Vec::new();
     if original.depth() != qnn.depth() || strategy.len() != original.depth() {

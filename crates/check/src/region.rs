@@ -8,7 +8,7 @@
 //! `next_down`/`next_up` of its rounded value, `eps` by an upper bound of both the recorded
 //! `f64` and the exact value of its text (`2/255`, `0.0078`), and each subtraction / addition
 //! is stepped outward once more — sound whatever the rounding mode (see
-//! [`super::interval`]).
+//! [`super::interval`]; docs/method.md, eqs. (17), (45)).
 
 use certquant_core::certificate::CertifiedProperty;
 use certquant_core::spec::OutputSpec;
@@ -21,7 +21,7 @@ use super::interval::{add_up, sub_down};
 /// A decimal parses to the nearest float, so the exact decimal is `≤ next_up` of it. A
 /// fraction of two integers below `2^53` is exact on both sides, so one rounding of the
 /// quotient; other fractions are bounded by rounding the numerator up and the denominator
-/// down first.
+/// down first. This is the `ε̄` of docs/method.md, eq. (45).
 pub fn eps_text_upper_bound(text: &str) -> Result<f64, String> {
     let bad = |why: &str| format!("eps_text {text:?} is not a radius: {why}");
     let t = text.trim();
@@ -62,7 +62,7 @@ pub fn eps_text_upper_bound(text: &str) -> Result<f64, String> {
 /// `[max(k_i/255 − eps, 0), min(k_i/255 + eps, 1)]` for every `i`, where `eps` is the larger
 /// of the recorded `f64` radius and the exact value of `eps_text`. With radius `0` the
 /// region is the data set's own input `fl(k_i/255)` (the rational point itself is not a
-/// float), which the box must contain.
+/// float), which the box must contain (docs/method.md, eq. (45)).
 pub fn check_input_region(prop: &CertifiedProperty, input_dim: usize) -> Vec<String> {
     let mut reasons = Vec::new();
     let (lo, hi) = (prop.input.lo(), prop.input.hi());
@@ -152,7 +152,8 @@ fn pixel_count_mismatch(pixels: &[u8], input_dim: usize) -> Option<String> {
 
 /// The backdoor region (Algorithm 2): the trigger's pixels must be free over all of `[0,1]`,
 /// every other pixel must contain the network's input `fl(k/255)` of the recorded image.
-/// The bounds are already known to be well formed and of the right length.
+/// The bounds are already known to be well formed and of the right length
+/// (docs/method.md, eqs. (19), (45)).
 fn check_trigger_region(
     prop: &CertifiedProperty,
     trigger: certquant_core::spec::Trigger,

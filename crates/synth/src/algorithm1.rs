@@ -1,13 +1,16 @@
 //! Algorithm 1 of the paper: certified quantization strategy synthesis for one property.
 //!
 //! 1. DeepPoly on the float network over the input box; the property must be proven there
-//!    (otherwise the task is `property-fails`, as in the paper's tables).
-//! 2. Preimages of the hidden layers, last first ([`crate::preimage`]).
+//!    (otherwise the task is `property-fails`, as in the paper's tables; docs/method.md,
+//!    eqs. (18), (19)).
+//! 2. Preimages of the hidden layers, last first ([`crate::preimage`]; docs/method.md,
+//!    eqs. (20)–(33)).
 //! 3. Forward: for each affine layer `i` in order, try `F = B_l..=B_u`; quantize layer `i` with
 //!    ⟨I_i + F, F⟩ (earlier layers keep their accepted configs), rerun DeepPoly on the partially
 //!    quantized network, and accept the first `F` whose bounds lie inside the preimage (hidden
 //!    layers; each check is a linear function over a box, decided in closed form) or, for the
-//!    output layer, which *proves the property on the fully quantized network*.
+//!    output layer, which *proves the property on the fully quantized network*
+//!    (docs/method.md, eqs. (34), (35)).
 //!
 //! Soundness rests on the last step alone: it is a sound DeepPoly proof ([`certquant_bounds`]) on
 //! the exact quantized network that is returned. Hidden-layer checks and preimages are
@@ -61,7 +64,7 @@ pub struct SynthOptions {
     /// Relaxed mode (Quadapter*): hidden-layer checks may fail for up to
     /// [`SynthOptions::relaxed_fraction`] of a layer's checks at one common input.
     pub relaxed: bool,
-    /// Fraction for the relaxed mode (paper: 25%).
+    /// Fraction for the relaxed mode (paper: 25%; the `ρ` of docs/method.md, eq. (36)).
     pub relaxed_fraction: f64,
     /// Smallest fractional width tried (`B_l`).
     pub min_frac: u32,
@@ -184,7 +187,8 @@ pub struct SynthOutcome {
     pub deeppoly_calls: usize,
 }
 
-/// Pre-activations of every affine layer at `x` (used for the code template's centre values).
+/// Pre-activations of every affine layer at `x` (used for the code template's centre values,
+/// docs/method.md, eqs. (1), (21)).
 pub fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
     let mut out = Vec::with_capacity(net.depth());
     let mut v = x.to_vec();
@@ -201,7 +205,7 @@ pub fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
 }
 
 /// Runs Algorithm 1 for `prop` on `net`. `centre` is the input the template's centre values
-/// come from (the robustness centre `u`).
+/// come from (the robustness centre `u`). Steps: docs/method.md §6–§9, eqs. (20)–(35).
 pub fn synthesize(
     net: &Network,
     prop: &Property,

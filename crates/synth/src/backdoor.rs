@@ -12,7 +12,8 @@
 //! of the successful rounds get one shared strategy from the forward search
 //! ([`crate::algorithm1::forward_search`]), whose output step is a sound proof of every kept
 //! property on the quantized network. The *certified* part of the result is exactly those
-//! proofs; the statement about all inputs is statistical (σ, ϱ, θ, K).
+//! proofs; the statement about all inputs is statistical (σ, ϱ, θ, K). See docs/method.md §12,
+//! eqs. (19), (41) and (42).
 
 use std::time::Instant;
 
@@ -65,7 +66,8 @@ pub struct BackdoorOptions {
     pub target: usize,
     /// The test's parameters.
     pub sprt: SprtParams,
-    /// `ε`: a round succeeds when its best first-layer `χ ≥ ε` (paper: 0.01).
+    /// `ε`: a round succeeds when its best first-layer `χ ≥ ε` (paper: 0.01;
+    /// docs/method.md, eq. (41)).
     pub chi_threshold: f64,
     /// Seed of the image draws.
     pub seed: u64,
@@ -79,6 +81,7 @@ pub struct BackdoorOptions {
     /// compute exact preimages only for the image kept (and, in a round whose best screened
     /// `χ` is below `ε`, for the others in decreasing screened `χ` until one reaches `ε`).
     /// Every `χ` used is a proven one either way; `false` computes all `K` exactly (paper).
+    /// See docs/method.md §12 (screening) and eq. (33) (`gap = 1`).
     pub screen: bool,
 }
 
@@ -201,13 +204,14 @@ fn examine(
 }
 
 /// The first-layer `χ` of a preimage list (a network without hidden layers has nothing to
-/// protect before the output check: the cap).
+/// protect before the output check: the cap); the `χ_1` of docs/method.md, eq. (41).
 fn first_chi(pre: &[Preimage], cap: f64) -> f64 {
     pre.first().map_or(cap, |p| p.chi)
 }
 
 /// Runs Algorithm 2 on `net` with images from `ds` (labelled; images of the target class are
-/// never drawn). `on_round` sees every finished round and the running test.
+/// never drawn). `on_round` sees every finished round and the running test
+/// (docs/method.md, eqs. (41), (42)); on H0 the shared forward search of eqs. (34), (35).
 pub fn synthesize_backdoor(
     net: &Network,
     ds: &Dataset,

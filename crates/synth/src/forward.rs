@@ -1,7 +1,8 @@
 //! Step 3 of Algorithm 1 (and the shared forward step of Algorithm 2): for each affine layer in
 //! order, the fewest fractional bits whose quantized DeepPoly bounds stay inside the preimage
 //! (hidden layers, [`crate::relaxed`] for the checks and the relaxed count) or prove the output
-//! condition on the fully quantized network (the last layer, `certquant_bounds::prove`).
+//! condition on the fully quantized network (the last layer, `certquant_bounds::prove`)
+//! (docs/method.md, eqs. (34), (35)).
 
 use std::time::Instant;
 
@@ -50,7 +51,7 @@ pub struct Forward {
 /// the first `F` in `B_l..=B_u` that passes *every* property's check (hidden layers:
 /// containment in the preimage, relaxed per property if asked; output layer: a sound proof
 /// of every output condition on the fully quantized network) is accepted. With several
-/// properties this is Algorithm 2's "one shared strategy".
+/// properties this is Algorithm 2's "one shared strategy" (docs/method.md, eqs. (34), (35)).
 pub fn forward_search(
     net: &Network,
     items: &[ForwardItem<'_>],

@@ -1,7 +1,8 @@
 //! The LP that proposes not-target multipliers for the joint output check of Algorithm 2
 //! (`certquant_bounds::joint`): `max_{λ ∈ simplex} min_{x ∈ box} Σ_j λ_j L_j(x)`. Its answer is
 //! a hint only; the proof is `certquant_bounds::prove_not_target`, which checks the proposed
-//! `λ` with sound arithmetic, and the checker re-proves it with its own.
+//! `λ` with sound arithmetic, and the checker re-proves it with its own (docs/method.md,
+//! eqs. (38), (39), (40)).
 
 use certquant_bounds::{LinearBounds, ProposeMultipliers};
 use certquant_milp::{Backend, Problem, Sense, SolveOptions, Status};
@@ -28,7 +29,7 @@ impl ProposeMultipliers for LpMultipliers<'_> {
 /// The LP `max_{λ ∈ simplex} min_{x ∈ box} Σ_j λ_j L_j(x)`, written with one auxiliary
 /// `w_i ≤ min(lo_i·c_i(λ), hi_i·c_i(λ))` per free input (`c_i(λ) = Σ_j λ_j a_ji`); fixed
 /// inputs go into the constant. Returns `None` when the LP optimum is not positive (the
-/// linear forms cannot prove the property) or the solver fails.
+/// linear forms cannot prove the property) or the solver fails (docs/method.md, eq. (40)).
 fn propose_multipliers(
     forms: &LinearBounds,
     lo: &[f64],

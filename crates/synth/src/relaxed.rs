@@ -1,7 +1,7 @@
 //! The hidden-layer checks of Algorithm 1 step 3 and the relaxed mode's count (Quadapter*):
 //! which containment checks can fail somewhere in the box, and whether more than the allowed
 //! number of them can fail at one common input (a MILP over the box). Guides only: the output
-//! check of the last layer decides a certificate.
+//! check of the last layer decides a certificate (docs/method.md, eqs. (34), (36), (37)).
 
 use certquant_bounds::LayerBounds;
 use certquant_bounds::arith::{linear_max, linear_min};
@@ -11,7 +11,8 @@ use crate::algorithm1::SynthError;
 use crate::preimage::Preimage;
 
 /// A hidden-layer check that can fail somewhere in the box: the linear function `g(x)`
-/// must be `≥ 0` (it fails where `g(x) < 0`); `max` is its maximum over the box.
+/// must be `≥ 0` (it fails where `g(x) < 0`); `max` is its maximum over the box
+/// (docs/method.md, eq. (34)).
 #[derive(Debug, Clone)]
 pub(crate) struct Check {
     coeffs: Vec<f64>,
@@ -24,7 +25,8 @@ pub(crate) struct Check {
 /// A neuron whose whole template lies at or below 0 (`lower_checked` false) only has to stay
 /// inactive, `f̂_j^≥(x) ≤ 0`, as in the authors' code: ReLU maps every such value to the
 /// same 0 that the template's points give, so the next layer sees a point of `T_k(χ)`'s image.
-/// Returns the checks that fail for some `x` (each as `g(x) ≥ 0`).
+/// Returns the checks that fail for some `x` (each as `g(x) ≥ 0`); docs/method.md, eqs. (29),
+/// (34).
 pub(crate) fn failing_checks(
     quant: &LayerBounds,
     float: &LayerBounds,
@@ -73,7 +75,7 @@ pub(crate) fn failing_checks(
 /// Quadapter*), via `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`, `Σ b_c ≥ limit+1`.
 /// Returns a count `> limit` if so (the optimum, or on a time limit the solver's proven upper
 /// bound, so the answer can only be too pessimistic), otherwise the largest count seen at a
-/// box vertex (`≤ limit`; the exact maximum is not needed).
+/// box vertex (`≤ limit`; the exact maximum is not needed) (docs/method.md, eqs. (36), (37)).
 pub(crate) fn max_simultaneous(
     checks: &[Check],
     limit: usize,
@@ -139,7 +141,7 @@ pub(crate) fn max_simultaneous(
     })
 }
 
-/// Default time limit of the relaxed-mode MILP.
+/// Default time limit of the relaxed-mode MILP (docs/method.md, eq. (37)).
 pub const RELAXED_CHECK_SECONDS: f64 = 10.0;
 
 #[cfg(test)]

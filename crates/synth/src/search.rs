@@ -14,7 +14,7 @@
 //!
 //! Evaluation stops a candidate at its first unproven property; properties are kept
 //! hardest-first (smallest float margin, and a property that refutes a candidate moves to the
-//! front). Candidates are evaluated in parallel batches (rayon).
+//! front). Candidates are evaluated in parallel batches (rayon). See docs/method.md, eq. (43).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -46,7 +46,7 @@ pub enum SearchError {
     Options(String),
 }
 
-/// What to minimise.
+/// What to minimise (docs/method.md, eqs. (5), (43)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Objective {
@@ -174,7 +174,7 @@ impl Evaluator<'_> {
     }
 }
 
-/// Enumerates `F` vectors in the objective's order, lazily.
+/// Enumerates `F` vectors in the objective's order, lazily (docs/method.md, eq. (43)).
 struct Frontier {
     objective: Objective,
     lo: u32,
@@ -257,7 +257,8 @@ impl Frontier {
     }
 }
 
-/// Finds one strategy proving every property (those DeepPoly proves on the float network).
+/// Finds one strategy proving every property (those DeepPoly proves on the float network)
+/// (docs/method.md, eq. (43)).
 pub fn search(
     net: &Network,
     props: &[Property],

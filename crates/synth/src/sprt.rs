@@ -7,7 +7,7 @@
 //! `H0: p ≥ p0 = 1 − θ^K + δ` (no such backdoor) and `H1: p ≤ p1 = 1 − θ^K − δ`; after `n`
 //! rounds with `z` successes the likelihood ratio is
 //! `(p1/p0)^z · ((1−p1)/(1−p0))^(n−z)`; `≤ ϱ/(1−σ)` accepts H0, `≥ (1−ϱ)/σ` accepts H1
-//! (σ, ϱ: the type-I and type-II error bounds). See ../shared/docs/method.md, Algorithm 2.
+//! (σ, ϱ: the type-I and type-II error bounds). See docs/method.md, eqs. (41) and (42).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -71,12 +71,12 @@ impl SprtParams {
         Ok(())
     }
 
-    /// `p0 = 1 − θ^K + δ`.
+    /// `p0 = 1 − θ^K + δ` (docs/method.md, eq. (42)).
     pub fn p0(&self) -> f64 {
         1.0 - self.theta.powi(self.k as i32) + self.delta
     }
 
-    /// `p1 = 1 − θ^K − δ`.
+    /// `p1 = 1 − θ^K − δ` (docs/method.md, eq. (42)).
     pub fn p1(&self) -> f64 {
         1.0 - self.theta.powi(self.k as i32) - self.delta
     }
@@ -117,7 +117,7 @@ impl Sprt {
         self.decision()
     }
 
-    /// `ln` of the likelihood ratio after the recorded rounds.
+    /// `ln` of the likelihood ratio after the recorded rounds (`ln Λ_n`, docs/method.md, eq. (42)).
     pub fn log_ratio(&self) -> f64 {
         let (p0, p1) = (self.params.p0(), self.params.p1());
         let z = self.successes as f64;
@@ -125,7 +125,7 @@ impl Sprt {
         z * (p1 / p0).ln() + f * ((1.0 - p1) / (1.0 - p0)).ln()
     }
 
-    /// The decision for the rounds so far (`None`: keep sampling).
+    /// The decision for the rounds so far (`None`: keep sampling) (docs/method.md, eq. (42)).
     pub fn decision(&self) -> Option<Hypothesis> {
         let (s, r) = (self.params.sigma, self.params.rho);
         let lr = self.log_ratio();
