@@ -28,12 +28,11 @@ impl Backend for Cbc {
         if opts.no_cuts {
             m.set_parameter("cuts", "off");
         }
-        if let Ok(extra) = std::env::var("CERTQUANT_CBC_ARGS") {
-            for kv in extra.split_whitespace() {
-                if let Some((k, v)) = kv.split_once('=') {
-                    m.set_parameter(k, v);
-                }
-            }
+        if opts.no_strong_branching {
+            m.set_parameter("strong", "0");
+        }
+        for (k, v) in &opts.tuning.params {
+            m.set_parameter(k, v);
         }
         if let Some(t) = opts.time_limit {
             // CBC counts CPU seconds by default; the limit is documented (and used) as
@@ -75,13 +74,20 @@ impl Backend for Cbc {
             Sense::Minimize => coin_cbc::Sense::Minimize,
             Sense::Maximize => coin_cbc::Sense::Maximize,
         });
-        if let Ok(dir) = std::env::var("CERTQUANT_DUMP_MPS") {
-            // debugging aid: write every model as MPS for solver comparisons
+        if let Some(dir) = &opts.tuning.dump_mps {
+            // debugging aid: write every model as MPS for solver comparisons (CBC appends
+            // `.mps` to the name it is given)
             static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Ok(name) = std::ffi::CString::new(format!("{dir}/model{k}.mps")) {
-                m.to_raw().write_mps(&name);
-            }
+            let path = dir.join(format!("model{k}"));
+            let name =
+                std::ffi::CString::new(path.to_string_lossy().into_owned()).map_err(|_| {
+                    MilpError::Backend {
+                        backend: "cbc",
+                        reason: format!("MPS dump path {} contains a NUL byte", path.display()),
+                    }
+                })?;
+            m.to_raw().write_mps(&name);
         }
         let built = std::time::Instant::now();
         let sol = m.solve();

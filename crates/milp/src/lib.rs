@@ -182,6 +182,38 @@ pub struct SolveOptions {
     /// Skip cutting planes: for the many small MILPs of the fast preimage engine (a few dozen
     /// binaries each) CBC's cut rounds cost more than they save (measured 2× on MP2).
     pub no_cuts: bool,
+    /// Skip strong branching (CBC `strong=0`): on the relaxed-mode count MILP (a few dozen
+    /// binaries over hundreds of continuous inputs) branching on pseudo-costs alone proves
+    /// infeasibility several times faster.
+    pub no_strong_branching: bool,
+    /// Solver settings a user passes through (tuning experiments, debugging aids).
+    pub tuning: SolverTuning,
+}
+
+/// Backend settings passed through from the user, for experiments: they change how the solver
+/// searches, never what a solution means (a status and a proven bound keep their meaning).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SolverTuning {
+    /// Extra `name=value` parameters handed to the backend after certquant's own (CBC: any
+    /// parameter of its command line, e.g. `strong=0`).
+    pub params: Vec<(String, String)>,
+    /// Write every model to this directory (as `model<N>.mps`) before solving it, so solvers
+    /// can be compared on the exact instances.
+    pub dump_mps: Option<std::path::PathBuf>,
+}
+
+impl SolverTuning {
+    /// Parses one `name=value` parameter (the CLI's `--solver-param`).
+    pub fn parse_param(text: &str) -> Result<(String, String), String> {
+        match text.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!(
+                "solver parameter {text:?} is not of the form name=value"
+            )),
+        }
+    }
 }
 
 /// Solver failures that are not statuses (bad model, backend unavailable).

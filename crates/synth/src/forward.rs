@@ -10,12 +10,12 @@ use certquant_bounds::quantize::{Strategy, config_for, quantize_layer};
 use certquant_bounds::{DeepPoly, OutputProof, prove_property};
 use certquant_core::model::Network;
 use certquant_core::spec::Property;
-use certquant_milp::Backend;
+use certquant_milp::{Backend, SolveOptions};
 
 use crate::algorithm1::{LayerRecord, SynthError, SynthOptions};
 use crate::multipliers::LpMultipliers;
 use crate::preimage::Preimage;
-use crate::relaxed::{failing_checks, max_simultaneous};
+use crate::relaxed::{count_options, failing_checks, max_simultaneous};
 
 /// One property's float-side material for the forward search: the property, DeepPoly on the
 /// float network over its box, and its preimages (one per hidden layer, input side first).
@@ -112,7 +112,10 @@ pub fn forward_search(
                             bx.lo(),
                             bx.hi(),
                             backend,
-                            opts.relaxed_time_limit,
+                            &SolveOptions {
+                                tuning: opts.preimage.solver.clone(),
+                                ..count_options(opts.relaxed_time_limit)
+                            },
                         )?
                     };
                     worst_all = worst_all.max(worst);

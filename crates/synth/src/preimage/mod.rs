@@ -47,7 +47,7 @@ use thiserror::Error;
 
 use certquant_bounds::DeepPoly;
 use certquant_core::spec::OutputSpec;
-use certquant_milp::{Backend, MilpError, SolveOptions, Status};
+use certquant_milp::{Backend, MilpError, SolveOptions, SolverTuning, Status};
 
 pub use template::template_widths;
 
@@ -118,6 +118,9 @@ pub struct PreimageOptions {
     /// layer's `χ` is then at least `(1 − gap)` times the optimum and always safe, since a
     /// part cannot escape below its relaxation bound.
     pub gap: f64,
+    /// Backend settings passed through to every MILP of the synthesis (preimages and the
+    /// relaxed count): experiments and MPS dumps, never a change of meaning.
+    pub solver: SolverTuning,
 }
 
 impl Default for PreimageOptions {
@@ -128,6 +131,7 @@ impl Default for PreimageOptions {
             chi_max: 4.0,
             time_limit: None,
             gap: 0.0,
+            solver: SolverTuning::default(),
         }
     }
 }
@@ -283,11 +287,11 @@ type LayerOutcome = (f64, ChiSource, usize, usize);
 /// Solver options: the fast engine's small per-part MILPs run without cutting planes; the
 /// paper engine keeps the solver's defaults (the baseline). Fields not set here keep the
 /// solver's defaults (`SolveOptions` gains fields over time, hence the allowed update).
-#[allow(clippy::needless_update)]
 fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
     SolveOptions {
         time_limit: opts.time_limit,
         no_cuts: opts.engine == Engine::Fast,
+        tuning: opts.solver.clone(),
         ..SolveOptions::default()
     }
 }
