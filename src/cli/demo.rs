@@ -56,6 +56,8 @@ fn demo_opts(relaxed: bool) -> SynthOpts {
         gap: 0.0,
         attack: true,
         relaxed_time_limit: 10.0,
+        solver_param: Vec::new(),
+        dump_mps: None,
     }
 }
 

@@ -199,6 +199,20 @@ pub struct SynthOpts {
     /// a certified result is a soundness bug and makes the command fail (exit 2).
     #[arg(long)]
     pub attack: bool,
+    /// Pass a parameter to the MILP backend, `NAME=VALUE` (CBC: any of its command-line
+    /// parameters, e.g. `strong=0`); repeatable. For solver experiments: it changes how the
+    /// solver searches, not what its answers mean.
+    #[arg(long = "solver-param", value_name = "NAME=VALUE", value_parser = parse_solver_param)]
+    pub solver_param: Vec<String>,
+    /// Write every MILP the synthesis solves to DIR as `model<N>.mps` (to compare solvers on
+    /// the exact instances).
+    #[arg(long, value_name = "DIR")]
+    pub dump_mps: Option<std::path::PathBuf>,
+}
+
+/// Checks the form of a `--solver-param` value.
+fn parse_solver_param(text: &str) -> Result<String, String> {
+    certquant::milp::SolverTuning::parse_param(text).map(|_| text.to_string())
 }
 
 impl Default for SynthOpts {
@@ -229,6 +243,9 @@ impl SynthOpts {
             {
                 anyhow::bail!("{flag} must be a finite number");
             }
+        }
+        for p in &self.solver_param {
+            certquant::milp::SolverTuning::parse_param(p).map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }

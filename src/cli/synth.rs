@@ -124,6 +124,15 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
     s.preimage.time_limit = o.time_limit;
     s.preimage.gap = o.gap;
     s.relaxed_time_limit = o.relaxed_time_limit;
+    s.preimage.solver = certquant::milp::SolverTuning {
+        // validated by clap (and by `ensure_finite` before a bench sends them to workers)
+        params: o
+            .solver_param
+            .iter()
+            .filter_map(|p| certquant::milp::SolverTuning::parse_param(p).ok())
+            .collect(),
+        dump_mps: o.dump_mps.clone(),
+    };
     s
 }
 
