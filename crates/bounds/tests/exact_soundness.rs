@@ -1,12 +1,13 @@
-//! Exact-rational soundness test of the synthesis DeepPoly.
+//! Exact-rational soundness test of the synthesis DeepPoly (`certquant_bounds::deeppoly`).
 //!
 //! The unit tests in `deeppoly.rs` compare the bounds with an `f64` forward pass and a slack of
 //! `1e-9`; they cannot see an unsoundness at the level of a rounding error, which is exactly
 //! where a floating-point abstract interpreter goes wrong. Here every claim DeepPoly makes is
 //! checked against the *exact* network: every `f64` (weights, biases, box ends, bounds,
-//! coefficients) is a dyadic rational and is converted to its exact [`BigRational`] value
-//! ([`rat`]), inputs are exact rationals in the box, the forward pass is computed exactly, and
-//! every comparison is an exact rational comparison with **zero slack**:
+//! coefficients) is a dyadic rational and is converted to its exact value (`dyadic::rat`),
+//! inputs are exact dyadic rationals in the box, the forward pass is computed exactly
+//! (`claims::ExactNet`, cross-checked against a `BigRational` forward pass), and every
+//! comparison is exact, with **zero slack** (`claims::Claims::check`):
 //!
 //! * each pre-activation lies in its layer's concrete bounds `[l, u]`;
 //! * it lies between the symbolic lower and upper forms `f^≤(x) ≤ y ≤ f^≥(x)` evaluated
@@ -15,10 +16,16 @@
 //!   `logit_difference_forms`, `difference_combination_lower_bound`, `prove_property`) never
 //!   exceed the exact quantity they bound, and a `proven` answer holds at the point.
 //!
-//! Inputs are box vertices (all of them in few dimensions) and dyadic grid points; networks
-//! have coarse dyadic parameters `k·2^−a`, full 53-bit float parameters, or are quantized by
-//! [`Strategy`] as the synthesis does. [`zero_slack_detects_a_bound_one_ulp_inward`] shows the
-//! check has teeth: a bound attained exactly passes, the same bound one ulp inward fails.
+//! Inputs are box vertices (all of them up to 5 dimensions, else random ones and those where
+//! DeepPoly's linear forms are extreme), the centre and dyadic grid points. Networks have coarse
+//! dyadic parameters `k·2^−a`, full 53-bit float parameters, or are quantized by [`Strategy`]
+//! as the synthesis does; boxes have degenerate dimensions, many unstable ReLUs, or none (the
+//! linear regime, where bounds are attained up to rounding). `teeth` shows the check has teeth:
+//! bounds attained exactly pass, the same bounds one ulp inward fail, and a combination whose
+//! `f64` rounding error is 100% of its value is caught.
+//!
+//! Files: this one (families of networks and boxes), `exact_soundness/dyadic.rs` (exact
+//! arithmetic), `exact_soundness/claims.rs` (what is checked), `exact_soundness/teeth.rs`.
 
 use certquant_bounds::DeepPoly;
 use certquant_bounds::quantize::{Strategy, config_for, quantize_layer};
@@ -53,7 +60,24 @@ fn check_net(net: &Network, bx: &InputBox, rng: &mut ChaCha8Rng, grid: usize, co
     let dp = DeepPoly::run(net, bx).unwrap();
     let claims = Claims::collect(&dp, rng);
     let exact = ExactNet::new(net);
-    for (i, x) in points(bx, rng, grid).into_iter().enumerate() {
+    let mut directions = form_directions(&dp);
+    let forms: Vec<_> = (0..net.output_dim())
+        .map(|t| dp.logit_difference_forms(t).unwrap())
+        .collect();
+    for f in &forms {
+        directions.extend((0..f.rows()).map(|r| f.coeffs(r).to_vec()));
+    }
+    // Σ_j λ_j L_j: roughly where a multiplier combination is smallest
+    for (t, lambda, _) in &claims.combos {
+        let mut d = vec![0.0; bx.dim()];
+        for (j, &l) in lambda.iter().enumerate() {
+            for (di, &a) in d.iter_mut().zip(forms[*t].coeffs(j)) {
+                *di += l * a;
+            }
+        }
+        directions.push(d);
+    }
+    for (i, x) in points(bx, rng, grid, &directions).into_iter().enumerate() {
         if i < 2 {
             let dyadic: Vec<Vec<BigRational>> = exact
                 .pre_activations(&x)
@@ -84,9 +108,28 @@ fn check_net(net: &Network, bx: &InputBox, rng: &mut ChaCha8Rng, grid: usize, co
         .count();
 }
 
-/// Exact inputs of `bx`: all vertices when the dimension is at most 5 (else 32 random ones),
-/// the centre, and `grid` random grid points `lo + (hi − lo)·m/2^6`.
-fn points(bx: &InputBox, rng: &mut ChaCha8Rng, grid: usize) -> Vec<Vec<Q>> {
+/// The coefficient vectors of all of `dp`'s symbolic forms: the vertices minimising and
+/// maximising them are where a concrete bound is closest to being attained.
+fn form_directions(dp: &DeepPoly<'_>) -> Vec<Vec<f64>> {
+    let mut directions = Vec::new();
+    for lb in dp.layers() {
+        for r in 0..lb.lower.rows() {
+            directions.push(lb.lower.coeffs(r).to_vec());
+            directions.push(lb.upper.coeffs(r).to_vec());
+        }
+    }
+    directions
+}
+
+/// Exact inputs of `bx`: all vertices when the dimension is at most 5 (else 32 random ones and
+/// the vertices minimising and maximising `a·x` for each `a` of `directions`), the centre, and
+/// `grid` random grid points `lo + (hi − lo)·m/2^6`.
+fn points(
+    bx: &InputBox,
+    rng: &mut ChaCha8Rng,
+    grid: usize,
+    directions: &[Vec<f64>],
+) -> Vec<Vec<Q>> {
     let lo: Vec<Q> = bx.lo().iter().map(|&v| rat(v)).collect();
     let hi: Vec<Q> = bx.hi().iter().map(|&v| rat(v)).collect();
     let n = lo.len();
@@ -104,7 +147,17 @@ fn points(bx: &InputBox, rng: &mut ChaCha8Rng, grid: usize) -> Vec<Vec<Q>> {
     let mut out: Vec<Vec<Q>> = if n <= 5 {
         (0..1u64 << n).map(vertex).collect()
     } else {
-        (0..32).map(|_| vertex(rng.random())).collect()
+        assert!(n <= 64);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..32 {
+            seen.insert(rng.random::<u64>() & (u64::MAX >> (64 - n)));
+        }
+        for a in directions {
+            let min_at: u64 = (0..n).filter(|&i| a[i] < 0.0).map(|i| 1 << i).sum();
+            seen.insert(min_at);
+            seen.insert(!min_at & (u64::MAX >> (64 - n)));
+        }
+        seen.into_iter().map(vertex).collect()
     };
     let at = |i: usize, m: i64| &lo[i] + (&hi[i] - &lo[i]) * dyadic(m, 6);
     out.push((0..n).map(|i| at(i, 32)).collect());
@@ -121,10 +174,17 @@ fn coarse(rng: &mut ChaCha8Rng, a_max: u32) -> f64 {
     k as f64 / (1u64 << a) as f64
 }
 
-/// Layer sizes: input up to `max_in`, 1–3 hidden layers of width ≤ 12, 2–10 outputs.
+/// Layer sizes: input up to `max_in`, 1–3 hidden layers of width ≤ 12 (one network in eight
+/// has none: DeepPoly's output checks then rest on the logit-difference rounding alone),
+/// 2–10 outputs.
 fn random_sizes(rng: &mut ChaCha8Rng, max_in: usize) -> Vec<usize> {
     let mut sizes = vec![rng.random_range(1..=max_in)];
-    for _ in 0..rng.random_range(1..=3) {
+    let hidden = if rng.random_range(0..8) == 0 {
+        0
+    } else {
+        rng.random_range(1..=3)
+    };
+    for _ in 0..hidden {
         sizes.push(rng.random_range(1..=12));
     }
     sizes.push(rng.random_range(2..=10));
@@ -304,7 +364,7 @@ fn partially_quantized_prefixes_with_run_upto() {
             assert_eq!(dp.computed_layers(), k + 1);
             let layers: Vec<ExactLayer> = dp.layers().iter().map(ExactLayer::new).collect();
             let exact = ExactNet::new(&net);
-            for x in points(&bx, &mut rng, 8) {
+            for x in points(&bx, &mut rng, 8, &form_directions(&dp)) {
                 let pre = exact.pre_activations(&x);
                 for (j, layer) in layers.iter().enumerate() {
                     if let Err(e) = layer.check(j, &pre[j], &x) {
@@ -317,4 +377,80 @@ fn partially_quantized_prefixes_with_run_upto() {
             }
         }
     }
+}
+
+/// The linear regime, where DeepPoly is exact up to rounding: positive weights into the hidden
+/// layers, zero biases and a box away from 0 keep every ReLU stably active, so each concrete
+/// bound is attained (up to DeepPoly's rounding slack) at a vertex, and each symbolic form is
+/// the exact function up to rounding. A dropped rounding-error term shows here first.
+#[test]
+fn linear_regime_where_bounds_are_nearly_attained() {
+    let mut rng = ChaCha8Rng::seed_from_u64(18);
+    let mut cov = Coverage::default();
+    for trial in 0..30 {
+        let sizes = random_sizes(&mut rng, 8);
+        let depth = sizes.len() - 1;
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, s)| {
+                let w = (0..s[0] * s[1])
+                    .map(|_| {
+                        let v: f64 = rng.random_range(0.0..1.0) / s[0] as f64;
+                        if i + 1 < depth {
+                            v
+                        } else {
+                            v - 0.5 / s[0] as f64
+                        }
+                    })
+                    .collect();
+                Affine::new(i, s[1], s[0], w, vec![0.0; s[1]]).unwrap()
+            })
+            .collect();
+        let net = Network::new(layers).unwrap();
+        let (lo, hi): (Vec<f64>, Vec<f64>) = (0..sizes[0])
+            .map(|_| {
+                let l = rng.random_range(0.0625..0.5);
+                if trial % 3 == 0 {
+                    (l, l)
+                } else {
+                    (l, rng.random_range(l..1.0))
+                }
+            })
+            .unzip();
+        let bx = InputBox::new(lo, hi).unwrap();
+        check_net(&net, &bx, &mut rng, 4, &mut cov);
+    }
+    assert_eq!(cov.unstable, 0, "{cov:?}");
+}
+
+/// One or two unstable neurons between a 1-d input and the outputs: DeepPoly's upper chord
+/// `μ(y − l)` is attained at both ends of the input interval, its lower line `λy` at one,
+/// so the relaxation's rounding (μ and its intercept rounded up) is tested to the ulp.
+#[test]
+fn single_unstable_neurons_where_the_relaxation_is_attained() {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let mut cov = Coverage::default();
+    for trial in 0..200 {
+        let width = 1 + trial % 2;
+        let w: Vec<f64> = (0..width).map(|_| rng.random_range(-2.0..2.0)).collect();
+        // a bias between −|w| and |w| makes y = w·x + b cross 0 inside x ∈ [−1, 1]
+        let b: Vec<f64> = w
+            .iter()
+            .map(|v| v.abs() * rng.random_range(-0.9..0.9))
+            .collect();
+        let out: Vec<f64> = (0..2 * width)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        let ob: Vec<f64> = (0..2).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let net = Network::new(vec![
+            Affine::new(0, width, 1, w, b).unwrap(),
+            Affine::new(1, 2, width, out, ob).unwrap(),
+        ])
+        .unwrap();
+        let r = [1.0, 0.75, 0.5][trial % 3];
+        let bx = InputBox::new(vec![-r], vec![r]).unwrap();
+        check_net(&net, &bx, &mut rng, 2, &mut cov);
+    }
+    assert!(4 * cov.unstable >= 3 * cov.hidden, "{cov:?}");
 }

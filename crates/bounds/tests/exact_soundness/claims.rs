@@ -30,6 +30,7 @@ pub(crate) struct ExactNet {
 }
 
 impl ExactNet {
+    /// The exact parameters of `net`.
     pub(crate) fn new(net: &Network) -> Self {
         let layers = net
             .layers()
@@ -111,11 +112,14 @@ fn dot(a: &[Q], x: &[Q]) -> Q {
 /// A family of linear forms with exact coefficients.
 #[derive(Clone)]
 pub(crate) struct ExactForms {
+    /// Row-wise coefficients.
     pub(crate) coeffs: Vec<Vec<Q>>,
+    /// Constants.
     pub(crate) consts: Vec<Q>,
 }
 
 impl ExactForms {
+    /// The exact values of `lb`'s stored floats.
     pub(crate) fn new(lb: &LinearBounds) -> Self {
         Self {
             coeffs: (0..lb.rows())
@@ -134,13 +138,18 @@ impl ExactForms {
 /// One layer's claims, exactly.
 #[derive(Clone)]
 pub(crate) struct ExactLayer {
+    /// Concrete lower bounds.
     pub(crate) lo: Vec<Q>,
+    /// Concrete upper bounds.
     pub(crate) hi: Vec<Q>,
+    /// Symbolic lower forms.
     pub(crate) lower: ExactForms,
+    /// Symbolic upper forms.
     pub(crate) upper: ExactForms,
 }
 
 impl ExactLayer {
+    /// The exact values of `lb`'s stored floats.
     pub(crate) fn new(lb: &LayerBounds) -> Self {
         Self {
             lo: lb.lo.iter().map(|&v| rat(v)).collect(),
@@ -177,6 +186,7 @@ impl ExactLayer {
 /// checked at many exact points.
 #[derive(Clone)]
 pub(crate) struct Claims {
+    /// Every layer's bounds, exactly.
     pub(crate) layers: Vec<ExactLayer>,
     /// `[g][j]`: `logit_difference_lower_bounds(g)[j] ≤ y_g − y_j`.
     pub(crate) diff_lower: Vec<Vec<f64>>,
@@ -195,6 +205,7 @@ pub(crate) struct Claims {
 }
 
 impl Claims {
+    /// Asks `dp` everything it can claim; `rng` draws the multipliers of the combinations.
     pub(crate) fn collect(dp: &DeepPoly<'_>, rng: &mut ChaCha8Rng) -> Self {
         let m = dp.network().output_dim();
         let layers = dp.layers().iter().map(ExactLayer::new).collect();
@@ -339,7 +350,7 @@ impl Claims {
 }
 
 /// `Σ_j λ_j (y_j − y_t)` exactly.
-fn combination(lambda: &[f64], t: usize, logits: &[Q]) -> Q {
+pub(crate) fn combination(lambda: &[f64], t: usize, logits: &[Q]) -> Q {
     let mut s = Q::zero();
     for (j, &l) in lambda.iter().enumerate() {
         if j != t && l != 0.0 {

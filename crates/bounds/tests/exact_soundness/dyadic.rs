@@ -18,6 +18,7 @@ pub(crate) struct Q {
 }
 
 impl Q {
+    /// `0`.
     pub(crate) fn zero() -> Self {
         Q {
             m: BigInt::zero(),
@@ -34,10 +35,12 @@ impl Q {
         }
     }
 
+    /// `self = 0`.
     pub(crate) fn is_zero(&self) -> bool {
         self.m.is_zero()
     }
 
+    /// `self > 0`.
     pub(crate) fn is_positive(&self) -> bool {
         self.m.is_positive()
     }

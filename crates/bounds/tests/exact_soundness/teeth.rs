@@ -6,8 +6,8 @@ use certquant_core::spec::{InputBox, OutputSpec};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::claims::{Claims, ExactForms, ExactLayer, ExactNet};
-use super::dyadic::rat;
+use super::claims::{Claims, ExactForms, ExactLayer, ExactNet, combination};
+use super::dyadic::{dyadic, rat};
 use super::points;
 
 /// How many `next_up` steps lead from `a` to `b` (`a ≤ b`), capped at 1000.
@@ -102,7 +102,7 @@ fn zero_slack_detects_a_bound_one_ulp_inward() {
     let dp = DeepPoly::run(&net, &bx).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     let exact = ExactNet::new(&net);
-    let vertices = points(&bx, &mut rng, 0);
+    let vertices = points(&bx, &mut rng, 0, &[]);
     let passes = |c: &Claims| vertices.iter().all(|x| c.check(&exact, x).is_ok());
     assert!(passes(&Claims::collect(&dp, &mut rng)));
 
@@ -222,4 +222,30 @@ fn moved_form(
         None => consts[r] = f(consts[r]),
     }
     LinearBounds::new(form.dim(), coeffs, consts)
+}
+
+/// A rounding error the test must see: `Σ_j λ_j (y_j − y_t)` with `λ = (0, 0.1, 0.3)` and
+/// `y = (0, 3x, −x)` cancels almost exactly. In `f64`, `0.1·3 − 0.3` is `2^−54` (5.6e-17), but
+/// over the reals (with the doubles 0.1 and 0.3) it is `2^−55` (2.8e-17): the rounded
+/// combination overstates the value by 100%. A lower bound that forgot this error would claim
+/// `2^−54` at `x = 1`; the exact check rejects that claim and accepts DeepPoly's.
+#[test]
+fn cancelling_multiplier_combination_is_checked_exactly() {
+    let layer = Affine::new(0, 3, 1, vec![0.0, 3.0, -1.0], vec![0.0; 3]).unwrap();
+    let net = Network::new(vec![layer]).unwrap();
+    let bx = InputBox::new(vec![1.0], vec![1.0]).unwrap();
+    let dp = DeepPoly::run(&net, &bx).unwrap();
+    let exact = ExactNet::new(&net);
+    let logits = exact.pre_activations(&[rat(1.0)]).pop().unwrap();
+    let lambda = [0.0, 0.1, 0.3];
+    let value = combination(&lambda, 0, &logits);
+    assert_eq!(value, dyadic(1, 55));
+    let naive = 0.1 * 3.0 + 0.3 * -1.0;
+    assert_eq!(naive, 2f64.powi(-54));
+    assert!(
+        rat(naive) > value,
+        "the rounded combination is not a sound bound"
+    );
+    let bound = dp.difference_combination_lower_bound(0, &lambda).unwrap();
+    assert!(rat(bound) <= value, "DeepPoly: {bound:e} > 2^-55");
 }
