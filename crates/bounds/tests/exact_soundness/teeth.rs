@@ -240,7 +240,7 @@ fn cancelling_multiplier_combination_is_checked_exactly() {
     let lambda = [0.0, 0.1, 0.3];
     let value = combination(&lambda, 0, &logits);
     assert_eq!(value, dyadic(1, 55));
-    let naive = 0.1 * 3.0 + 0.3 * -1.0;
+    let naive = 0.1 * 3.0 - 0.3;
     assert_eq!(naive, 2f64.powi(-54));
     assert!(
         rat(naive) > value,
