@@ -45,6 +45,17 @@ mod teeth;
 use claims::{Claims, ExactLayer, ExactNet};
 use dyadic::{Q, dyadic, rat};
 
+/// The generator of one family: seed `base`, shifted by `CERTQUANT_EXACT_SEED` when set, so a
+/// longer search for violations is `for s in $(seq 100); do CERTQUANT_EXACT_SEED=$s cargo test
+/// --release -p certquant-bounds --test exact_soundness; done` (the default run is fixed).
+fn family_rng(base: u64) -> ChaCha8Rng {
+    let shift = std::env::var("CERTQUANT_EXACT_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    ChaCha8Rng::seed_from_u64(base.wrapping_add(shift.wrapping_mul(1000)))
+}
+
 /// What a family of checks covered (to assert the interesting cases were exercised).
 #[derive(Default, Debug)]
 struct Coverage {
@@ -246,7 +257,7 @@ fn dyadic_box(rng: &mut ChaCha8Rng, dim: usize, degenerate: f64) -> InputBox {
 
 #[test]
 fn coarse_dyadic_networks_on_dyadic_boxes() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut rng = family_rng(11);
     let mut cov = Coverage::default();
     for _ in 0..40 {
         let sizes = random_sizes(&mut rng, 6);
@@ -259,7 +270,7 @@ fn coarse_dyadic_networks_on_dyadic_boxes() {
 
 #[test]
 fn full_precision_networks_on_synthesis_boxes() {
-    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut rng = family_rng(12);
     let mut cov = Coverage::default();
     for trial in 0..40 {
         let sizes = random_sizes(&mut rng, 8);
@@ -281,7 +292,7 @@ fn full_precision_networks_on_synthesis_boxes() {
 
 #[test]
 fn boxes_with_mostly_unstable_relus() {
-    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut rng = family_rng(13);
     let mut cov = Coverage::default();
     for trial in 0..30 {
         let sizes = random_sizes(&mut rng, 5);
@@ -306,7 +317,7 @@ fn boxes_with_mostly_unstable_relus() {
 
 #[test]
 fn point_boxes() {
-    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut rng = family_rng(14);
     let mut cov = Coverage::default();
     for trial in 0..30 {
         let sizes = random_sizes(&mut rng, 8);
@@ -324,7 +335,7 @@ fn point_boxes() {
 
 #[test]
 fn networks_quantized_as_the_synthesis_does() {
-    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let mut rng = family_rng(15);
     let mut cov = Coverage::default();
     for trial in 0..30 {
         let sizes = random_sizes(&mut rng, 6);
@@ -351,7 +362,7 @@ fn networks_quantized_as_the_synthesis_does() {
 /// quantized and the rest are not, with `run_upto`; those partial bounds must be sound too.
 #[test]
 fn partially_quantized_prefixes_with_run_upto() {
-    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let mut rng = family_rng(16);
     for _ in 0..20 {
         let sizes = random_sizes(&mut rng, 6);
         let mut net = float_net(&mut rng, &sizes);
@@ -385,7 +396,7 @@ fn partially_quantized_prefixes_with_run_upto() {
 /// the exact function up to rounding. A dropped rounding-error term shows here first.
 #[test]
 fn linear_regime_where_bounds_are_nearly_attained() {
-    let mut rng = ChaCha8Rng::seed_from_u64(18);
+    let mut rng = family_rng(18);
     let mut cov = Coverage::default();
     for trial in 0..30 {
         let sizes = random_sizes(&mut rng, 8);
@@ -429,7 +440,7 @@ fn linear_regime_where_bounds_are_nearly_attained() {
 /// so the relaxation's rounding (μ and its intercept rounded up) is tested to the ulp.
 #[test]
 fn single_unstable_neurons_where_the_relaxation_is_attained() {
-    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let mut rng = family_rng(19);
     let mut cov = Coverage::default();
     for trial in 0..200 {
         let width = 1 + trial % 2;
