@@ -17,6 +17,7 @@
 //! interpolation, as numpy's default), the thick line is the median, whiskers reach the most
 //! extreme values within 1.5 IQR of the box, and hollow circles mark values beyond them.
 
+// one module per figure, plus the pieces they share
 mod boxplot;
 mod draw;
 mod histogram;

@@ -37,9 +37,13 @@ pub(super) struct Layer {
 
 /// The scalars of one Adam update (bias corrections `c1 = 1/(1-β1^t)`, `c2 = 1/(1-β2^t)`).
 pub(super) struct AdamStep {
+    /// Step size.
     pub(super) lr: f32,
+    /// L2 coefficient added to the weight gradients.
     pub(super) wd: f32,
+    /// First-moment bias correction.
     pub(super) c1: f32,
+    /// Second-moment bias correction.
     pub(super) c2: f32,
 }
 

@@ -23,6 +23,7 @@
 //! the matrix products, which roughly halves the work on image data without changing results
 //! beyond the sign of a zero.
 
+// `det`: the portable random numbers and exp/ln; `mlp`: layers, Adam and the per-sample pass
 mod det;
 mod mlp;
 
