@@ -139,3 +139,53 @@ mod tests {
         super::super::tests::conformance(&super::Cbc);
     }
 }
+
+#[cfg(test)]
+mod tuning_tests {
+    use super::*;
+
+    fn small() -> Problem {
+        let mut p = Problem::new();
+        let x = p.add_var(0.0, 10.0);
+        let y = p.add_binary();
+        p.add_row([(x, 1.0), (y, 2.0)], f64::NEG_INFINITY, 4.0);
+        p.set_objective([(x, 1.0), (y, 1.0)], Sense::Maximize);
+        p
+    }
+
+    #[test]
+    fn tuning_dumps_models_and_passes_parameters_without_changing_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = Cbc.solve(&small(), &SolveOptions::default()).unwrap();
+        let tuned = SolveOptions {
+            no_strong_branching: true,
+            tuning: crate::SolverTuning {
+                params: vec![("cuts".into(), "off".into())],
+                dump_mps: Some(dir.path().to_path_buf()),
+            },
+            ..SolveOptions::default()
+        };
+        let s = Cbc.solve(&small(), &tuned).unwrap();
+        assert_eq!((s.status, plain.status), (Status::Optimal, Status::Optimal));
+        assert!((s.objective.unwrap() - plain.objective.unwrap()).abs() < 1e-9);
+        let dumped: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(dumped.len(), 1, "{dumped:?}");
+        assert!(dumped[0].starts_with("model") && dumped[0].ends_with(".mps"));
+        let text = std::fs::read_to_string(dir.path().join(&dumped[0])).unwrap();
+        assert!(text.contains("ROWS") && text.contains("COLUMNS"));
+    }
+
+    #[test]
+    fn solver_parameters_must_be_name_value() {
+        assert_eq!(
+            crate::SolverTuning::parse_param(" strong = 0 "),
+            Ok(("strong".into(), "0".into()))
+        );
+        for bad in ["strong", "=0", "strong=", ""] {
+            assert!(crate::SolverTuning::parse_param(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -177,7 +177,7 @@ impl MarketSplit {
 fn solve_timed(p: &Problem, limit: f64) -> (Solution, Duration) {
     let opts = SolveOptions {
         time_limit: Some(limit),
-        no_cuts: false,
+        ..SolveOptions::default()
     };
     let start = Instant::now();
     let s = Cbc.solve(p, &opts).expect("CBC runs");
