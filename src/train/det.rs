@@ -1,6 +1,10 @@
 //! Deterministic numerics: random numbers from [`ChaCha8Rng`] through our own
 //! integer/float conversions, a seed-only shuffle, and `exp`/`ln` from IEEE-754 basic
 //! operations, so that training gives the same bits on every platform.
+//!
+//! Why not `libm`, which is portable too: its `exp`/`log` round differently in the last bit on
+//! some inputs, so the README's `certquant train` command would no longer reproduce the
+//! committed demo network (`assets/demo/fashion_mlp.onnx`) bit for bit, nor the demo's output.
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;

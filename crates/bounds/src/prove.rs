@@ -19,13 +19,13 @@ pub struct OutputProof {
     pub margin: f64,
     /// Robustness: per-class lower bounds of `y_g − y_j`.
     pub class_margins: Option<Vec<f64>>,
-    /// Not-target: LP multipliers the proof needed (see [`certquant_bounds::joint`]).
+    /// Not-target: LP multipliers the proof needed (see [`crate::joint`]).
     pub multipliers: Option<Vec<f64>>,
 }
 
 /// Proves `spec` over the box of `dp` (all layers computed): robustness by DeepPoly's
 /// logit differences; not-target by the per-class test and then LP multipliers
-/// ([`certquant_bounds::prove_not_target`]) (docs/method.md, eqs. (18), (19), (39)).
+/// ([`crate::prove_not_target`]) (docs/method.md, eqs. (18), (19), (39)).
 pub fn prove_property(
     dp: &DeepPoly<'_>,
     spec: OutputSpec,

@@ -21,7 +21,7 @@
 //! `next_down`, by `0`, or by negating an upper endpoint, which is never `−inf`), so sums of
 //! lower endpoints never meet `+inf + −inf`, and the zero rule removes `0 × inf`.
 //!
-//! Nothing here depends on [`crate::bounds`]: this is the checker's own arithmetic
+//! Nothing here depends on `certquant-bounds`: this is the checker's own arithmetic
 //! (docs/method.md, eq. (46)).
 
 /// A float `≤` the exact sum `a + b`.

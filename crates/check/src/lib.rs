@@ -26,9 +26,9 @@
 //!
 //! # Why it is independent
 //! A checker that reused the synthesis' code would repeat its bugs. This module shares no
-//! arithmetic with the trusted synthesis path: it does not call [`crate::bounds`] (the
+//! arithmetic with the trusted synthesis path: it does not call `certquant-bounds` (the
 //! synthesis DeepPoly, which keeps point coefficients and moves a-priori rounding-error bounds
-//! into the constants) nor [`crate::quantize`] (the synthesis quantizer, which rounds in
+//! into the constants) nor `certquant_bounds::quantize` (the synthesis quantizer, which rounds in
 //! floating point). It uses a different soundness technique — interval coefficients with every
 //! operation rounded outward by `next_down`/`next_up` ([`interval`]) — and re-derives the
 //! quantization from the bit patterns of the weights with integer shifts. What it does share

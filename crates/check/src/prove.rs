@@ -32,7 +32,7 @@
 //! every input of the box. Any non-finite bound (overflow) makes the proof fail rather than
 //! risk an unsound relaxation.
 //!
-//! Nothing here uses [`crate::bounds`]; only the network's weights and the box are read.
+//! Nothing here uses `certquant-bounds`; only the network's weights and the box are read.
 //! The relaxation is docs/method.md, eq. (7); the interval version, eq. (46); margins, eq. (47).
 
 use rayon::prelude::*;
@@ -252,7 +252,7 @@ impl<'a> Prover<'a> {
 
 impl Prover<'_> {
     /// A sound lower bound over the box of `Σ_j λ_j (y_j − y_target)` (the not-target proof
-    /// by multipliers of [`crate::bounds::joint`]); `−∞` unless every `λ_j` is finite and
+    /// by multipliers of `certquant_bounds::joint`); `−∞` unless every `λ_j` is finite and
     /// `≥ 0` with at least one positive, `λ` has one entry per class, and `target` exists.
     /// The combined row is enclosed with interval arithmetic, so no rounding is trusted
     /// (docs/method.md, eqs. (39), (47)).

@@ -6,7 +6,7 @@
 //! rounding half away from zero; and `Q − F` must be the layer's integer bits
 //! `I = 1` if `m = 0`, `2` if `m = 1`, else `⌈log2 m⌉ + 1`, where `m = max |round(v)|`.
 //!
-//! Nothing here calls [`crate::quantize`]: a finite `f64` is taken apart into its integer
+//! Nothing here calls `certquant_bounds::quantize`: a finite `f64` is taken apart into its integer
 //! significand and binary exponent (`v = ±s·2^e`), so `v·2^F = ±s·2^(e+F)` and its rounding
 //! are computed exactly with shifts on integers. The expected value `k·2^−F` is then formed
 //! exactly (`|k| ≤ 2^51`, times a power of two) and compared with the shipped value by exact

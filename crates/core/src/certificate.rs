@@ -87,7 +87,7 @@ pub struct CertifiedProperty {
     pub margin: f64,
     /// Not-target properties proven by a combination of classes: the multipliers `λ_j ≥ 0`
     /// (one per class) with `Σ_j λ_j (y_j − y_target) > 0` over the box
-    /// ([`crate::bounds::joint`]). Absent when a single class suffices.
+    /// (`certquant_bounds::joint`). Absent when a single class suffices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipliers: Option<Vec<f64>>,
 }
