@@ -2,9 +2,10 @@
 //! integer/float conversions, a seed-only shuffle, and `exp`/`ln` from IEEE-754 basic
 //! operations, so that training gives the same bits on every platform.
 //!
-//! Why not `libm`, which is portable too: its `exp`/`log` round differently in the last bit on
-//! some inputs, so the README's `certquant train` command would no longer reproduce the
-//! committed demo network (`assets/demo/fashion_mlp.onnx`) bit for bit, nor the demo's output.
+//! Why not `libm`, which is portable too: it is another algorithm, and nothing makes its last
+//! bits agree with these on every input, so switching could make the README's `certquant train`
+//! command stop reproducing the committed demo network (`assets/demo/fashion_mlp.onnx`) and
+//! with it the demo's output, which must stay as it is.
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
