@@ -123,6 +123,8 @@ pub struct LayerBounds {
 }
 
 /// The result of running DeepPoly on (a prefix of) a network over an input box.
+///
+/// (docs/method.md, eq. (6))
 #[derive(Debug, Clone)]
 pub struct DeepPoly<'a> {
     net: &'a Network,
@@ -231,6 +233,8 @@ impl<'a> DeepPoly<'a> {
     /// The walk is one bound step per operator below layer `k` (the crate-private `ops`
     /// module: ReLU, affine); each step's rounding error is settled into the constants before
     /// the next step, which keeps every intermediate row block exact over the reals.
+    ///
+    /// (docs/method.md, eqs. (8), (13), (14))
     pub fn back_substitute(
         &self,
         k: usize,
@@ -326,6 +330,8 @@ impl<'a> DeepPoly<'a> {
 
     /// For every class `j`, a sound lower bound of `y_a − y_j` over the input box (entry `a`
     /// is `+∞`). Requires all layers but the last to be computed.
+    ///
+    /// (docs/method.md, eqs. (10), (16), (18))
     pub fn logit_difference_lower_bounds(&self, a_class: usize) -> Result<Vec<f64>, BoundsError> {
         let classes = self.net.output_dim();
         if a_class >= classes {
@@ -344,6 +350,8 @@ impl<'a> DeepPoly<'a> {
     /// Lower linear forms over the input of `y_j − y_target` for every class `j` (row
     /// `target` is identically zero): `y_j − y_target ≥ L_j(x)` for every `x` in the box.
     /// These are the `f̂_j^≤ − f̂_t^≥`-style bounds of the joint output check of Algorithm 2.
+    ///
+    /// (docs/method.md, eq. (38))
     pub fn logit_difference_forms(&self, target: usize) -> Result<LinearBounds, BoundsError> {
         let classes = self.net.output_dim();
         if target >= classes {
@@ -367,6 +375,8 @@ impl<'a> DeepPoly<'a> {
     /// is within `γ_{m+1}·Σ_j λ_j |fl(W_j − W_t)|·(1 + 2u)` of the exact one (one rounding for
     /// the difference, a sum of `m` products), and that error times the largest possible
     /// post-activation is passed to [`DeepPoly::back_substitute`] as the expression's error.
+    ///
+    /// (docs/method.md, eq. (39))
     pub fn difference_combination_lower_bound(
         &self,
         target: usize,
@@ -413,6 +423,8 @@ impl<'a> DeepPoly<'a> {
 
     /// Robustness margin (issue 2 CLI): `min_{j≠g}` of the proven lower bound of `y_g − y_j`.
     /// The property `argmax = g` is proven iff the margin is `> 0`.
+    ///
+    /// (docs/method.md, eq. (18))
     pub fn robustness_margin(&self, label: usize) -> Result<f64, BoundsError> {
         Ok(self
             .logit_difference_lower_bounds(label)?
@@ -425,6 +437,8 @@ impl<'a> DeepPoly<'a> {
     /// * not-target `t`: some class `j ≠ t` has `y_j − y_t > 0` proven over the whole box.
     ///
     /// Returns `(proven, margin)` where margin is the quantity compared with 0.
+    ///
+    /// (docs/method.md, eqs. (18), (19))
     pub fn prove_output(&self, spec: OutputSpec) -> Result<(bool, f64), BoundsError> {
         match spec {
             OutputSpec::Robust { label } => {

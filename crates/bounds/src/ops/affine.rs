@@ -8,6 +8,8 @@ use crate::arith::gamma;
 use crate::deeppoly::Side;
 
 /// Back-substitution through one affine layer (rows over `y` → rows over `v'`).
+///
+/// (docs/method.md, eqs. (8), (13))
 #[derive(Debug, Clone, Copy)]
 pub struct AffineStep<'a> {
     layer: &'a Affine,

@@ -88,6 +88,8 @@ impl Substituted {
 /// One operator of the network, seen by back-substitution: it rewrites rows over its output
 /// as rows over its input, sound on the requested side (the contract is in the module
 /// documentation).
+///
+/// (docs/method.md, eqs. (8), (13), (14))
 pub trait BoundStep {
     /// Width of the rows the step accepts: the number of the operator's outputs.
     fn output_width(&self) -> usize;
@@ -104,6 +106,8 @@ pub trait BoundStep {
 /// move down, upper bounds up. `err[r] ≥ 0` was computed in floating point, so it is
 /// [`inflate`]d first; the result is then `≤` (lower) / `≥` (upper) the exact real
 /// `consts[r] ∓ err[r]` whatever rounding the estimate itself suffered.
+///
+/// (docs/method.md, eq. (11))
 pub fn settle(consts: &mut [f64], err: &[f64], side: Side) {
     for (c, &e) in consts.iter_mut().zip(err) {
         *c = directed(*c, inflate(e), side);
@@ -111,6 +115,8 @@ pub fn settle(consts: &mut [f64], err: &[f64], side: Side) {
 }
 
 /// `c − e` rounded down (lower side) or `c + e` rounded up (upper side), for `e ≥ 0`.
+///
+/// (docs/method.md, eq. (11))
 pub fn directed(c: f64, e: f64, side: Side) -> f64 {
     match side {
         Side::Lower => sub_down(c, e),

@@ -8,6 +8,8 @@ use crate::deeppoly::Side;
 /// The ReLU relaxation of one hidden layer: `z ≥ ls·y` and `z ≤ us·y + ui` per neuron, exact
 /// over the reals for the stored floats on the neuron's pre-activation range `[l, u]`, plus
 /// the magnitudes the rounding-error terms of the neighbouring steps need.
+///
+/// (docs/method.md, eqs. (7), (12))
 #[derive(Debug, Clone)]
 pub struct Relaxation {
     ls: Vec<f64>,
@@ -34,6 +36,7 @@ impl Relaxation {
     // (`μ* < 1`). The intercept `−μl > 0` is rounded up, so `ui ≥ −μl` exactly. The stored
     // line `μy + ui` then lies above the chord's end points `(l, 0)` (`μl + ui ≥ 0`) and
     // `(u, u)` (`μu + ui ≥ μ(u − l) ≥ u`), hence above the ReLU on `[l, u]`.
+    /// (docs/method.md, eqs. (7), (12))
     pub fn new(lo: &[f64], hi: &[f64]) -> Self {
         let n = lo.len();
         let mut r = Relaxation {
@@ -77,6 +80,8 @@ impl Relaxation {
 }
 
 /// Back-substitution through the ReLUs of one hidden layer (rows over `z` → rows over `y`).
+///
+/// (docs/method.md, eqs. (8), (14))
 #[derive(Debug, Clone, Copy)]
 pub struct ReluStep<'a> {
     relax: &'a Relaxation,

@@ -110,6 +110,8 @@ impl EscapeBinary {
 /// neuron and side) or, for the last hidden layer, violating the output condition. The order
 /// (output classes, or neurons with "above" before "below") is the order of the paper
 /// engine's binaries.
+///
+/// (docs/method.md, eqs. (23), (24), (29))
 pub(super) fn escape_conditions(
     net: &Network,
     dp: &DeepPoly<'_>,
@@ -206,6 +208,8 @@ pub(super) fn escape_conditions(
 impl LayerCtx<'_> {
     /// Builds the base model at cutoff `chi_cap`: `x ∈ box`, `χ ∈ [0, chi_cap]`, `y ∈ T(χ)`,
     /// `z = ReLU(y)` with big-M from the template bounds at `chi_cap`; no escape yet.
+    ///
+    /// (docs/method.md, eqs. (25), (26))
     pub(super) fn base_model(&self, chi_cap: f64) -> BaseModel {
         let mut p = Problem::new();
         let lbnd = self.dp.layer(self.k);
@@ -329,6 +333,8 @@ impl BaseModel {
     /// Requires that some condition of `escapes` holds (paper engine): one escape binary
     /// per condition, in order, `η` or `ζ` by its side; `η_e = 1 ⇒ row − rhs ≥ 0` via
     /// `row − rhs ≥ −M(1 − η_e)`; then `Σ η + Σ ζ ≥ 1`. Returns the binaries.
+    ///
+    /// (docs/method.md, eq. (27))
     pub(super) fn require_some_escape(
         &mut self,
         escapes: &[Escape],

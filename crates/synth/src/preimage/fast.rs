@@ -89,6 +89,8 @@ impl LayerCtx<'_> {
 
     /// Largest `χ ≤ cap` (by bisection) at which the relaxation excludes an escape
     /// (`0` if it cannot exclude one even at `χ = 0`).
+    ///
+    /// (docs/method.md, eq. (31))
     fn relaxation_lower_bound(&self, e: &Escape, cap: f64) -> f64 {
         if self.relaxation_excludes(e, cap) {
             return cap;
@@ -186,6 +188,8 @@ impl LayerCtx<'_> {
     }
 
     /// Projected gradient ascent on `x` of the escape value at `chi`; returns the best point.
+    ///
+    /// (docs/method.md, eq. (32))
     fn ascend(&self, e: &Escape, chi: f64, start: Vec<f64>, steps: usize) -> (f64, Vec<f64>) {
         let bx = self.dp.input();
         let width: Vec<f64> = bx.lo().iter().zip(bx.hi()).map(|(l, h)| h - l).collect();
@@ -300,6 +304,8 @@ const BRACKET_TOL: f64 = 1e-5;
 
 /// Solves layer `ctx.k`'s Problem (3) part by part (see the module documentation): the
 /// smallest safe `χ` over all escape conditions, `chi_max` if none escapes below it.
+///
+/// (docs/method.md, eqs. (30)–(33))
 pub(super) fn solve_fast(
     ctx: &LayerCtx<'_>,
     escapes: &[Escape],

@@ -181,6 +181,8 @@ pub struct Preimage {
 
 /// The margin subtracted from a solver's `χ`: larger than CBC's default primal feasibility
 /// (1e−7) and integrality (1e−6) tolerances times any big-M in our models, relative to `χ`.
+///
+/// (docs/method.md, eq. (28))
 pub fn safety_margin(chi: f64) -> f64 {
     1e-4 * (1.0 + chi.abs())
 }
@@ -190,6 +192,8 @@ pub fn safety_margin(chi: f64) -> f64 {
 /// `dp` must be DeepPoly of the float network over the property's box (all layers), and
 /// `centre_pre[k]` the pre-activations of layer `k` at the centre input (for the code template).
 /// Returns one [`Preimage`] per hidden layer, input side first.
+///
+/// (docs/method.md, eqs. (25), (28))
 pub fn compute_preimages(
     dp: &DeepPoly<'_>,
     centre_pre: &[Vec<f64>],
@@ -297,6 +301,8 @@ fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
 }
 
 /// Turns a solve of `min χ` into a safe `χ` candidate (`None` = no escape below the cap).
+///
+/// (docs/method.md, eq. (28))
 fn safe_chi(
     layer: usize,
     s: &certquant_milp::Solution,

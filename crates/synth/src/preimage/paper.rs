@@ -11,6 +11,8 @@ use super::{ChiSource, LayerOutcome, PreimageError, PreimageOptions, safe_chi, s
 
 /// Solves layer `ctx.k`'s Problem (3) as one MILP: `min χ` over the template at `χ ≤ chi_max`
 /// subject to "some escape condition holds"; no solution means `χ = chi_max` (capped).
+///
+/// (docs/method.md, eqs. (25)–(27))
 pub(super) fn solve_paper(
     ctx: &LayerCtx<'_>,
     escapes: &[Escape],

@@ -10,6 +10,8 @@ use super::TemplateKind;
 
 /// Computes `α, β` of the template for affine layer `k` of the float network, from its
 /// DeepPoly bounds `lo, hi` and its values at the centre input (see [`TemplateKind`]).
+///
+/// (docs/method.md, eq. (21))
 pub fn template_widths(
     kind: TemplateKind,
     lo: &[f64],
@@ -121,6 +123,8 @@ impl<'a> LayerCtx<'a> {
 
 /// Neurons whose template upper bound is `≤ 0` everywhere at this `χ` are always inactive:
 /// only "stays `≤ 0`" matters for them (authors' code), so their lower side is unchecked.
+///
+/// (docs/method.md, eq. (29))
 pub(super) fn lower_checked(ctx: &LayerCtx<'_>, chi: f64) -> Vec<bool> {
     let (_, yhi) = ctx.y_bounds(chi);
     yhi.iter().map(|&u| u > 0.0).collect()
