@@ -14,7 +14,7 @@ use certquant::synth::SynthStatus;
 
 use super::common::{LoadedModel, Outcome, accuracy, print_json};
 use super::synth::{RobustnessReport, Task, print_table, run_task};
-use super::{PreimageArg, SynthOpts, TemplateArg};
+use super::{MethodArg, PreimageArg, SynthOpts, TemplateArg};
 
 /// The embedded demo network (ONNX, Gemm/Relu form).
 pub const DEMO_MODEL: &[u8] = include_bytes!("../../assets/demo/fashion_mlp.onnx");
@@ -56,6 +56,8 @@ fn demo_opts(relaxed: bool) -> SynthOpts {
         gap: 0.0,
         attack: true,
         relaxed_time_limit: 10.0,
+        method: MethodArg::Paper,
+        guided_max_drop: 1.0,
         solver_param: Vec::new(),
         dump_mps: None,
     }

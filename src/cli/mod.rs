@@ -143,6 +143,18 @@ pub enum TemplateArg {
     Paper,
 }
 
+/// How hidden-layer bits are chosen where the preimage check rejects every `F`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodArg {
+    /// The paper's Algorithm 1: the search stops there (`unknown`).
+    #[default]
+    Paper,
+    /// Fall back to the fewest bits with which DeepPoly still proves the property (later
+    /// layers at B_u), then go on.
+    Guided,
+}
+
 /// Preimage engine choice (serialised as in the records: `fast`, `paper`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -199,6 +211,16 @@ pub struct SynthOpts {
     /// a certified result is a soundness bug and makes the command fail (exit 2).
     #[arg(long)]
     pub attack: bool,
+    /// Where no F keeps a hidden layer inside its preimage (e.g. χ = 0 on deep networks):
+    /// `paper` stops (`unknown`), `guided` takes the fewest bits with which DeepPoly still proves
+    /// the property with later layers at B_u and goes on. Where the paper's search succeeds
+    /// both give the same bits.
+    #[arg(long, value_enum, default_value_t = MethodArg::Paper)]
+    pub method: MethodArg,
+    /// With `--method guided`: a guided choice (and the output layer after one) must keep the
+    /// accuracy on `--data` within this many percentage points of the float network's.
+    #[arg(long, default_value_t = 1.0)]
+    pub guided_max_drop: f64,
     /// Pass a parameter to the MILP backend, `NAME=VALUE` (CBC: any of its command-line
     /// parameters, e.g. `strong=0`); repeatable. For solver experiments: it changes how the
     /// solver searches, not what its answers mean.
@@ -236,6 +258,7 @@ impl SynthOpts {
             ("--chi-max", Some(self.chi_max)),
             ("--gap", Some(self.gap)),
             ("--relaxed-time-limit", Some(self.relaxed_time_limit)),
+            ("--guided-max-drop", Some(self.guided_max_drop)),
             ("--time-limit", self.time_limit),
         ] {
             if let Some(v) = v
@@ -243,6 +266,9 @@ impl SynthOpts {
             {
                 anyhow::bail!("{flag} must be a finite number");
             }
+        }
+        if self.guided_max_drop < 0.0 {
+            anyhow::bail!("--guided-max-drop must not be negative");
         }
         for p in &self.solver_param {
             certquant::milp::SolverTuning::parse_param(p).map_err(anyhow::Error::msg)?;

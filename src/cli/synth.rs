@@ -10,17 +10,18 @@ use certquant::certificate::{
     Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, Statistical, sha256_hex,
 };
 use certquant::data::Dataset;
+use certquant::floor::AccuracyFloor;
 use certquant::milp::cbc::Cbc;
 use certquant::onnx;
 use certquant::preimage::{ChiSource, Engine, TemplateKind};
 use certquant::quantize::QuantConfig;
 use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
-use certquant::synth::{SynthOptions, SynthOutcome, SynthStatus, synthesize};
+use certquant::synth::{Method, SynthOptions, SynthOutcome, SynthStatus, synthesize};
 
 use super::common::{
     LoadedModel, Outcome, accuracy, input, load_data, load_model, print_json, spinner,
 };
-use super::{PreimageArg, SynthOpts, TemplateArg};
+use super::{MethodArg, PreimageArg, SynthOpts, TemplateArg};
 
 /// One robustness task by file names: what `certquant synth robustness` and a bench worker
 /// run (through [`run_request`]).
@@ -68,6 +69,10 @@ pub struct RobustnessReport {
     pub layers: Vec<QuantConfig>,
     /// χ per hidden layer, input side first.
     pub chi: Vec<f64>,
+    /// With `--method guided`: the affine layers (0-based) whose bits the verification-guided
+    /// fallback chose because no `F` kept them inside their preimage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guided_layers: Vec<usize>,
     /// How each χ was obtained.
     pub chi_source: Vec<ChiSource>,
     /// Seconds of step 1 (preimages).
@@ -124,6 +129,10 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
     s.preimage.time_limit = o.time_limit;
     s.preimage.gap = o.gap;
     s.relaxed_time_limit = o.relaxed_time_limit;
+    s.method = match o.method {
+        MethodArg::Paper => Method::Paper,
+        MethodArg::Guided => Method::Guided,
+    };
     s.preimage.solver = certquant::milp::SolverTuning {
         // validated by clap (and by `ensure_finite` before a bench sends them to workers)
         params: o
@@ -162,8 +171,16 @@ pub fn run_task(
         input: InputBox::linf_ball(x, eps)?,
         output: OutputSpec::Robust { label },
     };
+    opts.ensure_finite()?;
     let mut sopts = synth_options(opts);
     sopts.given_chi = t.given_chi.map(<[f64]>::to_vec);
+    if opts.method == MethodArg::Guided {
+        sopts.accuracy_floor = Some(AccuracyFloor::new(
+            &t.model.net,
+            std::sync::Arc::new(t.ds.clone()),
+            opts.guided_max_drop,
+        ));
+    }
     let outcome = synthesize(&t.model.net, &prop, x, &Cbc, &sopts)?;
     let mut report = RobustnessReport {
         status: outcome.status,
@@ -173,6 +190,10 @@ pub fn run_task(
         eps_text: t.eps_text.to_string(),
         layers: outcome.layers.iter().filter_map(|l| l.config).collect(),
         chi: outcome.preimages.iter().map(|p| p.chi).collect(),
+        guided_layers: (outcome.layers.iter().enumerate())
+            .filter(|(_, l)| l.guided)
+            .map(|(i, _)| i)
+            .collect(),
         chi_source: outcome.preimages.iter().map(|p| p.source).collect(),
         preimage_seconds: outcome.preimage_seconds,
         quantize_seconds: outcome.quantize_seconds,

@@ -27,6 +27,7 @@ use certquant_core::model::Network;
 use certquant_core::spec::Property;
 use certquant_milp::{Backend, MilpError};
 
+use crate::floor::AccuracyFloor;
 use crate::multipliers::LpMultipliers;
 use crate::preimage::{
     Engine, Preimage, PreimageError, PreimageOptions, TemplateKind, compute_preimages,
@@ -78,6 +79,11 @@ pub struct SynthOptions {
     /// ([`preimages_from_chi`]). Soundness does not depend on them: the output check is a
     /// full proof on the quantized network.
     pub given_chi: Option<Vec<f64>>,
+    /// What to do where the preimage check rejects every `F` of a hidden layer.
+    pub method: Method,
+    /// With [`Method::Guided`]: a guided choice, and the output layer of a search that made
+    /// one, must keep the accuracy within this floor (the paper's search ignores it).
+    pub accuracy_floor: Option<AccuracyFloor>,
 }
 
 impl SynthOptions {
@@ -91,6 +97,8 @@ impl SynthOptions {
             max_frac: 16,
             relaxed_time_limit: RELAXED_CHECK_SECONDS,
             given_chi: None,
+            method: Method::Paper,
+            accuracy_floor: None,
         }
     }
 
@@ -156,6 +164,24 @@ pub struct LayerRecord {
     pub max_simultaneous_failures: Option<usize>,
     /// Number of checks on this layer (hidden layers).
     pub checks: usize,
+    /// The config was chosen by the verification-guided fallback of [`Method::Guided`] (no
+    /// `F` kept the layer inside its preimage), not by the preimage check.
+    pub guided: bool,
+}
+
+/// How a hidden layer's bits are chosen when no `F` keeps it inside its preimage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The paper's Algorithm 1: the search stops (`unknown`).
+    #[default]
+    Paper,
+    /// Verification-guided fallback: take the fewest bits for the layer such that DeepPoly
+    /// still proves every property on the network whose later layers are quantized at `B_u`;
+    /// the search then goes on with the next layer. Where the paper's search succeeds it is
+    /// never used, so it costs no bits there; the certificate still rests on the final proof
+    /// on the fully quantized network (docs/method.md, eq. (35)).
+    Guided,
 }
 
 /// Everything Algorithm 1 produced.
@@ -293,9 +319,8 @@ mod tests {
     use certquant_core::spec::{InputBox, OutputSpec};
     use certquant_milp::cbc::Cbc;
 
-    #[test]
-    fn given_chi_reproduces_the_synthesis() {
-        // 2 → 3 → 2 with a margin, box of radius 0.05
+    /// 2 → 3 → 2 with a margin, box of radius 0.05 around `(0.6, 0.4)`.
+    fn small_task() -> (Network, Property, [f64; 2]) {
         let l0 = Affine::new(
             0,
             3,
@@ -320,6 +345,105 @@ mod tests {
                 label: net.predict(&centre),
             },
         };
+        (net, prop, centre)
+    }
+
+    #[test]
+    fn guided_fallback_goes_on_where_the_preimage_collapses() {
+        let (net, prop, centre) = small_task();
+        let paper = SynthOptions::paper(false);
+        let exact = synthesize(&net, &prop, &centre, &Cbc, &paper).unwrap();
+        assert_eq!(exact.status, SynthStatus::Certified);
+        // Where the paper's search succeeds, the guided method changes nothing.
+        let guided = SynthOptions {
+            method: Method::Guided,
+            ..paper.clone()
+        };
+        let same = synthesize(&net, &prop, &centre, &Cbc, &guided).unwrap();
+        assert_eq!(same.strategy, exact.strategy);
+        assert!(same.layers.iter().all(|l| !l.guided));
+        // A collapsed preimage (χ = 0) stops the paper's search at the hidden layer...
+        let collapsed = |o: &SynthOptions| SynthOptions {
+            given_chi: Some(vec![0.0]),
+            min_frac: 1,
+            max_frac: 3,
+            ..o.clone()
+        };
+        let stuck = synthesize(&net, &prop, &centre, &Cbc, &collapsed(&paper)).unwrap();
+        assert_eq!(stuck.status, SynthStatus::Unknown);
+        // ... and the guided method goes on, to a QNN on which the property is proven.
+        let on = synthesize(&net, &prop, &centre, &Cbc, &collapsed(&guided)).unwrap();
+        assert_eq!(on.status, SynthStatus::Certified, "{:?}", on.layers);
+        assert!(on.layers[0].guided && !on.layers[1].guided);
+        let qnn = on.qnn.as_ref().unwrap();
+        assert_eq!(on.strategy.as_ref().unwrap().apply(&net).unwrap(), *qnn);
+        let dq = DeepPoly::run(qnn, &prop.input).unwrap();
+        assert!(dq.prove_output(prop.output).unwrap().0);
+    }
+
+    #[test]
+    fn a_guided_choice_keeps_the_accuracy_floor() {
+        // the small task's hidden layer with a last layer that has a real decision boundary
+        let (base, _, centre) = small_task();
+        let l1 = Affine::new(
+            1,
+            2,
+            3,
+            vec![1.0, -0.7, 0.8, -0.4, 0.6, -0.2],
+            vec![0.05, 0.0],
+        )
+        .unwrap();
+        let net = Network::new(vec![base.layers()[0].clone(), l1]).unwrap();
+        let prop = Property {
+            input: InputBox::linf_ball(&centre, 0.05).unwrap(),
+            output: OutputSpec::Robust {
+                label: net.predict(&centre),
+            },
+        };
+        let collapsed = SynthOptions {
+            given_chi: Some(vec![0.0]),
+            min_frac: 1,
+            max_frac: 3,
+            method: Method::Guided,
+            ..SynthOptions::paper(false)
+        };
+        let on = synthesize(&net, &prop, &centre, &Cbc, &collapsed).unwrap();
+        assert_eq!(on.status, SynthStatus::Certified);
+        assert!(on.layers[0].guided);
+        // With an accuracy floor the guided choice (and the output layer after it) must keep
+        // the predictions on the floor's data. Data: points where the coarse QNN above and the
+        // float network disagree, labelled with the float network's class, no drop allowed.
+        let coarse_qnn = on.qnn.as_ref().unwrap();
+        let (mut xs, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..6400 {
+            let x = [(i % 80) as f64 / 4.0 - 10.0, (i / 80) as f64 / 4.0 - 10.0];
+            if coarse_qnn.predict(&x) != net.predict(&x) {
+                xs.extend(x);
+                labels.push(net.predict(&x) as u8);
+            }
+        }
+        assert!(!labels.is_empty(), "the coarse QNN must differ somewhere");
+        let data = std::sync::Arc::new(
+            certquant_core::data::Dataset::from_parts(2, xs, Some(labels)).unwrap(),
+        );
+        let floor = AccuracyFloor::new(&net, data.clone(), 0.0);
+        assert_eq!(floor.float_accuracy(), 1.0);
+        assert!(!floor.admits(coarse_qnn));
+        let floored = SynthOptions {
+            accuracy_floor: Some(floor.clone()),
+            max_frac: 16,
+            ..collapsed.clone()
+        };
+        let kept = synthesize(&net, &prop, &centre, &Cbc, &floored).unwrap();
+        assert_eq!(kept.status, SynthStatus::Certified);
+        assert!(kept.layers[0].guided);
+        assert_ne!(kept.strategy, on.strategy);
+        assert!(floor.admits(kept.qnn.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn given_chi_reproduces_the_synthesis() {
+        let (net, prop, centre) = small_task();
         let opts = SynthOptions::paper(false);
         let a = synthesize(&net, &prop, &centre, &Cbc, &opts).unwrap();
         assert_eq!(a.status, SynthStatus::Certified);

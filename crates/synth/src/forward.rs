@@ -6,13 +6,13 @@
 
 use std::time::Instant;
 
-use certquant_bounds::quantize::{Strategy, config_for, quantize_layer};
+use certquant_bounds::quantize::{QuantConfig, Strategy, config_for, quantize_layer};
 use certquant_bounds::{DeepPoly, OutputProof, prove_property};
 use certquant_core::model::Network;
 use certquant_core::spec::Property;
 use certquant_milp::{Backend, SolveOptions};
 
-use crate::algorithm1::{LayerRecord, SynthError, SynthOptions};
+use crate::algorithm1::{LayerRecord, Method, SynthError, SynthOptions};
 use crate::multipliers::LpMultipliers;
 use crate::preimage::Preimage;
 use crate::relaxed::{count_options, failing_checks, max_simultaneous};
@@ -78,6 +78,7 @@ pub fn forward_search(
             tried: 0,
             max_simultaneous_failures: None,
             checks: 0,
+            guided: false,
         };
         'frac: for f in opts.min_frac..=opts.max_frac {
             let cfg = config_for(float_layer, f)?;
@@ -129,6 +130,13 @@ pub fn forward_search(
                 current = cand;
                 break;
             } else {
+                // A search that made a guided choice keeps the accuracy floor to the end.
+                if fwd.layers.iter().any(|l| l.guided)
+                    && let Some(floor) = &opts.accuracy_floor
+                    && !floor.admits(&cand)
+                {
+                    continue 'frac;
+                }
                 let mut proofs = Vec::with_capacity(items.len());
                 for item in items {
                     let dq = DeepPoly::run(&cand, &item.prop.input)?;
@@ -143,6 +151,15 @@ pub fn forward_search(
                 fwd.proofs = proofs;
                 current = cand;
                 break;
+            }
+        }
+        if record.config.is_none() && k + 1 < d && opts.method == Method::Guided {
+            let guided = guided_choice(net, &current, k, items, backend, opts, &mut fwd)?;
+            record.tried += guided.tried;
+            if let Some((cfg, head)) = guided.choice {
+                record.config = Some(cfg);
+                record.guided = true;
+                current = head;
             }
         }
         let accepted = record.config;
@@ -160,4 +177,68 @@ pub fn forward_search(
     fwd.strategy = Some(Strategy(configs));
     fwd.qnn = Some(current);
     Ok(fwd)
+}
+
+/// The verification-guided fallback for hidden layer `k` ([`Method::Guided`]): the smallest
+/// `F` in `B_l..=B_u` such that DeepPoly proves every property on `current` (layers before `k`
+/// at their accepted configs) with layer `k` at `F` and every later layer at `B_u`, and that
+/// network keeps the accuracy floor if one is set. Yields the
+/// config and `current` with layer `k` quantized (later layers stay float for their own
+/// checks), or nothing if no `F` works. A guide like the preimage check: the certificate is the
+/// proof on the fully quantized network at the end of the search.
+fn guided_choice(
+    net: &Network,
+    current: &Network,
+    k: usize,
+    items: &[ForwardItem<'_>],
+    backend: &dyn Backend,
+    opts: &SynthOptions,
+    fwd: &mut Forward,
+) -> Result<Guided, SynthError> {
+    let mut tail = current.clone();
+    for i in k + 1..net.depth() {
+        let layer = &net.layers()[i];
+        let cfg = config_for(layer, opts.max_frac)?;
+        tail = tail
+            .with_layer(i, quantize_layer(layer, cfg))
+            .expect("quantization keeps shapes");
+    }
+    let mut tried = 0;
+    'frac: for f in opts.min_frac..=opts.max_frac {
+        tried += 1;
+        let cfg = config_for(&net.layers()[k], f)?;
+        let quantized = quantize_layer(&net.layers()[k], cfg);
+        let probe = tail
+            .with_layer(k, quantized.clone())
+            .expect("quantization keeps shapes");
+        for item in items {
+            let dq = DeepPoly::run(&probe, &item.prop.input)?;
+            fwd.deeppoly_calls += 1;
+            if !prove_property(&dq, item.prop.output, &LpMultipliers(backend))?.proven {
+                continue 'frac;
+            }
+        }
+        if let Some(floor) = &opts.accuracy_floor
+            && !floor.admits(&probe)
+        {
+            continue 'frac;
+        }
+        let head = current
+            .with_layer(k, quantized)
+            .expect("quantization keeps shapes");
+        return Ok(Guided {
+            choice: Some((cfg, head)),
+            tried,
+        });
+    }
+    Ok(Guided {
+        choice: None,
+        tried,
+    })
+}
+
+/// What [`guided_choice`] found: the config and the network with it, and how many `F` it tried.
+struct Guided {
+    choice: Option<(QuantConfig, Network)>,
+    tried: u32,
 }

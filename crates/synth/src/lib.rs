@@ -14,6 +14,7 @@
 
 pub mod algorithm1;
 pub mod backdoor;
+pub mod floor;
 pub mod forward;
 pub mod multipliers;
 pub mod preimage;
