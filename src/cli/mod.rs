@@ -62,6 +62,8 @@ enum BenchCommand {
     Backdoor(bench::BenchBackdoorArgs),
     /// The fast preimage engine against the paper's single MILP: medians, ratio, χ agreement.
     Preimages(bench::BenchPreimagesArgs),
+    /// Join the results files of a bench's shards (`--shard K/N`) into one, in task order.
+    Merge(bench::BenchMergeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +382,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),
         Command::Bench(BenchCommand::Backdoor(a)) => bench::backdoor(&a),
         Command::Bench(BenchCommand::Preimages(a)) => bench::preimages(&a),
+        Command::Bench(BenchCommand::Merge(a)) => bench::merge(&a),
         Command::Check(a) => check::check(&a),
         Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),
         Command::Worker => bench::worker::worker(),

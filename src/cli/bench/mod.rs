@@ -1,10 +1,14 @@
 //! `certquant bench robustness|backdoor|preimages`: many tasks in worker processes, with
 //! per-task timeouts, JSONL results flushed as they finish, resume, a progress bar and a
 //! summary. The pool ([`pool`]) sends each worker a typed task ([`worker::WorkerTask`]) and
-//! gets back a typed record ([`record::WorkerRecord`]).
+//! gets back a typed record ([`record::WorkerRecord`]). `--shard K/N` runs a deterministic
+//! part of the tasks and `bench merge` ([`merge`]) joins the parts ([`shard`]).
 
+mod merge;
 mod pool;
 mod record;
+mod report;
+mod shard;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -12,13 +16,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use certquant::bench::{Summary, TaskRecord, TaskStatus, done_tasks, parse_ids, summarize};
+use serde_json::{Value, json};
+
+use certquant::bench::{TaskRecord, done_tasks, parse_ids};
+use certquant::certificate::sha256_hex;
 use certquant::spec::parse_eps;
 
-use super::common::{Outcome, print_json};
+use super::common::Outcome;
 use super::{PreimageArg, SynthOpts};
+pub use merge::{BenchMergeArgs, merge};
 use pool::{pool_settings, run_pool};
 use record::RobustnessRecord;
+use report::SummaryTarget;
+use shard::{BenchKind, BenchMeta, Shard, path_text};
 use worker::{BackdoorJob, RobustnessJob, WorkerTask};
 
 /// Options every bench shares: workers, the per-task limit, the results file, the summary.
@@ -42,6 +52,31 @@ pub struct PoolArgs {
     /// Print the summary as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run only part K of N of the tasks: those whose 0-based index in the canonical task
+    /// order is K-1 modulo N (whatever --jobs is); join the parts with `bench merge`.
+    #[arg(long, value_name = "K/N", value_parser = shard::parse_shard)]
+    shard: Option<Shard>,
+}
+
+impl PoolArgs {
+    /// Where and how the summary goes.
+    fn target(&self) -> SummaryTarget<'_> {
+        SummaryTarget {
+            out: &self.out,
+            summary: self.summary.as_deref(),
+            json: self.json,
+        }
+    }
+}
+
+/// The synthesis options as they are recorded in a results file's sidecar: every option
+/// except `--dump-mps`, which says where MILPs are written, not what is computed.
+fn recorded_synth_opts(opts: &SynthOpts) -> Result<Value> {
+    let mut v = serde_json::to_value(opts)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("dump_mps");
+    }
+    Ok(v)
 }
 
 /// Arguments of `certquant bench robustness`.
@@ -186,97 +221,42 @@ pub fn robustness(a: &BenchRobustnessArgs) -> Result<Outcome> {
         Some(p) => reusable_preimages(a, p, m.net.depth().saturating_sub(1))?,
         None => Default::default(),
     };
-    let (done, _) = done_tasks(&a.pool.out)?;
-    let tasks: Vec<_> = ids
+    // canonical order: ids as given, each with every radius
+    let keys: Vec<(usize, String)> = ids
         .iter()
         .flat_map(|&id| a.eps.iter().map(move |e| (id, e.clone())))
-        .filter(|t| !done.contains(t))
-        .map(|(id, eps)| robustness_task(a, id, &eps, &reuse))
+        .collect();
+    let meta = BenchMeta::new(
+        BenchKind::Robustness,
+        json!({
+            "model": path_text(&a.model),
+            "model_sha256": sha256_hex(&m.bytes),
+            "data": path_text(&a.data),
+            "synth": recorded_synth_opts(&a.synth)?,
+            "accuracy": !a.no_accuracy,
+            "preimages_from": a.preimages_from.as_deref().map(path_text),
+            "timeout": a.pool.timeout,
+        }),
+        keys.iter().map(|(id, e)| json!([id, e])).collect(),
+        a.pool.shard,
+    );
+    let owned = shard::begin(&a.pool.out, a.pool.resume, &meta)?;
+    let wanted: std::collections::HashSet<(usize, String)> =
+        owned.iter().map(|&i| keys[i].clone()).collect();
+    let (done, _) = done_tasks(&a.pool.out)?;
+    let tasks: Vec<_> = owned
+        .iter()
+        .map(|&i| &keys[i])
+        .filter(|t| !done.contains(*t))
+        .map(|(id, eps)| robustness_task(a, *id, eps, &reuse))
         .collect();
     run_pool(tasks, jobs, a.pool.timeout, &a.pool.out)?;
     let (_, recs) = done_tasks(&a.pool.out)?;
-    let wanted: std::collections::HashSet<(usize, String)> = ids
-        .iter()
-        .flat_map(|&id| a.eps.iter().map(move |e| (id, e.clone())))
-        .collect();
     let recs: Vec<TaskRecord> = recs
         .into_iter()
         .filter(|r| wanted.contains(&(r.id, r.eps_text.clone())))
         .collect();
-    let summary = summarize(&recs);
-    // plots first, so that a failure leaves stdout empty (exit 2 prints nothing there)
-    let mut plot_paths = Vec::new();
-    if let Some(dir) = &a.plots {
-        let title = a.model.file_stem().map_or_else(
-            || a.model.display().to_string(),
-            |s| s.to_string_lossy().into_owned(),
-        );
-        plot_paths = certquant::plots::write_plots(&recs, dir, &title)
-            .with_context(|| format!("cannot write plots to {}", dir.display()))?;
-    }
-    if let Some(p) = &a.pool.summary {
-        std::fs::write(p, serde_json::to_string_pretty(&summary)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if a.pool.json {
-        print_json(&summary)?;
-    } else {
-        print_summary(&a.model, &summary);
-    }
-    let bugs = recs
-        .iter()
-        .filter(|r| r.status == TaskStatus::SoundnessBug.as_str())
-        .count();
-    if bugs > 0 {
-        bail!(
-            "{bugs} certified result(s) were contradicted by a concrete counterexample (see {})",
-            a.pool.out.display()
-        );
-    }
-    for p in &plot_paths {
-        if a.pool.json {
-            eprintln!("plot {}", p.display());
-        } else {
-            println!("  plot {}", p.display());
-        }
-    }
-    Ok(Outcome::Proven)
-}
-
-/// Prints a summary as a table row in the paper's Table 2 vocabulary.
-pub fn print_summary(model: &Path, s: &Summary) {
-    let bits: Vec<String> = s.avg_bits.iter().map(|b| format!("{b:.2}")).collect();
-    println!("model {}", model.display());
-    println!(
-        "  tasks {}  #S/#F {}/{}  (timeouts {}, errors {}, property fails {})",
-        s.tasks, s.certified, s.not_certified, s.timeouts, s.errors, s.property_fails
-    );
-    println!("  avg bits per layer ({})", bits.join(", "));
-    if s.attacked > 0 {
-        println!(
-            "  attacked {} tasks: no counterexample on any certified QNN; {} unknown task(s) have a real counterexample",
-            s.attacked, s.unknown_with_counterexample
-        );
-    }
-    if let Some(a) = s.avg_qnn_accuracy {
-        println!("  avg QNN accuracy {:.2}%", a * 100.0);
-    }
-    let reused = if s.reused_preimages > 0 {
-        format!(
-            " ({} reused: seconds of their original run)",
-            s.reused_preimages
-        )
-    } else {
-        String::new()
-    };
-    println!(
-        "  preimage s{reused}: mean {:.2} median {:.2};  quantization s: mean {:.3} median {:.3};  wall s median {:.2}",
-        s.mean_preimage_seconds,
-        s.median_preimage_seconds,
-        s.mean_quantize_seconds,
-        s.median_quantize_seconds,
-        s.median_wall_seconds
-    );
+    report::robustness(&a.model, &recs, a.plots.as_deref(), a.pool.target())
 }
 
 /// Arguments of `certquant bench backdoor`.
@@ -336,14 +316,36 @@ pub fn backdoor(a: &BenchBackdoorArgs) -> Result<Outcome> {
     a.sprt.params()?;
     a.synth.ensure_finite()?;
     let jobs = pool_settings(a.pool.jobs, a.pool.timeout, &a.pool.out, a.pool.resume)?;
+    // canonical order: sizes, then positions as given, then targets
+    let keys: Vec<(usize, certquant::spec::Trigger)> = triggers
+        .iter()
+        .flat_map(|t| targets.iter().map(move |&target| (target, *t)))
+        .collect();
+    let meta = BenchMeta::new(
+        BenchKind::Backdoor,
+        json!({
+            "model": path_text(&a.model),
+            "model_sha256": sha256_hex(&m.bytes),
+            "data": path_text(&a.data),
+            "sprt": serde_json::to_value(&a.sprt)?,
+            "synth": recorded_synth_opts(&a.synth)?,
+            "timeout": a.pool.timeout,
+        }),
+        keys.iter()
+            .map(|(target, t)| json!([target, t.row, t.col, t.size]))
+            .collect(),
+        a.pool.shard,
+    );
+    let owned = shard::begin(&a.pool.out, a.pool.resume, &meta)?;
     let done: std::collections::HashSet<_> = certquant::bench::done_backdoor_tasks(&a.pool.out)?
         .iter()
         .map(|r| r.key())
         .collect();
     let mut tasks = Vec::new();
     let mut wanted = std::collections::HashSet::new();
-    for t in &triggers {
-        for &target in &targets {
+    for &i in &owned {
+        let (target, t) = (keys[i].0, &keys[i].1);
+        {
             let key = (target, t.row, t.col, t.size);
             wanted.insert(key);
             if done.contains(&key) {
@@ -368,40 +370,7 @@ pub fn backdoor(a: &BenchBackdoorArgs) -> Result<Outcome> {
         .into_iter()
         .filter(|r| wanted.contains(&r.key()))
         .collect();
-    let s = certquant::bench::summarize_backdoor(&recs);
-    if let Some(p) = &a.pool.summary {
-        std::fs::write(p, serde_json::to_string_pretty(&s)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if a.pool.json {
-        print_json(&s)?;
-    } else {
-        let bits: Vec<String> = s.avg_bits.iter().map(|b| format!("{b:.2}")).collect();
-        println!("model {}", a.model.display());
-        println!(
-            "  tasks {}  #S/#F {}/{}  (H1 accepted {}, timeouts {}, errors {})",
-            s.tasks, s.certified, s.unknown, s.h1_rejected, s.timeouts, s.errors
-        );
-        println!("  avg bits per layer ({})", bits.join(", "));
-        if let Some(acc) = s.avg_qnn_accuracy {
-            println!("  avg QNN accuracy {:.2}%", acc * 100.0);
-        }
-        println!(
-            "  seconds per task: mean {:.1} median {:.1};  mean SPRT rounds {:.1}",
-            s.mean_seconds, s.median_seconds, s.mean_rounds
-        );
-    }
-    let bugs = recs
-        .iter()
-        .filter(|r| r.status == TaskStatus::SoundnessBug.as_str())
-        .count();
-    if bugs > 0 {
-        bail!(
-            "{bugs} certified result(s) were contradicted by a concrete counterexample (see {})",
-            a.pool.out.display()
-        );
-    }
-    Ok(Outcome::Proven)
+    report::backdoor(&a.model, &recs, a.pool.target())
 }
 
 /// Arguments of `certquant bench preimages` (issue 4: the fast engine against the paper's
@@ -447,50 +416,75 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
             bail!("{flag} must be a positive number of seconds");
         }
     }
+    let mut recorded_models = Vec::new();
     for m in &a.models {
         let net = super::common::load_model(m)?;
         super::common::load_data(&a.data, &net.net)?;
+        recorded_models.push(json!({"model": path_text(m), "sha256": sha256_hex(&net.bytes)}));
     }
     let jobs = pool_settings(a.pool.jobs, a.pool.timeout, &a.pool.out, a.pool.resume)?;
+    // canonical order: models, ids, radii as given, then the fast and the paper engine
+    let engines = [("fast", PreimageArg::Fast), ("paper", PreimageArg::Paper)];
+    let mut keys = Vec::new();
+    for (mi, m) in a.models.iter().enumerate() {
+        for &id in &ids {
+            for eps in &a.eps {
+                for (ei, (engine, _)) in engines.iter().enumerate() {
+                    let key = (path_text(m), id, eps.clone(), engine.to_string());
+                    keys.push((key, mi, ei));
+                }
+            }
+        }
+    }
+    let meta = BenchMeta::new(
+        BenchKind::Preimages,
+        json!({
+            "models": recorded_models,
+            "data": path_text(&a.data),
+            "paper_time_limit": a.paper_time_limit,
+            "fast_time_limit": a.fast_time_limit,
+            "timeout": a.pool.timeout,
+        }),
+        keys.iter()
+            .map(|((m, id, eps, engine), _, _)| json!([m, id, eps, engine]))
+            .collect(),
+        a.pool.shard,
+    );
+    let owned = shard::begin(&a.pool.out, a.pool.resume, &meta)?;
+    let wanted: std::collections::HashSet<&(String, usize, String, String)> =
+        owned.iter().map(|&i| &keys[i].0).collect();
     let done: std::collections::HashSet<(String, usize, String, String)> =
         read_model_records(&a.pool.out)?
             .into_iter()
             .map(|(m, r)| (m, r.id, r.eps_text, r.engine))
             .collect();
-    let mut by_model: Vec<Vec<WorkerTask>> = Vec::new();
-    for m in &a.models {
-        let mut tasks = Vec::new();
-        for &id in &ids {
-            for eps in &a.eps {
-                for engine in ["fast", "paper"] {
-                    let key = (m.display().to_string(), id, eps.clone(), engine.to_string());
-                    if done.contains(&key) {
-                        continue;
-                    }
-                    let (preimage, limit) = if engine == "paper" {
-                        (PreimageArg::Paper, a.paper_time_limit)
-                    } else {
-                        (PreimageArg::Fast, a.fast_time_limit)
-                    };
-                    tasks.push(WorkerTask::Preimages(RobustnessJob {
-                        model: m.clone(),
-                        data: a.data.clone(),
-                        id,
-                        eps_text: eps.clone(),
-                        opts: SynthOpts {
-                            preimage,
-                            time_limit: limit,
-                            ..SynthOpts::default()
-                        },
-                        accuracy: false,
-                        chi: None,
-                        reused_preimage_seconds: None,
-                        out: None,
-                    }));
-                }
-            }
+    let mut by_model: Vec<Vec<WorkerTask>> = vec![Vec::new(); a.models.len()];
+    for &i in &owned {
+        let (key, mi, ei) = &keys[i];
+        if done.contains(key) {
+            continue;
         }
-        by_model.push(tasks);
+        let preimage = engines[*ei].1;
+        let limit = if preimage == PreimageArg::Paper {
+            a.paper_time_limit
+        } else {
+            a.fast_time_limit
+        };
+        by_model[*mi].push(WorkerTask::Preimages(RobustnessJob {
+            model: a.models[*mi].clone(),
+            data: a.data.clone(),
+            id: key.1,
+            eps_text: key.2.clone(),
+            opts: SynthOpts {
+                preimage,
+                time_limit: limit,
+                ..SynthOpts::default()
+            },
+            accuracy: false,
+            chi: None,
+            reused_preimage_seconds: None,
+            out: None,
+        }));
     }
     for tasks in by_model {
         run_pool(tasks, jobs, a.pool.timeout, &a.pool.out)?;
@@ -498,52 +492,17 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
     let recs = read_model_records(&a.pool.out)?;
     let mut report = Vec::new();
     for m in &a.models {
-        let name = m.display().to_string();
+        let name = path_text(m);
         let mine: Vec<certquant::bench::EngineRecord> = recs
             .iter()
             .filter(|(model, r)| {
-                *model == name && ids.contains(&r.id) && a.eps.contains(&r.eps_text)
+                wanted.contains(&(model.clone(), r.id, r.eps_text.clone(), r.engine.clone()))
             })
             .map(|(_, r)| r.clone())
             .collect();
-        report.push((name, certquant::bench::compare_engines(&mine)));
+        report.push((name, mine));
     }
-    let json: Vec<serde_json::Value> = report
-        .iter()
-        .map(|(m, c)| {
-            let mut v = serde_json::to_value(c).unwrap_or_default();
-            v["model"] = serde_json::json!(m);
-            v
-        })
-        .collect();
-    if let Some(p) = &a.pool.summary {
-        std::fs::write(p, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if a.pool.json {
-        print_json(&json)?;
-    } else {
-        println!(
-            "model | pairs | median fast s | median paper s | paper/fast | paper time-limited | layers compared | max rel. χ diff | fast > paper"
-        );
-        for (m, c) in &report {
-            println!(
-                "{m} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {:.2e} | {}",
-                c.pairs,
-                c.median_fast_seconds,
-                c.median_paper_seconds,
-                c.ratio,
-                c.paper_time_limited,
-                c.layers_compared,
-                c.max_relative_difference,
-                c.fast_above_paper
-            );
-        }
-    }
-    if report.iter().any(|(_, c)| c.fast_above_paper > 0) {
-        bail!("the fast engine reported a χ above the paper engine's optimum (see the table)");
-    }
-    Ok(Outcome::Proven)
+    report::preimages(&report, a.pool.target())
 }
 
 /// The engine records of a JSONL file with their model.
