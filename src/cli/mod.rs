@@ -157,7 +157,7 @@ pub enum MethodArg {
     Guided,
 }
 
-/// Preimage engine choice (serialised as in the records: `fast`, `paper`).
+/// Preimage engine choice (serialised as in the records: `fast`, `paper`, `abstract`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PreimageArg {
@@ -165,6 +165,8 @@ pub enum PreimageArg {
     Fast,
     /// The paper's single MILP per layer.
     Paper,
+    /// No MILP: the authors' abstraction-only mode, made sound (safe χ, usually smaller).
+    Abstract,
 }
 
 /// Objective of the property-set search.

@@ -124,6 +124,7 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
     s.preimage.engine = match o.preimage {
         PreimageArg::Fast => Engine::Fast,
         PreimageArg::Paper => Engine::Paper,
+        PreimageArg::Abstract => Engine::Abstract,
     };
     s.preimage.chi_max = o.chi_max;
     s.preimage.time_limit = o.time_limit;
@@ -205,6 +206,7 @@ pub fn run_task(
         engine: match sopts.preimage.engine {
             Engine::Fast => PreimageArg::Fast,
             Engine::Paper => PreimageArg::Paper,
+            Engine::Abstract => PreimageArg::Abstract,
         },
         template: match sopts.preimage.template {
             TemplateKind::Code => TemplateArg::Code,

@@ -39,7 +39,13 @@ struct Bracket {
 impl LayerCtx<'_> {
     /// A cheap over-approximation of `max (wz·z + wx·x) − rhs` over `T(chi)` (CROWN-style
     /// back-substitution through the triangle relaxation), used to skip escape conditions.
-    fn escape_upper_bound(&self, row: &EscapeRow, chi: f64, ylo: &[f64], yhi: &[f64]) -> f64 {
+    pub(super) fn escape_upper_bound(
+        &self,
+        row: &EscapeRow,
+        chi: f64,
+        ylo: &[f64],
+        yhi: &[f64],
+    ) -> f64 {
         let lb = self.dp.layer(self.k);
         let dim = self.dp.network().input_dim();
         let mut coef = row.wx.clone().unwrap_or_else(|| vec![0.0; dim]);

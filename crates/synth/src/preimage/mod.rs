@@ -18,6 +18,10 @@
 //!   linear-relaxation bound that skips parts which cannot escape below the cutoff, and
 //!   parts ordered most-dangerous first.
 //!
+//! A third, [`Engine::Abstract`], solves no MILP: the authors' abstraction-only mode
+//! (`--preimg_mode abstr`), DeepPoly's activation pattern widened by interval arithmetic,
+//! made sound. Its `χ` is a safe lower bound of the same optimum, usually below it.
+//!
 //! # Soundness
 //! A preimage only *guides* the choice of bit-widths: the final answer of Algorithm 1 is a
 //! DeepPoly proof on the quantized network, so an optimistic `χ` can lose a certificate but
@@ -33,8 +37,10 @@
 //!   `η` (above the upper preimage bound) and `ζ` (below the lower one);
 //! * `fast`: the fast engine (one MILP per escape condition, cutoff, relaxation brackets,
 //!   gradient witnesses, anytime gap);
-//! * `paper`: the paper's single MILP.
+//! * `paper`: the paper's single MILP;
+//! * `abstraction`: the abstraction-only engine (no MILP).
 
+mod abstraction;
 mod encoding;
 mod fast;
 mod paper;
@@ -51,6 +57,7 @@ use certquant_milp::{Backend, MilpError, SolveOptions, SolverTuning, Status};
 
 pub use template::template_widths;
 
+use abstraction::solve_abstract;
 use encoding::escape_conditions;
 use fast::solve_fast;
 use paper::solve_paper;
@@ -99,6 +106,10 @@ pub enum Engine {
     /// Decomposed, pruned, cutoff-driven MILPs (default).
     #[default]
     Fast,
+    /// No MILP: the authors' abstraction-only mode (DeepPoly's activation pattern, widening
+    /// by interval arithmetic, `χ` in closed form), made sound. Fast, and its `χ` is a safe
+    /// lower bound of the exact engines' optimum, often well below it.
+    Abstract,
 }
 
 /// Options for preimage computation.
@@ -149,8 +160,9 @@ pub enum ChiSource {
     /// Supplied by the caller (e.g. reused from an earlier run on the same task, see
     /// [`preimages_from_chi`]); not proven in this run.
     Given,
-    /// Settled by a part's relaxation bound within the allowed gap
-    /// ([`PreimageOptions::gap`]): safe, possibly below the optimum.
+    /// Settled by a relaxation bound: a part's bound within the allowed gap
+    /// ([`PreimageOptions::gap`]) or the abstraction-only engine ([`Engine::Abstract`]).
+    /// Safe, possibly below the optimum.
     GapBound,
 }
 
@@ -216,6 +228,7 @@ pub fn compute_preimages(
         let (chi, source, milps, pruned) = match opts.engine {
             Engine::Fast => solve_fast(&ctx, &escapes, backend, opts)?,
             Engine::Paper => solve_paper(&ctx, &escapes, backend, opts)?,
+            Engine::Abstract => solve_abstract(&ctx, &escapes, opts),
         };
         tracing::debug!(layer = k, chi, ?source, milps, pruned, "preimage");
         out.push(Preimage {
@@ -392,7 +405,7 @@ mod tests {
     /// escapes are extreme points) and checks that ReLU and the next layer map each into the
     /// next preimage, or for the last hidden layer into the property. A `χ` that is too large
     /// fails here; one too small does not (that is the agreement test's job).
-    fn assert_sampled_points_stay_inside(
+    pub(super) fn assert_sampled_points_stay_inside(
         net: &Network,
         bx: &InputBox,
         label: usize,
