@@ -787,3 +787,55 @@ fn bench_records_a_failing_task_as_an_error() {
     assert!(err["wall_seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(err["model"], s(&demo_model()));
 }
+
+#[test]
+fn solver_tuning_and_method_options_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    assert_bad_input(
+        &on_demo(
+            &["synth", "robustness"],
+            "1/255",
+            &["--dump-mps", s(&missing)],
+        ),
+        "--dump-mps",
+    );
+    assert_bad_input(
+        &on_demo(
+            &["synth", "robustness"],
+            "1/255",
+            &["--solver-param", "strong"],
+        ),
+        "name=value",
+    );
+    assert_bad_input(
+        &on_demo(
+            &["synth", "robustness"],
+            "1/255",
+            &["--guided-max-drop=-1", "--method", "guided"],
+        ),
+        "--guided-max-drop",
+    );
+    // a valid dump directory receives the run's MILPs, and the answer is the plain run's
+    let plain = on_demo(&["synth", "robustness"], "1/255", &["--json"]);
+    let dumped = on_demo(
+        &["synth", "robustness"],
+        "1/255",
+        &[
+            "--json",
+            "--dump-mps",
+            s(dir.path()),
+            "--solver-param",
+            "strong=0",
+        ],
+    );
+    assert_eq!(plain.status.code(), Some(0));
+    assert_eq!(dumped.status.code(), Some(0));
+    let layers = |o: &Output| {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["layers"].clone(), v["chi"].clone())
+    };
+    assert_eq!(layers(&plain), layers(&dumped));
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(files >= 1, "no MPS written");
+}

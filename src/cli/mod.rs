@@ -274,6 +274,11 @@ impl SynthOpts {
         if self.guided_max_drop < 0.0 {
             anyhow::bail!("--guided-max-drop must not be negative");
         }
+        if let Some(dir) = &self.dump_mps
+            && !dir.is_dir()
+        {
+            anyhow::bail!("--dump-mps {}: not an existing directory", dir.display());
+        }
         for p in &self.solver_param {
             certquant::milp::SolverTuning::parse_param(p).map_err(anyhow::Error::msg)?;
         }
