@@ -81,8 +81,8 @@ pub struct SynthOptions {
     pub given_chi: Option<Vec<f64>>,
     /// What to do where the preimage check rejects every `F` of a hidden layer.
     pub method: Method,
-    /// With [`Method::Guided`]: a guided choice, and the output layer of a search that made
-    /// one, must keep the accuracy within this floor (the paper's search ignores it).
+    /// With [`Method::Guided`]: every accepted layer and the final network must keep the
+    /// accuracy within this floor (the paper's search ignores it).
     pub accuracy_floor: Option<AccuracyFloor>,
 }
 
@@ -178,9 +178,11 @@ pub enum Method {
     Paper,
     /// Verification-guided fallback: take the fewest bits for the layer such that DeepPoly
     /// still proves every property on the network whose later layers are quantized at `B_u`;
-    /// the search then goes on with the next layer. Where the paper's search succeeds it is
-    /// never used, so it costs no bits there; the certificate still rests on the final proof
-    /// on the fully quantized network (docs/method.md, eq. (35)).
+    /// the search then goes on with the next layer. With an accuracy floor, every layer the
+    /// search accepts (by the preimage check or by the fallback) must keep it, judged with the
+    /// later layers at `B_u`, and so must the final network. Where the paper's search succeeds
+    /// and its network keeps the floor, the bits are the paper's; the certificate still rests
+    /// on the final proof on the fully quantized network (docs/method.md, eq. (35)).
     Guided,
 }
 

@@ -126,12 +126,19 @@ pub fn forward_search(
                     }
                 }
                 record.max_simultaneous_failures = Some(worst_all);
+                // The guided method keeps the accuracy floor on every layer it accepts.
+                if opts.method == Method::Guided
+                    && let Some(floor) = &opts.accuracy_floor
+                    && !floor.admits(&tail_at_max(net, &cand, k, opts)?)
+                {
+                    continue 'frac;
+                }
                 record.config = Some(cfg);
                 current = cand;
                 break;
             } else {
-                // A search that made a guided choice keeps the accuracy floor to the end.
-                if fwd.layers.iter().any(|l| l.guided)
+                // The guided method keeps the accuracy floor to the end.
+                if opts.method == Method::Guided
                     && let Some(floor) = &opts.accuracy_floor
                     && !floor.admits(&cand)
                 {
@@ -195,14 +202,7 @@ fn guided_choice(
     opts: &SynthOptions,
     fwd: &mut Forward,
 ) -> Result<Guided, SynthError> {
-    let mut tail = current.clone();
-    for i in k + 1..net.depth() {
-        let layer = &net.layers()[i];
-        let cfg = config_for(layer, opts.max_frac)?;
-        tail = tail
-            .with_layer(i, quantize_layer(layer, cfg))
-            .expect("quantization keeps shapes");
-    }
+    let tail = tail_at_max(net, current, k, opts)?;
     let mut tried = 0;
     'frac: for f in opts.min_frac..=opts.max_frac {
         tried += 1;
@@ -241,4 +241,23 @@ fn guided_choice(
 struct Guided {
     choice: Option<(QuantConfig, Network)>,
     tried: u32,
+}
+
+/// `base` with every layer after `k` quantized at `B_u` (from the float layers of `net`): the
+/// network a choice for layer `k` is judged on before the later layers have their own bits.
+fn tail_at_max(
+    net: &Network,
+    base: &Network,
+    k: usize,
+    opts: &SynthOptions,
+) -> Result<Network, SynthError> {
+    let mut tail = base.clone();
+    for i in k + 1..net.depth() {
+        let layer = &net.layers()[i];
+        let cfg = config_for(layer, opts.max_frac)?;
+        tail = tail
+            .with_layer(i, quantize_layer(layer, cfg))
+            .expect("quantization keeps shapes");
+    }
+    Ok(tail)
 }
