@@ -104,6 +104,15 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 
 /// Accuracy of `net` on the first `limit` labelled inputs of `ds` (in parallel).
 pub fn accuracy(net: &Network, ds: &Dataset, limit: Option<usize>) -> Result<(f64, usize)> {
+    accuracy_of(|x| net.predict(x), ds, limit)
+}
+
+/// Accuracy of any classifier `predict` on the first `limit` inputs of `ds`, in parallel.
+pub fn accuracy_of(
+    predict: impl Fn(&[f64]) -> usize + Sync,
+    ds: &Dataset,
+    limit: Option<usize>,
+) -> Result<(f64, usize)> {
     use rayon::prelude::*;
     if !ds.has_labels() {
         bail!("the data set has no labels; accuracy needs labelled data");
@@ -115,7 +124,7 @@ pub fn accuracy(net: &Network, ds: &Dataset, limit: Option<usize>) -> Result<(f6
     let correct: usize = (0..n)
         .into_par_iter()
         .filter(|&i| match (ds.image(i), ds.label(i)) {
-            (Some(x), Some(y)) => net.predict(x) == y,
+            (Some(x), Some(y)) => predict(x) == y,
             _ => false,
         })
         .count();

@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use certquant::bounds::DeepPoly;
 use certquant::spec::{InputBox, parse_eps};
 
 use super::PointArgs;
-use super::common::{Outcome, accuracy, input, load_data, load_model, print_json};
+use super::common::{Outcome, accuracy_of, input, load_data, load_model, print_json};
 
 #[derive(Serialize)]
 struct EvalReport {
@@ -17,11 +17,27 @@ struct EvalReport {
     n: usize,
 }
 
-/// `certquant eval`.
+/// `certquant eval`: accuracy of the model's typed graph (every supported operator, also
+/// those the proofs cannot take yet, such as `MaxPool`), each data vector read row-major
+/// into the model's input shape.
 pub fn eval(model: &Path, data: &Path, limit: Option<usize>, json: bool) -> Result<Outcome> {
-    let m = load_model(model)?;
-    let ds = load_data(data, &m.net)?;
-    let (acc, n) = accuracy(&m.net, &ds, limit)?;
+    let g = certquant::onnx::import_graph(model)
+        .with_context(|| format!("model {}", model.display()))?;
+    let ds = certquant::data::load(data).with_context(|| format!("data {}", data.display()))?;
+    if ds.dim() != g.input_len() {
+        bail!(
+            "data {} has inputs of size {}, but the model expects {} (input shape [N, {}])",
+            data.display(),
+            ds.dim(),
+            g.input_len(),
+            g.input_dims()
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let (acc, n) = accuracy_of(|x| g.predict(x), &ds, limit)?;
     if json {
         print_json(&EvalReport { accuracy: acc, n })?;
     } else {

@@ -52,10 +52,10 @@ fn pow2(e: i32) -> f64 {
 /// Integer bits `I` of a layer (docs/method.md, eq. (4)): `m = max |round(v)|`; `I = 1` if `m = 0`,
 /// `2` if `m = 1`, else `⌈log2 m⌉ + 1`.
 pub fn integer_bits(layer: &Affine) -> u32 {
-    let m = layer
-        .weights()
+    let (w, b) = layer.params();
+    let m = w
         .iter()
-        .chain(layer.bias())
+        .chain(b)
         .map(|v| v.round().abs())
         .fold(0.0, f64::max);
     if m == 0.0 {
@@ -76,9 +76,16 @@ pub fn config_for(layer: &Affine, frac: u32) -> Result<QuantConfig, QuantError> 
     QuantConfig::new(integer_bits(layer) + frac, frac)
 }
 
-/// Quantizes all weights and biases of one layer with `cfg` (docs/method.md, eq. (3)).
+/// Quantizes all weights and biases of one layer with `cfg` (docs/method.md, eq. (3)); for a
+/// structured layer (a convolution, a dense layer after pooling) these are the parameters of
+/// its weighted operator ([`Affine::params`]), and the layer is lowered again.
 pub fn quantize_layer(layer: &Affine, cfg: QuantConfig) -> Affine {
-    layer.map_params(|v| cfg.quantize(v))
+    // Quantized values are k·2^−F with |k| < 2^51 and F ≤ 51: finite, and their products
+    // with the power-of-two coefficients of a lowering and sums of a few of them are exact,
+    // so the lowering cannot fail (SOUNDNESS.md, "Structured layers").
+    layer
+        .map_params(|v| cfg.quantize(v))
+        .expect("a quantized structured layer lowers exactly")
 }
 
 /// A quantization strategy: one ⟨Q, F⟩ per affine layer, input side first
@@ -118,7 +125,7 @@ impl Strategy {
             .zip(&self.0)
             .map(|(l, &c)| quantize_layer(l, c))
             .collect();
-        Ok(Network::new(layers).expect("quantization keeps shapes"))
+        Ok(net.with_layers(layers).expect("quantization keeps shapes"))
     }
 
     /// Weight memory in bits: `Σ_i Q_i · params_i` (the deployment cost minimised by issue 8;

@@ -44,6 +44,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod interval;
+pub mod lower;
 pub mod prove;
 pub mod quant;
 pub mod region;
@@ -185,8 +186,9 @@ pub fn check_certificate(
         ));
     }
 
-    // 2. Derivation.
+    // 2. Derivation, and the checker's own lowering of structured layers.
     reasons.extend(check_derivation(cert, original, qnn));
+    reasons.extend(lower::check_lowering(qnn));
 
     // 3 + 4. Statement and proof, per property.
     if cert.properties.is_empty() {
@@ -305,7 +307,7 @@ mod tests {
         )
         .unwrap();
         // float32 values, as an ONNX file would hold them
-        let f32ify = |l: &Affine| l.map_params(|v| v as f32 as f64);
+        let f32ify = |l: &Affine| l.map_params(|v| v as f32 as f64).unwrap();
         Network::new(vec![f32ify(&l0), f32ify(&l1)]).unwrap()
     }
 
@@ -319,7 +321,10 @@ mod tests {
             orig.layers()
                 .iter()
                 .zip(&strategy)
-                .map(|(l, c)| l.map_params(|v| quant::quantize(v, c.total(), c.frac())))
+                .map(|(l, c)| {
+                    l.map_params(|v| quant::quantize(v, c.total(), c.frac()))
+                        .unwrap()
+                })
                 .collect(),
         )
         .unwrap();

@@ -90,10 +90,10 @@ pub fn quantize(v: f64, total: u32, frac: u32) -> f64 {
 /// The integer-bit rule (docs/method.md, eq. (4)) for one layer: `m = max |round(v)|` over its
 /// weights and biases; `1` if `m = 0`, `2` if `m = 1`, else `⌈log2 m⌉ + 1`.
 pub fn integer_bits(layer: &Affine) -> u32 {
-    let m = layer
-        .weights()
+    let (w, b) = layer.params();
+    let m = w
         .iter()
-        .chain(layer.bias())
+        .chain(b)
         .map(|&v| round_scaled(v, 0).1)
         .max()
         .unwrap_or(0);
@@ -156,16 +156,36 @@ pub fn compare_qnn(original: &Network, strategy: &[(u32, u32)], qnn: &Network) -
             ));
             continue;
         }
-        let n_w = orig.weights().len();
-        let params = orig.weights().iter().chain(orig.bias());
-        let shipped_params = shipped.weights().iter().chain(shipped.bias());
+        // The structure around the weights (convolution geometry, padding, pooling, layout)
+        // must be the original's; only the parameters may differ.
+        let shape_of = |a: &Affine| a.to_origin().canonical();
+        if shape_of(orig) != shape_of(shipped) {
+            reasons.push(format!(
+                "layer {l}: the QNN layer's operators (kind, geometry, padding, pooling or layout) differ from the original's"
+            ));
+            continue;
+        }
+        let (ow, ob) = orig.params();
+        let (sw, sb) = shipped.params();
+        if ow.len() != sw.len() || ob.len() != sb.len() {
+            reasons.push(format!(
+                "layer {l}: the QNN layer has a different parameter count"
+            ));
+            continue;
+        }
+        let n_w = ow.len();
+        let conv = matches!(orig.to_origin().op, certquant_core::graph::Node::Conv(_));
+        let params = ow.iter().chain(ob);
+        let shipped_params = sw.iter().chain(sb);
         for (idx, (&v, &found)) in params.zip(shipped_params).enumerate() {
             let expected = quantize(v, total, frac);
             // Exact real equality (f64 `==` on finite values; ±0 are the same real).
             if expected != found {
                 count += 1;
                 if first.is_none() {
-                    let position = if idx < n_w {
+                    let position = if idx < n_w && conv {
+                        format!("kernel [{idx}]")
+                    } else if idx < n_w {
                         format!("weight [{}, {}]", idx / orig.inputs(), idx % orig.inputs())
                     } else {
                         format!("bias [{}]", idx - n_w)
@@ -279,7 +299,10 @@ mod tests {
         let l0 = Affine::new(0, 2, 2, vec![0.3, -0.7, 1.2, 0.05], vec![0.4, -0.2]).unwrap();
         let net = Network::new(vec![l0]).unwrap();
         let strategy = [(6u32, 4u32)];
-        let q = Network::new(vec![net.layers()[0].map_params(|v| quantize(v, 6, 4))]).unwrap();
+        let q = Network::new(vec![
+            net.layers()[0].map_params(|v| quantize(v, 6, 4)).unwrap(),
+        ])
+        .unwrap();
         assert!(compare_qnn(&net, &strategy, &q).is_empty());
         let mut w = q.layers()[0].weights().to_vec();
         w[3] += 1.0 / 16.0;

@@ -13,6 +13,7 @@
 
 pub mod certificate;
 pub mod data;
+pub mod graph;
 pub mod model;
 pub mod onnx;
 pub mod quant;

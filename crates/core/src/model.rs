@@ -6,7 +6,12 @@
 //! (`k·2^-F`, `|k| < 2^31`) are represented exactly and float32 weights read from
 //! ONNX are widened without any rounding.
 
+use std::sync::Arc;
+
 use thiserror::Error;
+
+pub use crate::graph::lower::{Frame, LayerOrigin};
+use crate::graph::{Batch, Dense, Graph, GraphError, Node};
 
 /// Why a network could not be built: always a shape or value problem of the input.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -30,18 +35,33 @@ pub enum ModelError {
     /// A network needs at least one affine layer.
     #[error("the network has no affine layer")]
     Empty,
+    /// A structured layer (a convolution, a layer with pooling) could not be lowered to an
+    /// affine map exactly.
+    #[error("layer {layer}: {source}")]
+    Lowering {
+        /// 0-based index of the affine layer.
+        layer: usize,
+        /// Why the lowering failed.
+        source: GraphError,
+    },
 }
 
 /// One affine layer `y = W x + b` with `W` stored row-major as `outputs × inputs`.
 ///
 /// Invariant (checked by [`Affine::new`]): `w.len() == outputs * inputs`,
 /// `b.len() == outputs`, every entry finite.
+///
+/// A layer lowered from a structured model (a convolution, a dense layer after average
+/// pooling) keeps its [`LayerOrigin`]: `W` and `b` are then the exact lowering of the
+/// origin's parameters, [`Affine::params`] are those parameters (what quantization acts
+/// on, eq. (3)), and [`Affine::map_params`] maps them and lowers again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Affine {
     inputs: usize,
     outputs: usize,
     w: Vec<f64>,
     b: Vec<f64>,
+    origin: Option<Arc<LayerOrigin>>,
 }
 
 impl Affine {
@@ -83,7 +103,63 @@ impl Affine {
             outputs,
             w,
             b,
+            origin: None,
         })
+    }
+
+    /// Lowers a structured layer exactly (see [`crate::graph::lower`]) and keeps its origin.
+    pub fn from_origin(layer: usize, origin: Arc<LayerOrigin>) -> Result<Self, ModelError> {
+        let (outputs, inputs, w, b) = origin
+            .lower()
+            .map_err(|source| ModelError::Lowering { layer, source })?;
+        let mut a = Self::new(layer, outputs, inputs, w, b)?;
+        if !matches!(&origin.op, Node::Dense(_))
+            || !origin.pre.is_empty()
+            || !origin.post.is_empty()
+        {
+            a.origin = Some(origin);
+        } else if let Node::Dense(d) = &origin.op
+            && d.in_dims.len() > 1
+        {
+            a.origin = Some(origin);
+        }
+        Ok(a)
+    }
+
+    /// The structure this layer was lowered from, if it is not a plain dense layer.
+    pub fn origin(&self) -> Option<&LayerOrigin> {
+        self.origin.as_deref()
+    }
+
+    /// The parameters quantization acts on (eq. (3)): the weights and the bias of the
+    /// layer's weighted operator — `W` and `b` themselves for a plain dense layer, the
+    /// kernel and the per-channel bias for a convolution, the `Gemm` weights (not their
+    /// products with the pooling coefficients) for a dense layer after pooling.
+    pub fn params(&self) -> (&[f64], &[f64]) {
+        match &self.origin {
+            Some(o) => o.params(),
+            None => (&self.w, &self.b),
+        }
+    }
+
+    /// The layer as the weighted operator with the fixed operators around it.
+    pub fn to_origin(&self) -> LayerOrigin {
+        match &self.origin {
+            Some(o) => (**o).clone(),
+            None => LayerOrigin {
+                pre: Vec::new(),
+                op: Node::Dense(
+                    Dense::with_out_dims(
+                        vec![self.inputs],
+                        vec![self.outputs],
+                        self.w.clone(),
+                        self.b.clone(),
+                    )
+                    .expect("an Affine is a valid dense layer"),
+                ),
+                post: Vec::new(),
+            },
+        }
     }
 
     /// Number of inputs (columns of `W`).
@@ -111,9 +187,11 @@ impl Affine {
         &self.w[j * self.inputs..(j + 1) * self.inputs]
     }
 
-    /// Number of parameters (weights and biases): the storage a deployment pays per bit of width.
+    /// Number of parameters (weights and biases of the weighted operator, see
+    /// [`Affine::params`]): the storage a deployment pays per bit of width.
     pub fn num_params(&self) -> usize {
-        self.w.len() + self.b.len()
+        let (w, b) = self.params();
+        w.len() + b.len()
     }
 
     /// Applies `W x + b` in plain f64 (not a verified computation; used for evaluation and attacks).
@@ -124,13 +202,18 @@ impl Affine {
             .collect()
     }
 
-    /// Returns a copy whose weights and biases are replaced by `f(value)`; shapes are kept.
-    pub fn map_params(&self, mut f: impl FnMut(f64) -> f64) -> Self {
-        Self {
-            inputs: self.inputs,
-            outputs: self.outputs,
-            w: self.w.iter().map(|&v| f(v)).collect(),
-            b: self.b.iter().map(|&v| f(v)).collect(),
+    /// Returns a copy whose parameters ([`Affine::params`]) are replaced by `f(value)`;
+    /// shapes are kept. A structured layer is lowered again, exactly; that fails only if
+    /// `f` yields a non-finite value or one so small (below 2^-969) that its product with a
+    /// pooling coefficient is not exact.
+    pub fn map_params(&self, mut f: impl FnMut(f64) -> f64) -> Result<Self, ModelError> {
+        match &self.origin {
+            Some(o) => Self::from_origin(0, Arc::new(o.map_params(f))),
+            None => {
+                let w: Vec<f64> = self.w.iter().map(|&v| f(v)).collect();
+                let b: Vec<f64> = self.b.iter().map(|&v| f(v)).collect();
+                Self::new(0, self.outputs, self.inputs, w, b)
+            }
         }
     }
 }
@@ -142,6 +225,7 @@ impl Affine {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Network {
     layers: Vec<Affine>,
+    frame: Option<Arc<Frame>>,
 }
 
 impl Network {
@@ -161,7 +245,50 @@ impl Network {
                 });
             }
         }
-        Ok(Self { layers })
+        Ok(Self {
+            layers,
+            frame: None,
+        })
+    }
+
+    /// Attaches the declared input of the model this network came from (kept by
+    /// [`Network::with_layer`] and [`Network::with_layers`], used by export).
+    pub fn with_frame(mut self, frame: Frame) -> Self {
+        self.frame = Some(Arc::new(frame));
+        self
+    }
+
+    /// The declared input of the model this network came from, if any.
+    pub fn frame(&self) -> Option<&Frame> {
+        self.frame.as_deref()
+    }
+
+    /// A network with the same frame and new layers (shapes checked as in [`Network::new`]).
+    pub fn with_layers(&self, layers: Vec<Affine>) -> Result<Self, ModelError> {
+        let mut n = Self::new(layers)?;
+        n.frame = self.frame.clone();
+        Ok(n)
+    }
+
+    /// The network as a typed graph: each layer's operators, with `Relu` between layers.
+    pub fn to_graph(&self) -> Result<Graph, GraphError> {
+        let mut nodes = Vec::new();
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            let o = l.to_origin();
+            nodes.extend(o.pre);
+            nodes.push(o.op);
+            nodes.extend(o.post);
+            if i < last {
+                let dims = nodes[nodes.len() - 1].out_dims();
+                nodes.push(Node::Relu { dims });
+            }
+        }
+        let (batch, dims) = match &self.frame {
+            Some(f) => (f.batch.clone(), f.input_dims.clone()),
+            None => (Batch::Symbolic("N".into()), vec![self.input_dim()]),
+        };
+        Graph::new(batch, dims, nodes)
     }
 
     /// The affine layers, input side first.
@@ -188,7 +315,7 @@ impl Network {
     pub fn with_layer(&self, i: usize, layer: Affine) -> Result<Self, ModelError> {
         let mut layers = self.layers.clone();
         layers[i] = layer;
-        Self::new(layers)
+        self.with_layers(layers)
     }
 
     /// Plain f64 forward pass returning the logits.

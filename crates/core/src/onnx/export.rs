@@ -1,70 +1,276 @@
-//! Writing a [`Network`] as an ONNX model in the form of the benchmark models: `Gemm` layers
-//! with float32 `[in, out]` weights in `raw_data` and `Relu` between them. Every value must be
-//! exactly a float32 value, so that importing the result gives back the identical network.
+//! Writing a [`Network`] as an ONNX model. A plain MLP is written in the form of the
+//! benchmark models: `Gemm` layers with float32 `[in, out]` weights in `raw_data` and `Relu`
+//! between them. A network lowered from a structured model is written with its original
+//! operators ([`Network::to_graph`]): a `Conv` stays a `Conv`, pooling stays pooling, the
+//! layout operators and the input normalisation are kept. Every value must be exactly a
+//! float32 value, so that importing the result gives back the identical network.
 
 use super::proto;
+use super::proto::attribute_proto::AttributeType;
 use super::proto::tensor_proto::DataType;
 use super::{OnnxError, Result};
+use crate::graph::{Batch, Graph, Node, PoolKind, ReshapeKind};
 use crate::model::Network;
+
+/// An integer-list attribute.
+fn ints(name: &str, v: &[i64]) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// An integer attribute.
+fn int(name: &str, v: i64) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+/// An INT64 initializer.
+fn i64_tensor(name: &str, v: &[i64]) -> proto::TensorProto {
+    proto::TensorProto {
+        dims: vec![v.len() as i64],
+        data_type: Some(DataType::Int64 as i32),
+        name: Some(name.into()),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn to_i64(v: &[usize]) -> Vec<i64> {
+    v.iter().map(|&d| d as i64).collect()
+}
+
+/// Builds the node list of a graph: names tensors, counts layers, writes initializers.
+struct Writer {
+    nodes: Vec<proto::NodeProto>,
+    init: Vec<proto::TensorProto>,
+    x: String,
+    layer: usize,
+}
+
+impl Writer {
+    fn node(
+        &mut self,
+        op: &str,
+        name: String,
+        extra: Vec<String>,
+        out: String,
+        attribute: Vec<proto::AttributeProto>,
+    ) {
+        let mut input = vec![self.x.clone()];
+        input.extend(extra);
+        self.nodes.push(proto::NodeProto {
+            input,
+            output: vec![out.clone()],
+            name: Some(name),
+            op_type: Some(op.into()),
+            attribute,
+            ..Default::default()
+        });
+        self.x = out;
+    }
+
+    /// A `Reshape` of the current tensor to `[batch, dims…]` (batch copied).
+    fn reshape(&mut self, dims: &[usize], tag: &str) {
+        let shape: Vec<i64> = std::iter::once(0)
+            .chain(dims.iter().map(|&d| d as i64))
+            .collect();
+        let s = format!("{tag}_shape");
+        self.init.push(i64_tensor(&s, &shape));
+        self.node(
+            "Reshape",
+            tag.to_string(),
+            vec![s],
+            format!("{tag}_out"),
+            vec![],
+        );
+    }
+}
 
 /// The model that [`super::export_bytes`] serializes (see there for its form), failing with
 /// [`OnnxError::NotRepresentable`] if a weight or bias is not exactly a float32 value.
 pub(super) fn model_proto(net: &Network) -> Result<proto::ModelProto> {
-    let mut initializer = Vec::new();
-    let mut node = Vec::new();
-    let last = net.depth() - 1;
-    let mut x = "input".to_string();
-    for (l, layer) in net.layers().iter().enumerate() {
-        let (inputs, outputs) = (layer.inputs(), layer.outputs());
-        let w = layer.weights();
-        // ONNX layout [in, out]: element (i, o) is W[o][i].
-        let mut w_t = Vec::with_capacity(w.len());
-        for i in 0..inputs {
-            for o in 0..outputs {
-                w_t.push(w[o * inputs + i]);
+    let g: Graph = net
+        .to_graph()
+        .map_err(|e| OnnxError::Shape(e.to_string()))?;
+    let n = g.nodes().len();
+    let mut w = Writer {
+        nodes: Vec::new(),
+        init: Vec::new(),
+        x: "input".to_string(),
+        layer: 0,
+    };
+    let mut relu = 0usize;
+    for (k, node) in g.nodes().iter().enumerate() {
+        let last = k + 1 == n;
+        let out = |default: String| if last { "output".to_string() } else { default };
+        match node {
+            Node::Dense(d) => {
+                let l = w.layer;
+                if d.in_dims.len() != 1 {
+                    w.reshape(&[d.inputs()], &format!("fc{l}_in"));
+                }
+                let (inputs, outputs) = (d.inputs(), d.outputs());
+                let mut w_t = Vec::with_capacity(d.w.len());
+                for i in 0..inputs {
+                    for o in 0..outputs {
+                        w_t.push(d.w[o * inputs + i]);
+                    }
+                }
+                let (wn, bn) = (format!("W{l}"), format!("B{l}"));
+                w.init.push(f32_tensor(&wn, &[inputs, outputs], &w_t, l)?);
+                w.init.push(f32_tensor(&bn, &[outputs], &d.b, l)?);
+                let reshape_after = d.out_dims.len() != 1;
+                let o = if reshape_after {
+                    format!("h{l}_flat")
+                } else {
+                    out(format!("h{l}_pre"))
+                };
+                w.node(
+                    "Gemm",
+                    format!("fc{l}"),
+                    vec![wn, bn],
+                    o,
+                    vec![int("transB", 0)],
+                );
+                if reshape_after {
+                    w.reshape(&d.out_dims, &format!("fc{l}_out"));
+                    if last {
+                        w.nodes.last_mut().expect("just pushed").output = vec!["output".into()];
+                    }
+                }
+                w.layer += 1;
+            }
+            Node::Conv(c) => {
+                let l = w.layer;
+                let (wn, bn) = (format!("W{l}"), format!("B{l}"));
+                let [co, ci, _] = [c.out_shape[0], c.in_shape[0], 0];
+                w.init.push(f32_tensor(
+                    &wn,
+                    &[co, ci, c.kernel[0], c.kernel[1]],
+                    &c.w,
+                    l,
+                )?);
+                w.init.push(f32_tensor(&bn, &[co], &c.b, l)?);
+                w.node(
+                    "Conv",
+                    format!("conv{l}"),
+                    vec![wn, bn],
+                    out(format!("h{l}_pre")),
+                    vec![
+                        ints("kernel_shape", &to_i64(&c.kernel)),
+                        ints("pads", &to_i64(&c.pads)),
+                        ints("strides", &to_i64(&c.strides)),
+                    ],
+                );
+                w.layer += 1;
+            }
+            Node::Relu { .. } => {
+                let l = w.layer.saturating_sub(1);
+                let name = if relu == l {
+                    format!("relu{l}")
+                } else {
+                    format!("relu{l}_{relu}")
+                };
+                relu += 1;
+                w.node("Relu", name, vec![], out(format!("h{l}")), vec![]);
+            }
+            Node::Pool(p) => {
+                let tag = format!("pool{k}");
+                if p.global {
+                    w.node("GlobalAveragePool", tag.clone(), vec![], out(tag), vec![]);
+                } else {
+                    let mut attrs = vec![
+                        ints("kernel_shape", &to_i64(&p.kernel)),
+                        ints("pads", &to_i64(&p.pads)),
+                        ints("strides", &to_i64(&p.strides)),
+                    ];
+                    let op = match p.kind {
+                        PoolKind::Average => {
+                            attrs.push(int("count_include_pad", i64::from(p.count_include_pad)));
+                            "AveragePool"
+                        }
+                        PoolKind::Max => "MaxPool",
+                    };
+                    w.node(op, tag.clone(), vec![], out(tag), attrs);
+                }
+            }
+            Node::Pad(p) => {
+                let tag = format!("pad{k}");
+                let pads: Vec<i64> = std::iter::once(0)
+                    .chain(to_i64(&p.begin))
+                    .chain(std::iter::once(0))
+                    .chain(to_i64(&p.end))
+                    .collect();
+                let pn = format!("{tag}_pads");
+                w.init.push(i64_tensor(&pn, &pads));
+                w.node("Pad", tag.clone(), vec![pn], out(tag), vec![]);
+            }
+            Node::Transpose(t) => {
+                let tag = format!("transpose{k}");
+                let perm: Vec<i64> = std::iter::once(0)
+                    .chain(t.perm.iter().map(|&p| p as i64 + 1))
+                    .collect();
+                w.node(
+                    "Transpose",
+                    tag.clone(),
+                    vec![],
+                    out(tag),
+                    vec![ints("perm", &perm)],
+                );
+            }
+            Node::Reshape(r) => {
+                let tag = format!("reshape{k}");
+                if r.kind == ReshapeKind::Flatten {
+                    w.node(
+                        "Flatten",
+                        format!("flatten{k}"),
+                        vec![],
+                        out(tag),
+                        vec![int("axis", 1)],
+                    );
+                } else {
+                    w.reshape(&r.out_dims, &tag);
+                    if last {
+                        w.nodes.last_mut().expect("just pushed").output = vec!["output".into()];
+                    }
+                }
+            }
+            Node::Elementwise(e) => {
+                let tag = format!("{}{k}", e.kind.op_name().to_lowercase());
+                let cn = format!("{tag}_c");
+                w.init
+                    .push(f32_tensor(&cn, &e.stored.0, &e.stored.1, w.layer)?);
+                let o = out(tag.clone());
+                if e.kind == crate::graph::ElementwiseKind::SubFrom {
+                    w.nodes.push(proto::NodeProto {
+                        input: vec![cn, w.x.clone()],
+                        output: vec![o.clone()],
+                        name: Some(tag),
+                        op_type: Some("Sub".into()),
+                        ..Default::default()
+                    });
+                    w.x = o;
+                } else {
+                    w.node(e.kind.op_name(), tag, vec![cn], o, vec![]);
+                }
             }
         }
-        let w_name = format!("W{l}");
-        let b_name = format!("B{l}");
-        initializer.push(f32_tensor(&w_name, &[inputs, outputs], &w_t, l)?);
-        initializer.push(f32_tensor(&b_name, &[outputs], layer.bias(), l)?);
-        let pre = if l == last {
-            "output".to_string()
-        } else {
-            format!("h{l}_pre")
-        };
-        node.push(proto::NodeProto {
-            input: vec![x.clone(), w_name, b_name],
-            output: vec![pre.clone()],
-            name: Some(format!("fc{l}")),
-            op_type: Some("Gemm".into()),
-            attribute: vec![proto::AttributeProto {
-                name: Some("transB".into()),
-                r#type: Some(proto::attribute_proto::AttributeType::Int as i32),
-                i: Some(0),
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        x = pre;
-        if l != last {
-            let h = format!("h{l}");
-            node.push(proto::NodeProto {
-                input: vec![x.clone()],
-                output: vec![h.clone()],
-                name: Some(format!("relu{l}")),
-                op_type: Some("Relu".into()),
-                ..Default::default()
-            });
-            x = h;
-        }
     }
+    let batch = g.batch().clone();
     let graph = proto::GraphProto {
-        node,
+        node: w.nodes,
         name: Some("certquant".into()),
-        initializer,
-        input: vec![batch_value_info("input", net.input_dim())],
-        output: vec![batch_value_info("output", net.output_dim())],
+        initializer: w.init,
+        input: vec![value_info("input", &batch, g.input_dims())],
+        output: vec![value_info("output", &batch, &g.output_dims())],
         ..Default::default()
     };
     let model = proto::ModelProto {
@@ -105,19 +311,21 @@ fn f32_tensor(
     })
 }
 
-/// Value info of a float32 `[N, width]` tensor with symbolic batch dimension `N`.
-fn batch_value_info(name: &str, width: usize) -> proto::ValueInfoProto {
+/// Value info of a float32 `[batch, dims…]` tensor.
+fn value_info(name: &str, batch: &Batch, sample: &[usize]) -> proto::ValueInfoProto {
     use proto::tensor_shape_proto::{Dimension, dimension::Value};
-    let dims = vec![
-        Dimension {
-            value: Some(Value::DimParam("N".into())),
+    let b = match batch {
+        Batch::Fixed(n) => Value::DimValue(*n as i64),
+        Batch::Symbolic(p) if !p.is_empty() => Value::DimParam(p.clone()),
+        Batch::Symbolic(_) => Value::DimParam("N".into()),
+    };
+    let dims = std::iter::once(b)
+        .chain(sample.iter().map(|&d| Value::DimValue(d as i64)))
+        .map(|v| Dimension {
+            value: Some(v),
             ..Default::default()
-        },
-        Dimension {
-            value: Some(Value::DimValue(width as i64)),
-            ..Default::default()
-        },
-    ];
+        })
+        .collect();
     proto::ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(proto::TypeProto {
@@ -151,7 +359,7 @@ mod tests {
             let mut net = random_net(&mut rng, dims);
             // A negative zero must survive as well.
             let l0 = net.layers()[0].map_params(|v| if v == 0.25 { -0.0 } else { v });
-            net = net.with_layer(0, l0).expect("same shapes");
+            net = net.with_layer(0, l0.expect("finite")).expect("same shapes");
             let back = import_bytes(&export_bytes(&net).expect("export")).expect("import");
             assert_eq!(back, net);
             assert_eq!(bits(&back), bits(&net));

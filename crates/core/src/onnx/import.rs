@@ -15,56 +15,27 @@ use super::proto;
 use super::proto::tensor_proto::DataType;
 use super::tensor::{Const, Consts, Data, Tensor, type_name};
 use super::{OnnxError, Result};
-use crate::model::{Affine, Network};
+use crate::graph::{Batch, Graph, GraphError, Node, numel};
 
-/// Shape facts known about the tensor flowing along the chain.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Flow {
-    /// Rank, if known.
-    pub(super) rank: Option<usize>,
-    /// Static batch size (dimension 0), if known.
-    pub(super) batch: Option<usize>,
-    /// Static size of dimension 1, if known (used by `Reshape` with a 0 entry).
-    pub(super) dim1: Option<usize>,
-    /// Per-sample element count (product of all dimensions but the first), if known.
-    pub(super) width: Option<usize>,
-}
-
-/// Where the chain walk stands.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Phase {
-    /// Before the first affine layer: reshapes are allowed.
-    Start,
-    /// Right after an affine layer; `bias_open` if it was a `MatMul` that may still take an `Add`.
-    Affine { bias_open: bool },
-    /// After a `Relu`: the next operator must start an affine layer.
-    Relu,
-    /// After the final `Softmax`/`LogSoftmax`: nothing but `Identity` may follow.
-    Done,
-}
-
-/// An affine layer under construction, `W` row-major `outputs × inputs`.
-pub(super) struct Layer {
-    /// Number of inputs (columns of `w`).
-    pub(super) inputs: usize,
-    /// Number of outputs (rows of `w`, length of `b`).
-    pub(super) outputs: usize,
-    /// Weights, row-major `outputs × inputs`.
-    pub(super) w: Vec<f64>,
-    /// Bias, one per output.
-    pub(super) b: Vec<f64>,
-}
-
-/// The graph walker: constants, the chain's state and the layers found so far.
+/// The graph walker: constants, the typed nodes found so far and the current tensor's shape.
 pub(super) struct Importer<'a> {
     /// The graph's constants by name.
     pub(super) consts: Consts<'a>,
-    /// The affine layers found so far, in order.
-    pub(super) layers: Vec<Layer>,
-    /// Where the walk stands.
-    pub(super) phase: Phase,
-    /// What is known about the shape of the current tensor.
-    pub(super) flow: Flow,
+    /// The typed nodes found so far, in order.
+    pub(super) nodes: Vec<Node>,
+    /// The ONNX name of each node in `nodes`.
+    pub(super) names: Vec<String>,
+    /// Per-sample shape of the tensor flowing along the chain (`None` while the graph input
+    /// declares no shape and no operator has fixed it yet).
+    pub(super) dims: Option<Vec<usize>>,
+    /// The batch axis of the graph input.
+    pub(super) batch: Batch,
+    /// Per-sample shape of the graph input, once known.
+    pub(super) input_dims: Option<Vec<usize>>,
+    /// The last node is a `MatMul` whose bias an `Add` may still supply.
+    pub(super) bias_open: bool,
+    /// The label of the final `Softmax`/`LogSoftmax`, once seen: only `Identity` may follow.
+    pub(super) done: Option<String>,
 }
 
 impl<'a> Importer<'a> {
@@ -94,6 +65,15 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// An INT64 constant input.
+    pub(super) fn ints(&self, ctx: &NodeCtx<'_>, name: &str, role: &str) -> Result<Vec<i64>> {
+        let t = self.constant(ctx, name, role)?;
+        match t.data {
+            Data::Int(v) => Ok(v),
+            Data::Real(_) => Err(ctx.graph_err(format_args!("{role} '{name}' must be INT64"))),
+        }
+    }
+
     /// A bias for `outputs` neurons from a constant of shape `[out]`, `[1, out]` or a
     /// broadcast scalar (`[]`, `[1]`, `[1, 1]`).
     pub(super) fn bias(&self, ctx: &NodeCtx<'_>, name: &str, outputs: usize) -> Result<Vec<f64>> {
@@ -109,43 +89,43 @@ impl<'a> Importer<'a> {
         )))
     }
 
-    /// Checks that an affine layer with `inputs` inputs can be applied to the current tensor.
-    pub(super) fn enter_affine(&self, ctx: &NodeCtx<'_>, inputs: usize) -> Result<()> {
-        match self.phase {
-            Phase::Start | Phase::Relu => {}
-            Phase::Affine { .. } => {
-                return Err(ctx
-                    .graph_err("two affine layers without a Relu between them are not supported"));
-            }
-            Phase::Done => return Err(ctx.graph_err("follows the final Softmax/LogSoftmax")),
-        }
-        if let Some(rank) = self.flow.rank
-            && rank != 2
-        {
-            return Err(ctx.shape_err(format_args!(
-                "input has rank {rank}; an affine layer needs [batch, features] (add a Flatten)"
-            )));
-        }
-        if let Some(width) = self.flow.width
-            && width != inputs
-        {
-            return Err(ctx.shape_err(format_args!(
-                "weight expects {inputs} input features but the incoming tensor has {width}"
+    /// The current per-sample shape, or an error naming the node if it is unknown.
+    pub(super) fn need_dims(&self, ctx: &NodeCtx<'_>) -> Result<Vec<usize>> {
+        self.dims.clone().ok_or_else(|| {
+            ctx.shape_err("the shape of its input is unknown (declare the graph input's shape)")
+        })
+    }
+
+    /// Checks that another operator may follow (nothing but `Identity` after the final
+    /// `Softmax`).
+    pub(super) fn check_open(&self, ctx: &NodeCtx<'_>) -> Result<()> {
+        if let Some(sm) = &self.done {
+            return Err(ctx.graph_err(format_args!(
+                "follows Softmax node {sm}; Softmax/LogSoftmax is only accepted as the last operator"
             )));
         }
         Ok(())
     }
 
-    /// Appends a finished affine layer; the tensor is now `[batch, outputs]`.
-    pub(super) fn push_layer(&mut self, layer: Layer, bias_open: bool) {
-        self.flow = Flow {
-            rank: Some(2),
-            batch: self.flow.batch,
-            dim1: Some(layer.outputs),
-            width: Some(layer.outputs),
-        };
-        self.layers.push(layer);
-        self.phase = Phase::Affine { bias_open };
+    /// Appends a typed node; its input shape must be the current shape (which is fixed by
+    /// the node if still unknown); the current shape becomes its output shape.
+    pub(super) fn push(&mut self, ctx: &NodeCtx<'_>, node: Node) -> Result<()> {
+        self.check_open(ctx)?;
+        let want = node.in_dims();
+        match &self.dims {
+            Some(d) if *d != want => {
+                return Err(ctx.shape_err(format_args!(
+                    "expects a sample of shape {want:?} but the incoming tensor has {d:?}"
+                )));
+            }
+            Some(_) => {}
+            None => self.input_dims = Some(want),
+        }
+        self.dims = Some(node.out_dims());
+        self.nodes.push(node);
+        self.names.push(ctx.label.clone());
+        self.bias_open = false;
+        Ok(())
     }
 
     /// Handles one node of the chain whose data input is `data`, by the handler that the
@@ -159,15 +139,46 @@ impl<'a> Importer<'a> {
             }),
         }
     }
+}
 
-    /// Refuses a `Flatten`/`Reshape` anywhere but before the first affine layer.
-    pub(super) fn check_reshape_allowed(&self, ctx: &NodeCtx<'_>) -> Result<()> {
-        if self.phase != Phase::Start {
-            return Err(
-                ctx.graph_err("Flatten/Reshape is only supported before the first affine layer")
-            );
+impl Importer<'_> {
+    /// The per-sample input shape of a dense layer with `n_in` inputs on the last axis:
+    /// `[n_in]`, or (for `MatMul`) `[1, …, 1, n_in]`; the current shape if known, else `[n_in]`.
+    pub(super) fn dense_input(
+        &self,
+        ctx: &NodeCtx<'_>,
+        n_in: usize,
+        gemm: bool,
+    ) -> Result<Vec<usize>> {
+        let Some(d) = &self.dims else {
+            return Ok(vec![n_in]);
+        };
+        if gemm && d.len() != 1 {
+            return Err(ctx.shape_err(format_args!(
+                "input has rank {}; an affine layer needs [batch, features] (add a Flatten)",
+                d.len() + 1
+            )));
         }
-        Ok(())
+        let last = d.last().copied().unwrap_or(0);
+        if d[..d.len() - 1].iter().any(|&x| x != 1) {
+            return Err(ctx.shape_err(format_args!(
+                "input has sample shape {d:?}; a MatMul over more than one row per sample is not supported (add a Flatten)"
+            )));
+        }
+        if last != n_in {
+            return Err(ctx.shape_err(format_args!(
+                "weight expects {n_in} input features but the incoming tensor has {last}"
+            )));
+        }
+        Ok(d.clone())
+    }
+}
+
+/// A [`GraphError`] from building a node, as an import error naming the ONNX node.
+pub(super) fn node_err(ctx: &NodeCtx<'_>, e: GraphError) -> OnnxError {
+    match e {
+        GraphError::Shape { what, .. } => ctx.shape_err(what),
+        GraphError::Unsupported { what, .. } => ctx.graph_err(what),
     }
 }
 
@@ -198,16 +209,12 @@ pub(super) fn transpose(m: &[f64], rows: usize, cols: usize) -> Vec<f64> {
     t
 }
 
-/// Shape facts of the graph input from its declared type.
-fn input_flow(vi: &proto::ValueInfoProto) -> Result<Flow> {
+/// The declared batch axis and per-sample shape of the graph input (the shape `None` if not
+/// declared or not static).
+fn input_shape(vi: &proto::ValueInfoProto) -> Result<(Batch, Option<Vec<usize>>)> {
     use proto::tensor_shape_proto::dimension::Value;
     let name = vi.name.as_deref().unwrap_or("");
-    let unknown = Flow {
-        rank: None,
-        batch: None,
-        dim1: None,
-        width: None,
-    };
+    let unknown = (Batch::Symbolic(String::new()), None);
     let Some(ty) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Ok(unknown);
     };
@@ -229,33 +236,39 @@ fn input_flow(vi: &proto::ValueInfoProto) -> Result<Flow> {
     let Some(shape) = &tensor.shape else {
         return Ok(unknown);
     };
-    let dims: Vec<Option<usize>> = shape
-        .dim
+    let rank = shape.dim.len();
+    if rank < 2 {
+        return Err(OnnxError::Shape(format!(
+            "graph input '{name}' has rank {rank}; expected [batch, features, ...]"
+        )));
+    }
+    let batch =
+        match &shape.dim[0].value {
+            Some(Value::DimValue(v)) => Batch::Fixed(usize::try_from(*v).map_err(|_| {
+                OnnxError::Shape(format!("graph input '{name}' has batch size {v}"))
+            })?),
+            Some(Value::DimParam(p)) => Batch::Symbolic(p.clone()),
+            None => Batch::Symbolic(String::new()),
+        };
+    let dims: Option<Vec<usize>> = shape.dim[1..]
         .iter()
         .map(|d| match d.value {
             Some(Value::DimValue(v)) => usize::try_from(v).ok(),
             _ => None,
         })
         .collect();
-    let rank = dims.len();
-    if rank < 2 {
+    if let Some(d) = &dims
+        && numel(d).is_none_or(|n| n == 0)
+    {
         return Err(OnnxError::Shape(format!(
-            "graph input '{name}' has rank {rank}; expected [batch, features, ...]"
+            "graph input '{name}' has per-sample shape {d:?}: empty or too large"
         )));
     }
-    let width = dims[1..]
-        .iter()
-        .try_fold(1usize, |acc, d| d.and_then(|d| acc.checked_mul(d)));
-    Ok(Flow {
-        rank: Some(rank),
-        batch: dims[0],
-        dim1: dims[1],
-        width,
-    })
+    Ok((batch, dims))
 }
 
 /// Checks the declared shape of the graph output against the extracted network.
-fn check_output(vi: &proto::ValueInfoProto, outputs: usize) -> Result<()> {
+fn check_output(vi: &proto::ValueInfoProto, out_dims: &[usize]) -> Result<()> {
     use proto::tensor_shape_proto::dimension::Value;
     let name = vi.name.as_deref().unwrap_or("");
     let Some(proto::type_proto::Value::TensorType(tensor)) =
@@ -266,29 +279,35 @@ fn check_output(vi: &proto::ValueInfoProto, outputs: usize) -> Result<()> {
     let Some(shape) = &tensor.shape else {
         return Ok(());
     };
-    let ok = match shape.dim.as_slice() {
-        [_, d] => match d.value {
-            Some(Value::DimValue(v)) => usize::try_from(v).ok() == Some(outputs),
-            _ => true,
-        },
-        _ => false,
-    };
+    let ok = shape.dim.len() == out_dims.len() + 1
+        && shape.dim[1..]
+            .iter()
+            .zip(out_dims)
+            .all(|(d, &want)| match d.value {
+                Some(Value::DimValue(v)) => usize::try_from(v).ok() == Some(want),
+                _ => true,
+            });
     if !ok {
         return Err(OnnxError::Shape(format!(
-            "graph output '{name}' is declared with {} dimensions {:?}, but the network produces [batch, {outputs}]",
+            "graph output '{name}' is declared with {} dimensions {:?}, but the network produces [batch, {}]",
             shape.dim.len(),
             shape
                 .dim
                 .iter()
                 .map(|d| d.value.clone())
+                .collect::<Vec<_>>(),
+            out_dims
+                .iter()
+                .map(usize::to_string)
                 .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(())
 }
 
-/// Walks the chain of `graph` and builds the network.
-pub(super) fn import_graph(graph: &proto::GraphProto) -> Result<Network> {
+/// Walks the chain of `graph` and builds the typed graph.
+pub(super) fn import_graph(graph: &proto::GraphProto) -> Result<Graph> {
     // 1. Every operator must be one of the supported ones.
     for (idx, node) in graph.node.iter().enumerate() {
         let op = node.op_type.as_deref().unwrap_or("");
@@ -390,7 +409,7 @@ pub(super) fn import_graph(graph: &proto::GraphProto) -> Result<Network> {
         }
         let [d] = data[..] else {
             return Err(ctx.graph_err(format_args!(
-                "has {} non-constant inputs {data:?}; only a single chain with constant weights is supported",
+                "has {} non-constant inputs {data:?}; only a single chain with constant weights is supported (no residual or two-operand connections)",
                 data.len()
             )));
         };
@@ -399,11 +418,16 @@ pub(super) fn import_graph(graph: &proto::GraphProto) -> Result<Network> {
     }
 
     // 4. Walk the chain from the input to the output.
+    let (batch, input_dims) = input_shape(input_vi)?;
     let mut imp = Importer {
         consts,
-        layers: Vec::new(),
-        phase: Phase::Start,
-        flow: input_flow(input_vi)?,
+        nodes: Vec::new(),
+        names: Vec::new(),
+        dims: input_dims.clone(),
+        batch,
+        input_dims,
+        bias_open: false,
+        done: None,
     };
     let mut visited = vec![false; chain.len()];
     let mut cur = input_name;
@@ -446,29 +470,19 @@ pub(super) fn import_graph(graph: &proto::GraphProto) -> Result<Network> {
             chain[k].label
         )));
     }
-    match imp.phase {
-        Phase::Relu => {
-            return Err(OnnxError::Graph(
-                "the last affine layer is followed by a Relu; the logits must be the output of an affine layer".into(),
-            ));
-        }
-        Phase::Start => {
-            return Err(OnnxError::Graph(
-                "the graph contains no affine layer (Gemm or MatMul)".into(),
-            ));
-        }
-        Phase::Affine { .. } | Phase::Done => {}
+    let input_dims = imp.input_dims.clone().ok_or_else(|| {
+        OnnxError::Graph("the graph input's shape is unknown and no operator fixes it".into())
+    })?;
+    if imp.nodes.is_empty() {
+        return Err(OnnxError::Graph(
+            "the graph contains no operator besides Identity/Softmax".into(),
+        ));
     }
-    if let Some(last) = imp.layers.last() {
-        check_output(output_vi, last.outputs)?;
-    }
-    let layers = imp
-        .layers
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| Affine::new(i, l.outputs, l.inputs, l.w, l.b))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(Network::new(layers)?)
+    let g = Graph::new(imp.batch, input_dims, imp.nodes)
+        .map_err(|e| OnnxError::Shape(e.to_string()))?
+        .with_names(imp.names);
+    check_output(output_vi, &g.output_dims())?;
+    Ok(g)
 }
 
 #[cfg(test)]
@@ -530,7 +544,7 @@ mod tests {
     #[test]
     fn unsupported_ops_are_named_with_their_node() {
         let w = f32_raw("W", &[2, 2], &[1.0; 4]);
-        for op in ["Conv", "Sigmoid"] {
+        for op in ["Sigmoid", "LeakyRelu"] {
             let bytes = model_bytes(
                 vec![
                     node("fc0", "Gemm", &["x", "W"], &["h"]),
@@ -662,7 +676,10 @@ mod tests {
                 x3.clone(),
                 2,
             );
-            assert!(matches!(import_bytes(&bytes), Err(OnnxError::Graph(_))));
+            assert!(matches!(
+                import_bytes(&bytes),
+                Err(OnnxError::Graph(_) | OnnxError::Shape(_))
+            ));
         }
         // A second graph input, and no node at all.
         let mut g = ModelProto::decode(&two_layers("U")[..]).expect("decode");

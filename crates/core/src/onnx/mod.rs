@@ -71,6 +71,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+use crate::graph::{Graph, GraphError};
 use crate::model::{ModelError, Network};
 
 /// Why an ONNX model could not be imported or a network could not be exported.
@@ -132,16 +133,40 @@ pub fn import(path: &Path) -> Result<Network> {
     import_bytes(&bytes)
 }
 
-/// Extracts the ReLU MLP from the bytes of a serialized ONNX `ModelProto`.
+/// Extracts the ReLU network from the bytes of a serialized ONNX `ModelProto`, lowered to
+/// the affine chain the method works on ([`Graph::lower`]).
 ///
 /// See the module documentation for the accepted graph forms.
 pub fn import_bytes(bytes: &[u8]) -> Result<Network> {
+    import_graph_bytes(bytes)?.lower().map_err(lowering_error)
+}
+
+/// Reads an ONNX model file as a typed graph (every supported operator, including those the
+/// affine chain cannot take yet, such as `MaxPool`).
+pub fn import_graph(path: &Path) -> Result<Graph> {
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    import_graph_bytes(&bytes)
+}
+
+/// The typed graph of the bytes of a serialized ONNX `ModelProto`.
+pub fn import_graph_bytes(bytes: &[u8]) -> Result<Graph> {
     let model = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
     let graph = model
         .graph
         .as_ref()
         .ok_or_else(|| OnnxError::Decode("the model has no graph".into()))?;
     import::import_graph(graph)
+}
+
+/// A lowering failure as an import error.
+fn lowering_error(e: GraphError) -> OnnxError {
+    match e {
+        GraphError::Shape { .. } => OnnxError::Shape(e.to_string()),
+        GraphError::Unsupported { .. } => OnnxError::Graph(e.to_string()),
+    }
 }
 
 /// Writes `net` as an ONNX model file (see [`export_bytes`] for the form).

@@ -5,8 +5,9 @@
 //! broadcast scalar. `alpha` and `beta` are folded into the weights and the bias, and a
 //! product that f64 cannot hold exactly is refused rather than rounded.
 
+use crate::graph::{Dense, Node};
 use crate::onnx::Result;
-use crate::onnx::import::{Importer, Layer, check_matrix, transpose};
+use crate::onnx::import::{Importer, check_matrix, node_err, transpose};
 use crate::onnx::node::NodeCtx;
 
 /// Imports a `Gemm` node as one affine layer.
@@ -42,7 +43,8 @@ pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, data: &str) ->
         1 => (d1, d0, bv),
         t => return Err(ctx.graph_err(format_args!("transB = {t} is not 0 or 1"))),
     };
-    imp.enter_affine(ctx, n_in)?;
+    imp.check_open(ctx)?;
+    let in_dims = imp.dense_input(ctx, n_in, true)?;
     scale_exact(&mut w, alpha, ctx, "alpha·weight")?;
     let bias = match c {
         Some(c) => {
@@ -52,31 +54,12 @@ pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, data: &str) ->
         }
         None => vec![0.0; n_out],
     };
-    imp.push_layer(
-        Layer {
-            inputs: n_in,
-            outputs: n_out,
-            w,
-            b: bias,
-        },
-        false,
-    );
-    Ok(())
+    let dense =
+        Dense::with_out_dims(in_dims, vec![n_out], w, bias).map_err(|e| node_err(ctx, e))?;
+    imp.push(ctx, Node::Dense(dense))
 }
 
-/// `a·b` if it is exactly representable in f64 (no rounding, no underflow), else `None`.
-fn exact_mul(a: f64, b: f64) -> Option<f64> {
-    if a == 0.0 || b == 0.0 {
-        return Some(a * b);
-    }
-    let p = a * b;
-    // Below 2^-969 the rounding error of a product may itself be unrepresentable.
-    const TINY: f64 = f64::MIN_POSITIVE * 9_007_199_254_740_992.0; // 2^-1022 · 2^53
-    if !p.is_finite() || p.abs() < TINY {
-        return None;
-    }
-    (a.mul_add(b, -p) == 0.0).then_some(p)
-}
+use crate::graph::exact_mul;
 
 /// Multiplies every value by `factor` exactly (the identity for `factor == 1`).
 fn scale_exact(values: &mut [f64], factor: f64, ctx: &NodeCtx<'_>, what: &str) -> Result<()> {

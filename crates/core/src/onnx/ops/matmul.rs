@@ -1,38 +1,64 @@
-//! `MatMul(x, B)`: one affine layer with the constant `B` of shape `[in, out]` and bias 0,
-//! unless an `Add` follows that supplies the bias (see [`super::add`]).
+//! `MatMul`: one affine layer with bias 0, unless an `Add` follows that supplies the bias
+//! (see [`super::add`]). The constant may be on either side:
+//!
+//! * `MatMul(x, B)` with `B` `[in, out]` acts on the last axis of a sample `[1, …, 1, in]`;
+//! * `MatMul(W, x)` with `W` `[out, in]` acts on the next-to-last axis of a sample
+//!   `[…, in, 1]` (column vectors, as in networks with input shape `[1, 784, 1]`).
 
+use crate::graph::{Dense, Node};
 use crate::onnx::Result;
-use crate::onnx::import::{Importer, Layer, check_matrix, transpose};
+use crate::onnx::import::{Importer, check_matrix, node_err, transpose};
 use crate::onnx::node::NodeCtx;
 
 /// Imports a `MatMul` node as an affine layer with zero bias, leaving the bias open for an
 /// `Add`.
 pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, data: &str) -> Result<()> {
     ctx.check_attrs(&[])?;
+    imp.check_open(ctx)?;
     let [a, b] = ctx.node.input.as_slice() else {
         return Err(ctx.graph_err("needs exactly two inputs"));
     };
-    if a != data {
-        return Err(ctx.graph_err("the data must be the first input (x·B)"));
-    }
-    let (dims, bv) = imp.real(ctx, b, "weight")?;
-    let [n_in, n_out] = dims[..] else {
-        return Err(ctx.shape_err(format_args!(
-            "weight '{b}' has shape {dims:?}; expected [in, out]"
-        )));
+    let dense = if a == data {
+        let (dims, bv) = imp.real(ctx, b, "weight")?;
+        let [n_in, n_out] = dims[..] else {
+            return Err(ctx.shape_err(format_args!(
+                "weight '{b}' has shape {dims:?}; expected [in, out]"
+            )));
+        };
+        check_matrix(ctx, b, n_in, n_out)?;
+        let in_dims = imp.dense_input(ctx, n_in, false)?;
+        let mut out_dims = in_dims.clone();
+        let last = out_dims.len() - 1;
+        out_dims[last] = n_out;
+        let w = transpose(&bv, n_in, n_out);
+        Dense::with_out_dims(in_dims, out_dims, w, vec![0.0; n_out])
+    } else if b == data {
+        let (dims, wv) = imp.real(ctx, a, "weight")?;
+        let [n_out, n_in] = dims[..] else {
+            return Err(ctx.shape_err(format_args!(
+                "weight '{a}' has shape {dims:?}; expected [out, in]"
+            )));
+        };
+        check_matrix(ctx, a, n_in, n_out)?;
+        let in_dims = imp.dims.clone().unwrap_or_else(|| vec![n_in, 1]);
+        let r = in_dims.len();
+        let is_column = r >= 2
+            && in_dims[r - 2] == n_in
+            && in_dims[r - 1] == 1
+            && in_dims[..r - 2].iter().all(|&d| d == 1);
+        if !is_column {
+            return Err(ctx.shape_err(format_args!(
+                "W·x needs a column sample [.., {n_in}, 1] but the incoming tensor has {in_dims:?}"
+            )));
+        }
+        let mut out_dims = in_dims.clone();
+        out_dims[r - 2] = n_out;
+        Dense::with_out_dims(in_dims, out_dims, wv, vec![0.0; n_out])
+    } else {
+        return Err(ctx.graph_err("the data must be one of the two inputs"));
     };
-    check_matrix(ctx, b, n_in, n_out)?;
-    imp.enter_affine(ctx, n_in)?;
-    let w = transpose(&bv, n_in, n_out);
-    imp.push_layer(
-        Layer {
-            inputs: n_in,
-            outputs: n_out,
-            w,
-            b: vec![0.0; n_out],
-        },
-        true,
-    );
+    imp.push(ctx, Node::Dense(dense.map_err(|e| node_err(ctx, e))?))?;
+    imp.bias_open = true;
     Ok(())
 }
 

@@ -17,14 +17,21 @@ use super::node::NodeCtx;
 use super::tensor::{Const, Consts};
 
 mod add;
+mod arith;
+mod batchnorm;
 mod constant;
+mod conv;
 mod flatten;
 mod gemm;
 mod identity;
 mod matmul;
+mod pad;
+mod pool;
 mod relu;
 mod reshape;
 mod softmax;
+mod squeeze;
+mod transpose;
 
 /// Applies one node of the chain to the importer state: `data` is the node's single
 /// non-constant input (the tensor flowing along the chain).
@@ -97,6 +104,66 @@ static REGISTRY: &[Op] = &[
         fold: None,
         step: Some(softmax::step),
     },
+    Op {
+        name: "Sub",
+        fold: None,
+        step: Some(arith::step),
+    },
+    Op {
+        name: "Mul",
+        fold: None,
+        step: Some(arith::step),
+    },
+    Op {
+        name: "Div",
+        fold: None,
+        step: Some(arith::step),
+    },
+    Op {
+        name: "Conv",
+        fold: None,
+        step: Some(conv::step),
+    },
+    Op {
+        name: "BatchNormalization",
+        fold: None,
+        step: Some(batchnorm::step),
+    },
+    Op {
+        name: "Pad",
+        fold: None,
+        step: Some(pad::step),
+    },
+    Op {
+        name: "AveragePool",
+        fold: None,
+        step: Some(pool::step),
+    },
+    Op {
+        name: "MaxPool",
+        fold: None,
+        step: Some(pool::step),
+    },
+    Op {
+        name: "GlobalAveragePool",
+        fold: None,
+        step: Some(pool::global),
+    },
+    Op {
+        name: "Transpose",
+        fold: None,
+        step: Some(transpose::step),
+    },
+    Op {
+        name: "Squeeze",
+        fold: None,
+        step: Some(squeeze::step),
+    },
+    Op {
+        name: "Unsqueeze",
+        fold: None,
+        step: Some(squeeze::step),
+    },
 ];
 
 /// The registry row of the operator `op_type` (default domain), if it is supported.
@@ -124,7 +191,7 @@ mod tests {
             assert!(lookup(op.name).is_some_and(|o| std::ptr::eq(o, op)));
         }
         // Lookup is exact: case and domain prefixes matter.
-        for name in ["gemm", "", "Conv", "ai.onnx::Gemm"] {
+        for name in ["gemm", "", "conv", "ai.onnx::Gemm"] {
             assert!(lookup(name).is_none(), "{name}");
         }
     }

@@ -1,20 +1,14 @@
-//! `Relu`: the activation, accepted only exactly between two affine layers (a trailing `Relu`
-//! after the last layer is refused by the walk's final check: it would change the logits).
+//! `Relu`: the activation. Where it may stand (exactly between two weighted layers) is
+//! checked when the graph is lowered to the affine chain ([`crate::graph::lower`]).
 
+use crate::graph::Node;
 use crate::onnx::Result;
-use crate::onnx::import::{Importer, Phase};
+use crate::onnx::import::Importer;
 use crate::onnx::node::NodeCtx;
 
-/// Records a `Relu` after an affine layer.
+/// Appends a `Relu`.
 pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, _data: &str) -> Result<()> {
     ctx.check_attrs(&[])?;
-    match imp.phase {
-        Phase::Affine { .. } => {
-            imp.phase = Phase::Relu;
-            Ok(())
-        }
-        Phase::Start => Err(ctx.graph_err("Relu before the first affine layer")),
-        Phase::Relu => Err(ctx.graph_err("two Relu in a row")),
-        Phase::Done => Err(ctx.graph_err("follows the final Softmax/LogSoftmax")),
-    }
+    let dims = imp.need_dims(ctx)?;
+    imp.push(ctx, Node::Relu { dims })
 }

@@ -1,16 +1,16 @@
-//! `Reshape(data, shape)`: accepted only before the first affine layer, and only if it keeps
-//! the batch axis and the per-sample element count (target `[-1, n]`, `[0, n]`, `[batch, -1]`,
-//! …). The target shape must be an INT64 initializer or `Constant`.
+//! `Reshape(data, shape)` with a constant INT64 target shape (initializer or `Constant`). The
+//! batch axis must be kept: the first target entry is `0` (copy), `-1` (inferred, then no
+//! other `-1`) or the declared fixed batch size; the remaining entries (`0` copies the input's
+//! dimension unless `allowzero`, one `-1` is inferred) must keep the per-sample element count.
 
+use crate::graph::{Batch, Node, Reshape, ReshapeKind};
 use crate::onnx::Result;
-use crate::onnx::import::Importer;
+use crate::onnx::import::{Importer, node_err};
 use crate::onnx::node::NodeCtx;
-use crate::onnx::tensor::Data;
 
-/// Checks that a `Reshape` node only flattens each sample, and records the `[batch, n]` shape.
+/// Appends a `Reshape` of each sample.
 pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, data: &str) -> Result<()> {
     ctx.check_attrs(&["allowzero"])?;
-    imp.check_reshape_allowed(ctx)?;
     let [x, s] = ctx.node.input.as_slice() else {
         return Err(ctx.graph_err("needs exactly two inputs"));
     };
@@ -18,37 +18,54 @@ pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, data: &str) ->
         return Err(ctx.graph_err("the data must be the first input"));
     }
     let allowzero = ctx.attr_int("allowzero", 0)? != 0;
-    let t = imp.constant(ctx, s, "shape")?;
-    let Data::Int(shape) = t.data else {
-        return Err(ctx.graph_err(format_args!("shape '{s}' must be INT64")));
-    };
-    let width = imp.flow.width.ok_or_else(|| {
+    let shape = imp.ints(ctx, s, "shape")?;
+    let dims = imp.dims.clone().ok_or_else(|| {
         ctx.shape_err(
             "the per-sample size of the graph input is unknown, so the Reshape cannot be checked",
         )
     })?;
-    let [s0, s1] = shape[..] else {
-        return Err(ctx.shape_err(format_args!(
-            "target shape {shape:?} is not [batch, features]"
-        )));
-    };
-    let keeps_batch = s0 == -1
-        || (s0 == 0 && !allowzero)
-        || (s0 > 0 && usize::try_from(s0).ok() == imp.flow.batch);
-    let features = match s1 {
-        -1 if s0 != -1 => Some(width),
-        0 if !allowzero => imp.flow.dim1,
-        v if v > 0 => usize::try_from(v).ok(),
-        _ => None,
-    };
-    if !keeps_batch || features != Some(width) {
-        return Err(ctx.shape_err(format_args!(
+    let width: usize = dims.iter().product();
+    let bad = || {
+        ctx.shape_err(format_args!(
             "target shape {shape:?} does not keep the batch axis and the {width} elements per sample"
-        )));
+        ))
+    };
+    let Some((&s0, rest)) = shape.split_first() else {
+        return Err(bad());
+    };
+    let keeps_batch = (s0 == 0 && !allowzero)
+        || (s0 == -1 && !rest.contains(&-1))
+        || (s0 > 0 && imp.batch == Batch::Fixed(s0 as usize));
+    if !keeps_batch {
+        return Err(bad());
     }
-    imp.flow.rank = Some(2);
-    imp.flow.dim1 = Some(width);
-    Ok(())
+    let mut out: Vec<Option<usize>> = Vec::with_capacity(rest.len());
+    for (k, &v) in rest.iter().enumerate() {
+        out.push(match v {
+            -1 => None,
+            0 if !allowzero => Some(*dims.get(k).ok_or_else(bad)?),
+            v if v >= 0 => Some(usize::try_from(v).map_err(|_| bad())?),
+            _ => return Err(bad()),
+        });
+    }
+    let known = out
+        .iter()
+        .flatten()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(bad)?;
+    let out_dims: Vec<usize> = match out.iter().filter(|d| d.is_none()).count() {
+        0 => out.into_iter().flatten().collect(),
+        1 if known > 0 && width.is_multiple_of(known) => out
+            .into_iter()
+            .map(|d| d.unwrap_or(width / known))
+            .collect(),
+        _ => return Err(bad()),
+    };
+    if out_dims.iter().product::<usize>() != width {
+        return Err(bad());
+    }
+    let r = Reshape::new(ReshapeKind::Reshape, dims, out_dims).map_err(|e| node_err(ctx, e))?;
+    imp.push(ctx, Node::Reshape(r))
 }
 
 #[cfg(test)]
@@ -142,7 +159,7 @@ mod tests {
             2,
         );
         assert!(matches!(import_bytes(&bytes), Err(OnnxError::Shape(_))));
-        // Flatten after the first layer is a structure error.
+        // A Flatten of the logits changes nothing: it is kept as part of the last layer.
         let bytes = model_bytes(
             vec![
                 node("fc", "Gemm", &["x", "W"], &["h"]),
@@ -152,6 +169,7 @@ mod tests {
             vi("x", &[None, Some(4)]),
             2,
         );
-        assert!(matches!(import_bytes(&bytes), Err(OnnxError::Graph(_))));
+        let net = import_bytes(&bytes).expect("flatten of logits");
+        assert_eq!(net.forward(&[1.0; 4]), vec![4.0, 4.0]);
     }
 }

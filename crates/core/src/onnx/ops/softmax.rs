@@ -2,14 +2,16 @@
 //! and dropped. Both are strictly increasing per sample, so the argmax (the predicted class,
 //! which is what is certified) is unchanged; the imported network returns the logits.
 
+use crate::graph::Node;
 use crate::onnx::Result;
-use crate::onnx::import::{Importer, Phase};
+use crate::onnx::import::Importer;
 use crate::onnx::node::NodeCtx;
 
 /// Checks a final `Softmax`/`LogSoftmax` over the classes and ends the chain.
 pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, _data: &str) -> Result<()> {
     ctx.check_attrs(&["axis"])?;
-    if !matches!(imp.phase, Phase::Affine { .. }) {
+    imp.check_open(ctx)?;
+    if !matches!(imp.nodes.last(), Some(Node::Dense(_))) {
         return Err(ctx.graph_err(
             "Softmax/LogSoftmax is only accepted directly after the last affine layer",
         ));
@@ -17,12 +19,15 @@ pub(super) fn step<'a>(imp: &mut Importer<'a>, ctx: &NodeCtx<'a>, _data: &str) -
     // The tensor is [batch, classes]; any default (1 before opset 13, -1 since) is
     // the class axis.
     let axis = ctx.attr_int("axis", -1)?;
+    if imp.dims.as_ref().is_some_and(|d| d.len() != 1) {
+        return Err(ctx.graph_err("Softmax/LogSoftmax needs [batch, classes] logits"));
+    }
     if axis != 1 && axis != -1 {
         return Err(ctx.graph_err(format_args!(
             "axis {axis} does not normalize over the classes"
         )));
     }
-    imp.phase = Phase::Done;
+    imp.done = Some(ctx.label.clone());
     Ok(())
 }
 

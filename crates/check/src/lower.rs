@@ -1,0 +1,270 @@
+//! The checker's own lowering of structured layers (docs/method.md, "Networks with
+//! structure"): for every QNN layer that came from a convolution, padding, pooling or a
+//! layout change, the dense matrix and bias the proof runs on are rebuilt here from the
+//! layer's operators, with this crate's own code for each operator, and must equal the ones
+//! the importer produced, entry for entry.
+//!
+//! Nothing here calls `certquant_core::graph`'s lowering: it reads only the operator
+//! descriptions (kind, geometry, parameters) and evaluates the layer on unit vectors, one
+//! input at a time, in exact arithmetic: every product is checked with a fused
+//! multiply-add and every sum with Knuth's TwoSum, so a value that is not exact is reported
+//! rather than compared.
+
+use certquant_core::graph::{Node, PoolKind};
+use certquant_core::model::{Affine, LayerOrigin};
+
+/// Exact `a + b`, or `None`.
+fn add(a: f64, b: f64) -> Option<f64> {
+    let s = a + b;
+    let bb = s - a;
+    (s.is_finite() && (a - (s - bb)) + (b - bb) == 0.0).then_some(s)
+}
+
+/// Exact `a · b`, or `None` (products below 2^-969 are not certified exact).
+fn mul(a: f64, b: f64) -> Option<f64> {
+    if a == 0.0 || b == 0.0 {
+        return Some(0.0);
+    }
+    let p = a * b;
+    (p.is_finite() && p.abs() >= 2f64.powi(-969) && a.mul_add(b, -p) == 0.0).then_some(p)
+}
+
+/// One operator applied to a sparse vector (`(index, value)` pairs), exactly.
+fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<Vec<(usize, f64)>> {
+    let mut out: std::collections::BTreeMap<usize, f64> = Default::default();
+    let mut put = |k: usize, v: f64| -> Option<()> {
+        let e = out.entry(k).or_insert(0.0);
+        *e = add(*e, v)?;
+        Some(())
+    };
+    match node {
+        Node::Reshape(_) => return Some(x.to_vec()),
+        Node::Dense(d) => {
+            let n = d.in_dims.iter().product::<usize>();
+            for o in 0..d.b.len() {
+                for &(i, v) in x {
+                    put(o, mul(d.w[o * n + i], v)?)?;
+                }
+                if with_bias {
+                    put(o, d.b[o])?;
+                }
+            }
+        }
+        Node::Conv(c) => {
+            let [ci, h, w] = c.in_shape;
+            let [co, ho, wo] = c.out_shape;
+            let [kh, kw] = c.kernel;
+            for &(i, v) in x {
+                let (ch, y, xx) = (i / (h * w), (i / w) % h, i % w);
+                for o in 0..co {
+                    for p in 0..kh {
+                        for q in 0..kw {
+                            // Output (r, s) reads input (r·sh + p − pt, s·sw + q − pl).
+                            let (yy, xq) = (y + c.pads[0], xx + c.pads[1]);
+                            if yy < p || xq < q {
+                                continue;
+                            }
+                            let (ry, rx) = (yy - p, xq - q);
+                            if ry % c.strides[0] != 0 || rx % c.strides[1] != 0 {
+                                continue;
+                            }
+                            let (r, s) = (ry / c.strides[0], rx / c.strides[1]);
+                            if r < ho && s < wo {
+                                let k = ((o * ci + ch) * kh + p) * kw + q;
+                                put((o * ho + r) * wo + s, mul(c.w[k], v)?)?;
+                            }
+                        }
+                    }
+                }
+            }
+            if with_bias {
+                for o in 0..co {
+                    for k in 0..ho * wo {
+                        put(o * ho * wo + k, c.b[o])?;
+                    }
+                }
+            }
+        }
+        Node::Pad(p) => {
+            let out_dims = p.out_dims();
+            for &(i, v) in x {
+                let mut rem = i;
+                let mut idx = vec![0; p.in_dims.len()];
+                for k in (0..p.in_dims.len()).rev() {
+                    idx[k] = rem % p.in_dims[k] + p.begin[k];
+                    rem /= p.in_dims[k];
+                }
+                let flat = idx.iter().zip(&out_dims).fold(0, |a, (&j, &d)| a * d + j);
+                put(flat, v)?;
+            }
+        }
+        Node::Transpose(t) => {
+            let out_dims = t.out_dims();
+            for &(i, v) in x {
+                let mut rem = i;
+                let mut idx = vec![0; t.in_dims.len()];
+                for k in (0..t.in_dims.len()).rev() {
+                    idx[k] = rem % t.in_dims[k];
+                    rem /= t.in_dims[k];
+                }
+                let flat = (0..out_dims.len()).fold(0, |a, k| a * out_dims[k] + idx[t.perm[k]]);
+                put(flat, v)?;
+            }
+        }
+        Node::Pool(p) if p.kind == PoolKind::Average => {
+            let [_, h, w] = p.in_shape;
+            let [_, ho, wo] = p.out_shape;
+            let inside = |r: usize, s: usize| -> usize {
+                let rows = (0..p.kernel[0])
+                    .filter(|&a| {
+                        (r * p.strides[0] + a)
+                            .checked_sub(p.pads[0])
+                            .is_some_and(|y| y < h)
+                    })
+                    .count();
+                let cols = (0..p.kernel[1])
+                    .filter(|&b| {
+                        (s * p.strides[1] + b)
+                            .checked_sub(p.pads[1])
+                            .is_some_and(|x| x < w)
+                    })
+                    .count();
+                rows * cols
+            };
+            for &(i, v) in x {
+                let (ch, y, xx) = (i / (h * w), (i / w) % h, i % w);
+                for r in 0..ho {
+                    for s in 0..wo {
+                        let (y0, x0) = (r * p.strides[0], s * p.strides[1]);
+                        let (yy, xq) = (y + p.pads[0], xx + p.pads[1]);
+                        if yy >= y0 && yy < y0 + p.kernel[0] && xq >= x0 && xq < x0 + p.kernel[1] {
+                            let n = if p.count_include_pad {
+                                p.kernel[0] * p.kernel[1]
+                            } else {
+                                inside(r, s)
+                            };
+                            if !n.is_power_of_two() {
+                                return None;
+                            }
+                            put((ch * ho + r) * wo + s, mul(v, 1.0 / n as f64)?)?;
+                        }
+                    }
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(out.into_iter().filter(|&(_, v)| v != 0.0).collect())
+}
+
+/// The layer applied to a sparse input, with or without the bias, exactly.
+fn run(o: &LayerOrigin, x: Vec<(usize, f64)>, with_bias: bool) -> Option<Vec<(usize, f64)>> {
+    let mut v = x;
+    for n in &o.pre {
+        v = apply(n, &v, false)?;
+    }
+    v = apply(&o.op, &v, with_bias)?;
+    for n in &o.post {
+        v = apply(n, &v, false)?;
+    }
+    Some(v)
+}
+
+/// Re-derives the dense matrix and bias of every structured layer of `qnn` and compares them
+/// with the ones the proof will use; returns the reasons for rejection.
+pub fn check_lowering(qnn: &certquant_core::model::Network) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for (l, layer) in qnn.layers().iter().enumerate() {
+        let Some(origin) = layer.origin() else {
+            continue;
+        };
+        if let Some(msg) = compare(origin, layer) {
+            reasons.push(format!("layer {l}: {msg}"));
+        }
+    }
+    reasons
+}
+
+fn compare(origin: &LayerOrigin, layer: &Affine) -> Option<String> {
+    let (n_in, n_out) = (layer.inputs(), layer.outputs());
+    let Some(bias) = run(origin, Vec::new(), true) else {
+        return Some("its bias cannot be re-derived exactly".into());
+    };
+    let mut b = vec![0.0; n_out];
+    for (k, v) in bias {
+        if k >= n_out {
+            return Some("its operators produce more outputs than the layer has".into());
+        }
+        b[k] = v;
+    }
+    if b != layer.bias() {
+        return Some("the lowered bias differs from the checker's own lowering".into());
+    }
+    let w = layer.weights();
+    for i in 0..n_in {
+        let Some(col) = run(origin, vec![(i, 1.0)], false) else {
+            return Some(format!(
+                "input {i}: the column cannot be re-derived exactly"
+            ));
+        };
+        let mut it = col.into_iter().peekable();
+        for o in 0..n_out {
+            let want = match it.peek() {
+                Some(&(k, v)) if k == o => {
+                    it.next();
+                    v
+                }
+                _ => 0.0,
+            };
+            if w[o * n_in + i] != want {
+                return Some(format!(
+                    "weight [{o}, {i}] is {:?} but the checker's own lowering gives {want:?}",
+                    w[o * n_in + i]
+                ));
+            }
+        }
+        if it.next().is_some() {
+            return Some("its operators produce more outputs than the layer has".into());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Every lowerable operator fixture re-derives exactly with the checker's own code.
+    #[test]
+    fn fixtures_re_derive_exactly() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "onnx") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read");
+            let Ok(net) = certquant_core::onnx::import_bytes(&bytes) else {
+                continue;
+            };
+            let structured = net.layers().iter().filter(|l| l.origin().is_some()).count();
+            assert_eq!(
+                check_lowering(&net),
+                Vec::<String>::new(),
+                "{}",
+                path.display()
+            );
+            checked += structured;
+        }
+        assert!(checked >= 15, "only {checked} structured layers");
+    }
+
+    #[test]
+    fn inexact_operations_are_refused() {
+        assert_eq!(add(1.0, 2f64.powi(-60)), None);
+        assert_eq!(mul(0.1, 3.0), None);
+        assert_eq!(mul(0.5, 3.0), Some(1.5));
+    }
+}
