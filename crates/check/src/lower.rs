@@ -152,9 +152,104 @@ fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<Vec<(usize,
                 }
             }
         }
+        Node::MaxStage(m) => {
+            let (level, _) = tournament(&m.pool, m.level)?;
+            for &(i, v) in x {
+                for &(o, c) in level.get(i)? {
+                    put(o, mul(c, v)?)?;
+                }
+            }
+        }
+        Node::MaxSum(m) => {
+            let (_, sum) = tournament(&m.pool, usize::MAX)?;
+            for &(i, v) in x {
+                for &(o, c) in sum.get(i)? {
+                    put(o, mul(c, v)?)?;
+                }
+            }
+        }
         _ => return None,
     }
     Some(out.into_iter().filter(|&(_, v)| v != 0.0).collect())
+}
+
+/// Column form of a max pooling's ReLU tournament, rebuilt from the pooling geometry with
+/// this crate's own code (the convention of docs/method.md, "Networks with structure"): each
+/// window's values are paired in order; a pair `(a, b)` gives the neurons `a` and `b − a`, an
+/// odd last value the neuron itself; after the ReLU a pair's value is the sum of its two
+/// neurons. Returns, for `level`, each input's `(neuron, coefficient)` list, and for the
+/// final sum each last-level neuron's `(pooled output, 1)` list.
+type Columns = Vec<Vec<(usize, f64)>>;
+fn tournament(pool: &certquant_core::graph::Pool2d, level: usize) -> Option<(Columns, Columns)> {
+    let [_, h, w] = pool.in_shape;
+    let [c_n, ho, wo] = pool.out_shape;
+    // Window contents, in row-major window order, as flat input indices.
+    let mut values: Vec<Vec<Vec<(usize, f64)>>> = Vec::with_capacity(c_n * ho * wo);
+    for c in 0..c_n {
+        for r in 0..ho {
+            for s in 0..wo {
+                let mut win = Vec::new();
+                for a in 0..pool.kernel[0] {
+                    for b in 0..pool.kernel[1] {
+                        let y = (r * pool.strides[0] + a).checked_sub(pool.pads[0]);
+                        let x = (s * pool.strides[1] + b).checked_sub(pool.pads[1]);
+                        if let (Some(y), Some(x)) = (y, x)
+                            && y < h
+                            && x < w
+                        {
+                            win.push(vec![((c * h + y) * w + x, 1.0)]);
+                        }
+                    }
+                }
+                values.push(win);
+            }
+        }
+    }
+    let mut width = pool.in_shape.iter().product::<usize>();
+    let mut k = 0;
+    while values.iter().any(|v| v.len() > 1) {
+        let mut cols: Columns = vec![Vec::new(); width];
+        let mut next = Vec::with_capacity(values.len());
+        let mut n = 0usize;
+        for win in &values {
+            let mut nv = Vec::new();
+            for pair in win.chunks(2) {
+                for &(i, v) in &pair[0] {
+                    cols[i].push((n, v));
+                }
+                if let [a, b] = pair {
+                    for &(i, v) in b {
+                        cols[i].push((n + 1, v));
+                    }
+                    for &(i, v) in a {
+                        cols[i].push((n + 1, -v));
+                    }
+                    nv.push(vec![(n, 1.0), (n + 1, 1.0)]);
+                    n += 2;
+                } else {
+                    nv.push(vec![(n, 1.0)]);
+                    n += 1;
+                }
+            }
+            next.push(nv);
+        }
+        if k == level {
+            return Some((cols, Vec::new()));
+        }
+        values = next;
+        width = n;
+        k += 1;
+    }
+    if level != usize::MAX {
+        return None;
+    }
+    let mut sum: Columns = vec![Vec::new(); width];
+    for (o, v) in values.iter().enumerate() {
+        for &(i, c) in v.first()? {
+            sum[i].push((o, c));
+        }
+    }
+    Some((Vec::new(), sum))
 }
 
 /// The layer applied to a sparse input, with or without the bias, exactly.

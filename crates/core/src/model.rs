@@ -272,11 +272,24 @@ impl Network {
 
     /// The network as a typed graph: each layer's operators, with `Relu` between layers.
     pub fn to_graph(&self) -> Result<Graph, GraphError> {
-        let mut nodes = Vec::new();
+        let mut nodes: Vec<Node> = Vec::new();
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let o = l.to_origin();
-            nodes.extend(o.pre);
+            // A max pooling lowered to ReLU stages is written back as one MaxPool.
+            if let Node::MaxStage(m) = &o.op {
+                if m.level == 0 {
+                    if m.relu_after && matches!(nodes.last(), Some(Node::Relu { .. })) {
+                        let relu = nodes.pop();
+                        nodes.push(Node::Pool(m.pool.clone()));
+                        nodes.extend(relu);
+                    } else {
+                        nodes.push(Node::Pool(m.pool.clone()));
+                    }
+                }
+                continue;
+            }
+            nodes.extend(o.pre.into_iter().filter(|n| !matches!(n, Node::MaxSum(_))));
             nodes.push(o.op);
             nodes.extend(o.post);
             if i < last {

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use super::{Batch, Graph, GraphError, Node, SparseMap};
+use super::{Batch, Graph, GraphError, MaxStage, MaxSum, MaxTree, Node, SparseMap};
 use crate::model::{Affine, Network};
 
 /// How one affine layer was written: the fixed operators before its weighted operator,
@@ -46,7 +46,8 @@ pub struct Frame {
 }
 
 impl LayerOrigin {
-    /// The weighted operator's parameters: weights (row-major as stored) and bias.
+    /// The weighted operator's parameters: weights (row-major as stored) and bias; none for
+    /// a max-pooling stage.
     pub fn params(&self) -> (&[f64], &[f64]) {
         match &self.op {
             Node::Dense(d) => (&d.w, &d.b),
@@ -112,6 +113,7 @@ impl LayerOrigin {
         let (w_op, b_op, name) = match &self.op {
             Node::Dense(d) => (d.to_sparse(), d.b.clone(), "Gemm"),
             Node::Conv(c) => (c.to_sparse(), c.lowered_bias(), "Conv"),
+            Node::MaxStage(m) => ((*m.map).clone(), vec![0.0; m.map.rows()], "MaxPool"),
             other => {
                 return Err(GraphError::Unsupported {
                     node: other.op_name().into(),
@@ -167,6 +169,7 @@ fn fixed_map(nodes: &[Node]) -> Result<Option<SparseMap>, GraphError> {
     for n in nodes {
         let m = match n {
             Node::Reshape(_) => continue,
+            Node::MaxSum(m) => (*m.map).clone(),
             Node::Pad(p) => p.to_sparse(),
             Node::Transpose(t) => t.to_sparse(),
             Node::Pool(p) => p.to_sparse().ok_or_else(|| GraphError::Unsupported {
@@ -202,12 +205,14 @@ impl Graph {
         let mut pre: Vec<Node> = Vec::new();
         let mut op: Option<Node> = None;
         let mut post: Vec<Node> = Vec::new();
+        let mut skip_relu = false;
         let unsupported = |i: usize, what: &str| GraphError::Unsupported {
             node: self.label(i),
             what: what.into(),
         };
         for (i, n) in self.nodes().iter().enumerate() {
             match n {
+                Node::Relu { .. } if skip_relu => skip_relu = false,
                 Node::Relu { .. } => {
                     let Some(o) = op.take() else {
                         return Err(unsupported(
@@ -235,10 +240,44 @@ impl Graph {
                     op = Some(n.clone());
                 }
                 Node::Pool(p) if p.kind == super::PoolKind::Max => {
-                    return Err(unsupported(
-                        i,
-                        "MaxPool is evaluated (eval) but not yet supported by the bounds, synthesis and checker",
-                    ));
+                    // max ∘ relu: right after a Relu; relu ∘ max: the layer is closed here and
+                    // the Relu that must follow is taken as the one before the pooling.
+                    let after_relu = op.is_none() && pre.is_empty() && !origins.is_empty();
+                    let before_relu =
+                        op.is_some() && matches!(self.nodes().get(i + 1), Some(Node::Relu { .. }));
+                    if !after_relu && !before_relu {
+                        return Err(unsupported(
+                            i,
+                            "MaxPool is supported right after or right before a Relu that follows a Gemm/Conv",
+                        ));
+                    }
+                    if let Some(o) = op.take() {
+                        origins.push(LayerOrigin {
+                            pre: std::mem::take(&mut pre),
+                            op: o,
+                            post: std::mem::take(&mut post),
+                        });
+                        skip_relu = true;
+                    }
+                    let tree = MaxTree::new(p).ok_or_else(|| {
+                        unsupported(i, "its window tournament does not lower exactly")
+                    })?;
+                    for (level, map) in tree.levels.iter().enumerate() {
+                        origins.push(LayerOrigin {
+                            pre: Vec::new(),
+                            op: Node::MaxStage(MaxStage {
+                                pool: p.clone(),
+                                level,
+                                relu_after: before_relu,
+                                map: map.clone(),
+                            }),
+                            post: Vec::new(),
+                        });
+                    }
+                    pre.push(Node::MaxSum(MaxSum {
+                        pool: p.clone(),
+                        map: tree.sum.clone(),
+                    }));
                 }
                 Node::Elementwise(_) => {
                     return Err(unsupported(

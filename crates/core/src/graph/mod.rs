@@ -26,6 +26,7 @@ mod dense;
 mod elementwise;
 mod layout;
 pub mod lower;
+mod maxtree;
 mod pool;
 mod sparse;
 
@@ -33,6 +34,7 @@ pub use conv::Conv2d;
 pub use dense::Dense;
 pub use elementwise::{Elementwise, ElementwiseKind};
 pub use layout::{Pad, Reshape, ReshapeKind, Transpose};
+pub use maxtree::{MaxStage, MaxSum, MaxTree};
 pub use pool::{Pool2d, PoolKind};
 pub use sparse::{SparseMap, exact_add, exact_mul};
 
@@ -98,6 +100,12 @@ pub enum Node {
     /// `x ∘ c` for a constant `c` broadcast to the shape (ONNX `Add`, `Sub`, `Mul`, `Div`):
     /// input normalisation `(x − mean)/std`.
     Elementwise(Elementwise),
+    /// One level of a max pooling lowered to ReLU layers (only inside a lowered layer's
+    /// [`lower::LayerOrigin`], never in an imported graph; see [`MaxTree`]).
+    MaxStage(MaxStage),
+    /// The final sum of a max pooling lowered to ReLU layers (only inside a lowered layer's
+    /// [`lower::LayerOrigin`]).
+    MaxSum(MaxSum),
 }
 
 impl Node {
@@ -115,6 +123,7 @@ impl Node {
             Node::Transpose(_) => "Transpose",
             Node::Reshape(r) => r.kind.op_name(),
             Node::Elementwise(e) => e.kind.op_name(),
+            Node::MaxStage(_) | Node::MaxSum(_) => "MaxPool",
         }
     }
 
@@ -129,6 +138,9 @@ impl Node {
             Node::Transpose(t) => t.in_dims.clone(),
             Node::Reshape(r) => r.in_dims.clone(),
             Node::Elementwise(e) => e.dims.clone(),
+            Node::MaxStage(m) if m.level == 0 => m.pool.in_shape.to_vec(),
+            Node::MaxStage(m) => vec![m.map.cols()],
+            Node::MaxSum(m) => vec![m.map.cols()],
         }
     }
 
@@ -143,6 +155,8 @@ impl Node {
             Node::Transpose(t) => t.out_dims(),
             Node::Reshape(r) => r.out_dims.clone(),
             Node::Elementwise(e) => e.dims.clone(),
+            Node::MaxStage(m) => vec![m.map.rows()],
+            Node::MaxSum(m) => m.pool.out_shape.to_vec(),
         }
     }
 
@@ -157,6 +171,8 @@ impl Node {
             Node::Transpose(t) => t.forward(x),
             Node::Reshape(_) => x.to_vec(),
             Node::Elementwise(e) => e.forward(x),
+            Node::MaxStage(m) => m.map.apply(x),
+            Node::MaxSum(m) => m.map.apply(x),
         }
     }
 

@@ -110,6 +110,14 @@ impl Pool2d {
         v
     }
 
+    /// For every output position (row-major `[C, H_out, W_out]`), the flat input indices of
+    /// its window that lie inside the input.
+    pub fn windows(&self) -> Vec<Vec<usize>> {
+        self.outputs()
+            .map(|(c, i, j)| self.window(c, i, j))
+            .collect()
+    }
+
     /// The divisor of an average window with `inside` positions in the input.
     fn divisor(&self, inside: usize) -> usize {
         if self.count_include_pad {

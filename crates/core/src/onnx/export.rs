@@ -243,6 +243,11 @@ pub(super) fn model_proto(net: &Network) -> Result<proto::ModelProto> {
                     }
                 }
             }
+            Node::MaxStage(_) | Node::MaxSum(_) => {
+                return Err(OnnxError::Graph(
+                    "internal: a lowered max-pooling stage reached the export (Network::to_graph restores MaxPool)".into(),
+                ));
+            }
             Node::Elementwise(e) => {
                 let tag = format!("{}{k}", e.kind.op_name().to_lowercase());
                 let cn = format!("{tag}_c");
