@@ -3,6 +3,11 @@
 //! number of them can fail at one common input (a MILP over the box). Guides only: the output
 //! check of the last layer decides a certificate (docs/method.md, eqs. (34), (36), (37)).
 
+mod exact;
+mod minmax;
+
+use std::time::{Duration, Instant};
+
 use certquant_bounds::LayerBounds;
 use certquant_bounds::arith::{linear_max, linear_min};
 use certquant_milp::{Backend, Problem, Sense, SolveOptions, Status};
@@ -72,10 +77,13 @@ pub(crate) fn failing_checks(
 }
 
 /// Decides whether more than `limit` of `checks` can fail at one common input (relaxed mode,
-/// Quadapter*), via `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`, `Σ b_c ≥ limit+1`.
-/// Returns a count `> limit` if so (the optimum, or on a time limit the solver's proven upper
-/// bound, so the answer can only be too pessimistic), otherwise the largest count seen at a
-/// box vertex (`≤ limit`; the exact maximum is not needed) (docs/method.md, eqs. (36), (37)).
+/// Quadapter*; docs/method.md, eqs. (36)–(38)). In order: box vertices as cheap witnesses;
+/// the exact decision of [`exact`] (pairwise duality, the clique bound, a branch and bound
+/// over min-max LPs whose "no" rests on outward-rounded Farkas certificates); and only if that
+/// is not settled within the time limit, the MILP of eq. (37) with the remaining time.
+/// Returns a count `> limit` if so (the count at a witness input, or the MILP's optimum, or on
+/// a time limit its proven upper bound, so the answer can only be too pessimistic), otherwise
+/// the largest count seen at a box vertex (`≤ limit`; the exact maximum is not needed).
 pub(crate) fn max_simultaneous(
     checks: &[Check],
     limit: usize,
@@ -103,6 +111,51 @@ pub(crate) fn max_simultaneous(
             return Ok(witnessed);
         }
     }
+    // The exact decision (pairwise duality, cliques, branch and bound with the min-max LP)
+    // within the time limit; the MILP below only if it could not settle the question.
+    let started = Instant::now();
+    let budget = solve.time_limit.unwrap_or(f64::INFINITY).clamp(0.0, 1e9);
+    let deadline = started + Duration::from_secs_f64(budget);
+    let view = minmax::Checks {
+        coeffs: checks.iter().map(|c| c.coeffs.as_slice()).collect(),
+        constants: checks.iter().map(|c| c.constant).collect(),
+        lo,
+        hi,
+    };
+    let (decision, stats) = exact::decide(&view, limit + 1, deadline);
+    tracing::debug!(
+        checks = checks.len(),
+        limit,
+        ?stats,
+        seconds = started.elapsed().as_secs_f64(),
+        "relaxed count: exact decision"
+    );
+    match decision {
+        exact::Decision::AtLeast { count, .. } => return Ok(count.max(limit + 1)),
+        exact::Decision::Below => return Ok(witnessed),
+        exact::Decision::Undecided => {}
+    }
+    let solve = &SolveOptions {
+        time_limit: solve
+            .time_limit
+            .map(|t| (t - started.elapsed().as_secs_f64()).max(0.01)),
+        ..solve.clone()
+    };
+    milp_count(checks, limit, lo, hi, backend, solve, witnessed)
+}
+
+/// The count MILP of eq. (37): `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`,
+/// `Σ b_c ≥ limit + 1`. Returns its optimum, its proven upper bound on a time limit
+/// (pessimistic), or `witnessed` when infeasible (docs/method.md, eq. (37)).
+fn milp_count(
+    checks: &[Check],
+    limit: usize,
+    lo: &[f64],
+    hi: &[f64],
+    backend: &dyn Backend,
+    solve: &SolveOptions,
+    witnessed: usize,
+) -> Result<usize, SynthError> {
     let mut p = Problem::new();
     let x: Vec<_> = lo.iter().zip(hi).map(|(&l, &h)| p.add_var(l, h)).collect();
     let mut obj = Vec::new();
@@ -280,5 +333,193 @@ mod tests {
             max_simultaneous(&c, 1, &lo, &hi, &Cbc, &count_options(10.0)).unwrap(),
             2
         );
+    }
+
+    /// The saved instance of issue 19 (`tests/fixtures/relaxed_count_mp2_8564_layer1.json`).
+    #[derive(serde::Deserialize)]
+    struct Instance {
+        limit: usize,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+        checks: Vec<SavedCheck>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct SavedCheck {
+        constant: f64,
+        coeffs: Vec<f64>,
+    }
+
+    fn issue19() -> (Vec<Check>, usize, Vec<f64>, Vec<f64>) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/relaxed_count_mp2_8564_layer1.json"
+        );
+        let text = std::fs::read_to_string(path).expect("fixture");
+        let inst: Instance = serde_json::from_str(&text).expect("fixture parses");
+        let checks = inst
+            .checks
+            .into_iter()
+            .map(|c| Check {
+                max: linear_max(&c.coeffs, c.constant, &inst.lo, &inst.hi),
+                coeffs: c.coeffs,
+                constant: c.constant,
+            })
+            .collect();
+        (checks, inst.limit, inst.lo, inst.hi)
+    }
+
+    fn view<'a>(checks: &'a [Check], lo: &'a [f64], hi: &'a [f64]) -> minmax::Checks<'a> {
+        minmax::Checks {
+            coeffs: checks.iter().map(|c| c.coeffs.as_slice()).collect(),
+            constants: checks.iter().map(|c| c.constant).collect(),
+            lo,
+            hi,
+        }
+    }
+
+    /// Issue 19's instance (42 checks over 784 inputs; may 36 fail at one input?) is decided
+    /// exactly: no, within a few seconds (CBC's MILP needed 6–27 s).
+    #[test]
+    fn issue19_instance_is_decided_exactly_and_fast() {
+        let (checks, limit, lo, hi) = issue19();
+        assert_eq!((checks.len(), limit, lo.len()), (42, 35, 784));
+        let t = Instant::now();
+        let (d, stats) = exact::decide(
+            &view(&checks, &lo, &hi),
+            limit + 1,
+            t + Duration::from_secs(60),
+        );
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("issue 19 instance: {d:?} {stats:?} in {secs:.3} s");
+        assert_eq!(d, exact::Decision::Below);
+        assert!(secs < 10.0, "{secs} s");
+    }
+
+    /// With one more allowed failure the same instance is a "yes": 35 checks fail together
+    /// at the witness the search returns (so the "no" above is tight, not a weak bound), and
+    /// the whole path through `max_simultaneous` agrees on both sides of the limit.
+    #[test]
+    fn issue19_instance_has_35_at_one_input() {
+        let (checks, limit, lo, hi) = issue19();
+        let v = view(&checks, &lo, &hi);
+        let (d, _) = exact::decide(&v, limit, Instant::now() + Duration::from_secs(60));
+        let exact::Decision::AtLeast { count, x } = d else {
+            panic!("expected a witness, got {d:?}");
+        };
+        assert_eq!(count, 35);
+        assert!(
+            x.iter()
+                .zip(lo.iter().zip(&hi))
+                .all(|(v, (l, h))| l <= v && v <= h)
+        );
+        assert_eq!(exact::count_at(&v, &x), 35);
+        let opts = count_options(60.0);
+        assert_eq!(
+            max_simultaneous(&checks, 34, &lo, &hi, &Cbc, &opts).unwrap(),
+            35
+        );
+        assert!(max_simultaneous(&checks, 35, &lo, &hi, &Cbc, &opts).unwrap() <= 35);
+    }
+
+    /// Random checks `g = a·x + c` that fail on part of a random box (no ties, almost surely).
+    fn random_checks(seed: u64, m: usize, n: usize) -> (Vec<Check>, Vec<f64>, Vec<f64>) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let lo: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..0.5)).collect();
+        let hi: Vec<f64> = lo.iter().map(|l| l + rng.random_range(0.1..1.5)).collect();
+        let checks = (0..m)
+            .map(|_| {
+                let coeffs: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let (gmin, gmax) = certquant_bounds::arith::linear_range(&coeffs, 0.0, &lo, &hi);
+                let constant = -(gmin + rng.random_range(0.05..0.95) * (gmax - gmin));
+                Check {
+                    max: linear_max(&coeffs, constant, &lo, &hi),
+                    coeffs,
+                    constant,
+                }
+            })
+            .collect();
+        (checks, lo, hi)
+    }
+
+    /// The exact decision agrees with CBC's MILP (eq. (37)) on every threshold of 60 random
+    /// instances, "yes" and "no" alike.
+    #[test]
+    fn the_exact_decision_agrees_with_the_milp() {
+        let (mut yes, mut no) = (0, 0);
+        for seed in 0..60u64 {
+            let (m, n) = (6 + (seed % 7) as usize, 2 + (seed % 5) as usize);
+            let (checks, lo, hi) = random_checks(seed, m, n);
+            let v = view(&checks, &lo, &hi);
+            for k in 1..=m {
+                let (d, _) = exact::decide(&v, k, Instant::now() + Duration::from_secs(30));
+                let milp =
+                    milp_count(&checks, k - 1, &lo, &hi, &Cbc, &count_options(30.0), 0).unwrap();
+                match d {
+                    exact::Decision::AtLeast { count, x } => {
+                        assert!(count >= k && exact::count_at(&v, &x) == count);
+                        assert!(milp >= k, "seed {seed} k {k}: witness {count}, MILP {milp}");
+                        yes += 1;
+                    }
+                    exact::Decision::Below => {
+                        assert!(milp < k, "seed {seed} k {k}: exact says no, MILP {milp}");
+                        no += 1;
+                    }
+                    exact::Decision::Undecided => panic!("seed {seed} k {k}: undecided"),
+                }
+            }
+        }
+        assert!(yes > 100 && no > 100, "{yes} yes, {no} no");
+    }
+
+    /// The min-max LP's optimum matches CBC's on random instances large enough to need many
+    /// pivots and basis rebuilds, and its multipliers certify (almost) the same value.
+    #[test]
+    fn the_minmax_lp_matches_cbc() {
+        for seed in 0..8u64 {
+            let (m, n) = (5 + 5 * (seed as usize % 4), 40 + 60 * (seed as usize % 3));
+            let (checks, lo, hi) = random_checks(100 + seed, m, n);
+            let v = view(&checks, &lo, &hi);
+            let rows: Vec<usize> = (0..m).collect();
+            let opt = minmax::solve_minmax(&v, &rows, &lo).expect("solved");
+            let mut p = Problem::new();
+            let x: Vec<_> = lo.iter().zip(&hi).map(|(&l, &h)| p.add_var(l, h)).collect();
+            let t = p.add_var(-1e6, 1e6);
+            for c in &checks {
+                let terms = x.iter().zip(&c.coeffs).map(|(&v, &a)| (v, a));
+                p.add_row(terms.chain([(t, -1.0)]), f64::NEG_INFINITY, -c.constant);
+            }
+            p.set_objective([(t, 1.0)], Sense::Minimize);
+            let s = Cbc.solve(&p, &SolveOptions::default()).unwrap();
+            let cbc = s.objective.unwrap();
+            assert!(
+                (opt.t - cbc).abs() < 1e-7,
+                "seed {seed}: {} vs {cbc}",
+                opt.t
+            );
+            let certified = minmax::combination_min(&v, &rows, &opt.y);
+            let ysum: f64 = opt.y.iter().sum();
+            assert!(certified <= cbc * ysum + 1e-9 && certified > cbc * ysum - 1e-7);
+            let worst = rows
+                .iter()
+                .map(|&i| v.value(i, &opt.x))
+                .fold(f64::MIN, f64::max);
+            assert!((worst - cbc).abs() < 1e-7);
+        }
+    }
+
+    /// The pair multiplier maximises `min_box(λ g_i + (1 − λ) g_j)` (checked on a grid).
+    #[test]
+    fn the_pair_multiplier_is_the_maximiser() {
+        for seed in 0..20u64 {
+            let (checks, lo, hi) = random_checks(200 + seed, 2, 3 + seed as usize);
+            let v = view(&checks, &lo, &hi);
+            let h = |l: f64| minmax::combination_min(&v, &[0, 1], &[l, 1.0 - l]);
+            let best = h(minmax::pair_multiplier(&v, 0, 1));
+            for s in 0..=1000 {
+                assert!(h(s as f64 / 1000.0) <= best + 1e-9, "seed {seed}");
+            }
+        }
     }
 }
