@@ -11,6 +11,8 @@
 
 use std::time::Instant;
 
+use certquant_bounds::arith::linear_max;
+
 use super::minmax::{Checks, combination_min, pair_multiplier, solve_minmax};
 
 /// A check counts as failing at a witness input when `g(x) ≤` this (plain floating point).
@@ -57,8 +59,38 @@ pub(crate) fn count_at(checks: &Checks<'_>, x: &[f64]) -> usize {
 }
 
 /// Decides whether at least `k` of the checks can fail (`g ≤ 0`) at one input of the box,
-/// giving up at `deadline` (docs/method.md, eq. (38)).
+/// giving up at `deadline` (docs/method.md, eq. (38)). Checks that fail on the whole box
+/// (outward-rounded maximum `≤ 0`, e.g. a constant check) count at every input, so they only
+/// lower `k` for the others and never enter an LP (where such a row makes the LP degenerate).
 pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
+    let everywhere = (0..checks.coeffs.len())
+        .filter(|&i| linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) <= 0.0)
+        .count();
+    if everywhere == 0 {
+        return decide_rest(checks, k, deadline);
+    }
+    let rest: Vec<usize> = (0..checks.coeffs.len())
+        .filter(|&i| linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) > 0.0)
+        .collect();
+    let sub = Checks {
+        coeffs: rest.iter().map(|&i| checks.coeffs[i]).collect(),
+        constants: rest.iter().map(|&i| checks.constants[i]).collect(),
+        lo: checks.lo,
+        hi: checks.hi,
+    };
+    let (d, stats) = decide_rest(&sub, k.saturating_sub(everywhere), deadline);
+    let d = match d {
+        Decision::AtLeast { x, .. } => Decision::AtLeast {
+            count: count_at(checks, &x),
+            x,
+        },
+        other => other,
+    };
+    (d, stats)
+}
+
+/// [`decide`] once no check fails on the whole box.
+fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
     let m = checks.coeffs.len();
     let mut stats = Stats::default();
     if k == 0 {
@@ -111,7 +143,6 @@ pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decis
         drops: m - k,
         conflicts,
         deadline,
-        start: checks.lo.to_vec(),
         stats,
     };
     let mut dropped = vec![false; m];
@@ -128,7 +159,6 @@ struct Search<'a, 'b> {
     drops: usize,
     conflicts: Vec<Vec<usize>>,
     deadline: Instant,
-    start: Vec<f64>,
     stats: Stats,
 }
 
@@ -212,10 +242,9 @@ impl Search<'_, '_> {
             // every known conflict is left out: ask the LP about the kept set
             let rows: Vec<usize> = (0..m).filter(|&i| !dropped[i]).collect();
             self.stats.lps += 1;
-            let Some(opt) = solve_minmax(self.checks, &rows, &self.start) else {
+            let Some(opt) = solve_minmax(self.checks, &rows, true) else {
                 return Decision::Undecided;
             };
-            self.start.clone_from(&opt.x);
             let count = count_at(self.checks, &opt.x);
             if count >= self.k {
                 return Decision::AtLeast { count, x: opt.x };
@@ -227,12 +256,47 @@ impl Search<'_, '_> {
                     .filter(|(_, y)| **y > 0.0)
                     .map(|(&i, _)| i)
                     .collect();
+                let conflict = self.shrink(conflict);
                 self.conflicts.push(conflict);
                 continue;
             }
             tracing::debug!(t = opt.t, count, "relaxed count: LP undecided");
             return Decision::Undecided;
         }
+    }
+}
+
+impl Search<'_, '_> {
+    /// Shrinks a proven conflict towards an irreducible one (a deletion filter): a member is
+    /// left out whenever the rest is still proven unable to fail together. Smaller conflicts
+    /// prune many more candidates.
+    fn shrink(&mut self, mut conflict: Vec<usize>) -> Vec<usize> {
+        // members shown necessary stay necessary in every smaller conflict: if `C \ {e}`
+        // can fail together, so can every subset of it
+        let mut necessary: Vec<usize> = Vec::new();
+        while conflict.len() > 2 {
+            let Some(&e) = conflict.iter().find(|e| !necessary.contains(e)) else {
+                break;
+            };
+            if Instant::now() > self.deadline {
+                break;
+            }
+            let rest: Vec<usize> = conflict.iter().copied().filter(|&f| f != e).collect();
+            self.stats.lps += 1;
+            match solve_minmax(self.checks, &rest, true) {
+                Some(opt) if combination_min(self.checks, &rest, &opt.y) > 0.0 => {
+                    // keep only the support of the new certificate
+                    conflict = rest
+                        .iter()
+                        .zip(&opt.y)
+                        .filter(|(_, y)| **y > 0.0)
+                        .map(|(&f, _)| f)
+                        .collect();
+                }
+                _ => necessary.push(e),
+            }
+        }
+        conflict
     }
 }
 

@@ -5,9 +5,9 @@
 //! `t*(S) = min_{x ∈ box} max_{i ∈ S} g_i(x) ≤ 0`?
 //!
 //! By LP duality `t*(S) = max_{y ∈ Δ_S} min_{x ∈ box} Σ_i y_i g_i(x)`, a concave function of
-//! only `|S|` multipliers. A dense bounded-variable primal simplex (a few dozen rows, hundreds
-//! of box-bounded columns) solves it in about a millisecond; its optimum gives both a witness
-//! `x` (all of `S` fail there) and multipliers `y`. The simplex is only a search: a "cannot
+//! only `|S|` multipliers. A dense bounded-variable dual simplex with the bound-flipping ratio
+//! test (a few dozen rows, hundreds of box-bounded columns) solves it in about a millisecond;
+//! its optimum gives both a witness `x` (all of `S` fail there) and multipliers `y`. The simplex is only a search: a "cannot
 //! fail together" answer is accepted only when [`combination_min`] — outward rounded —
 //! proves `min_box Σ y_i g_i > 0` for the returned `y`, so a wrong pivot can cost time, never
 //! soundness. Pairs use an exact 1-D breakpoint search instead ([`pair_multiplier`]).
@@ -109,6 +109,9 @@ pub(crate) fn pair_multiplier(checks: &Checks<'_>, i: usize, j: usize) -> f64 {
     1.0
 }
 
+/// The dual simplex stops early once its (dual feasible) objective exceeds this.
+const STOP_ABOVE: f64 = 1e-9;
+
 /// The optimum of the min-max LP over the checks `rows`.
 pub(crate) struct LpOptimum {
     /// `t*`: the optimal value (floating point, not a proof).
@@ -128,15 +131,18 @@ enum At {
 }
 
 /// Solves `min t` s.t. `a_i·x + c_i ≤ t` (`i ∈ rows`), `x ∈ box`, by a dense bounded-variable
-/// primal simplex started at the box vertex nearest to `start` (a parent's optimum, say).
-/// Columns: the inputs, then `t` (free), then one slack `s_r ≥ 0` per row
-/// (`a_r·x − t + s_r = −c_r`). Returns `None` when the iteration limit is hit (the caller
-/// then falls back to the MILP). Dantzig pricing, Bland's rule after a run of degenerate
-/// pivots, the basis inverse rebuilt every 50 pivots.
+/// dual simplex with the bound-flipping ratio test. Columns: the inputs, then `t` (free, always
+/// basic), then one slack `s_r ≥ 0` per row (`a_r·x − t + s_r = −c_r`). Every basis is dual
+/// feasible once each nonbasic input sits at the box end its reduced cost points to, so the
+/// method starts from the single row with the largest minimum over the box (`y = e_r`) and
+/// walks the concave dual `max_{y ∈ Δ} min_box Σ y_i g_i` up, passing many breakpoints (input
+/// bound flips) per pivot. With `stop_when_positive` it returns as soon as its multipliers
+/// prove `t* > 0` (then `t` and `x` are those of the last iterate, not optimal). Returns `None` on an iteration limit or a numerically singular
+/// basis (the caller then falls back to the MILP).
 pub(crate) fn solve_minmax(
     checks: &Checks<'_>,
     rows: &[usize],
-    start: &[f64],
+    stop_when_positive: bool,
 ) -> Option<LpOptimum> {
     let m = rows.len();
     let n = checks.lo.len();
@@ -155,7 +161,6 @@ pub(crate) fn solve_minmax(
         }
     };
     let hi_of = |j: usize| -> f64 { if j < n { checks.hi[j] } else { f64::INFINITY } };
-    // column j's entry in row r
     let entry = |r: usize, j: usize| -> f64 {
         if j < n {
             checks.coeffs[rows[r]][j]
@@ -167,171 +172,231 @@ pub(crate) fn solve_minmax(
             0.0
         }
     };
-    let mut val = vec![0.0; nv];
-    let mut at = vec![At::Lower; nv];
-    for k in 0..n {
-        let (l, h) = (checks.lo[k], checks.hi[k]);
-        let s = start.get(k).copied().unwrap_or(l);
-        if s - l <= h - s {
-            val[k] = l;
-        } else {
-            val[k] = h;
-            at[k] = At::Upper;
-        }
-    }
-    let g: Vec<f64> = rows.iter().map(|&i| checks.value(i, &val[..n])).collect();
-    let rstar = (0..m).max_by(|&a, &b| g[a].total_cmp(&g[b]))?;
-    val[tcol] = g[rstar];
+    // start: y = e_r* for the row with the largest minimum over the box
+    let rstar = (0..m).max_by(|&a, &b| {
+        let ma = linear_min(
+            checks.coeffs[rows[a]],
+            checks.constants[rows[a]],
+            checks.lo,
+            checks.hi,
+        );
+        let mb = linear_min(
+            checks.coeffs[rows[b]],
+            checks.constants[rows[b]],
+            checks.lo,
+            checks.hi,
+        );
+        ma.total_cmp(&mb)
+    })?;
     let mut basis: Vec<usize> = (0..m).map(|r| n + 1 + r).collect();
     basis[rstar] = tcol;
-    at[tcol] = At::Basic;
-    for r in 0..m {
-        val[n + 1 + r] = (val[tcol] - g[r]).max(0.0);
-        if r != rstar {
-            at[n + 1 + r] = At::Basic;
+    let mut at = vec![At::Lower; nv];
+    for &b in &basis {
+        at[b] = At::Basic;
+    }
+    // A tiny cost on every input (sign matching its starting box end, size ~1e-9 of the
+    // coefficients, pseudo-random) breaks the dual degeneracy that rows with many zero
+    // coefficients cause (the dual step would stay 0 and the method cycle). It moves the
+    // optimum by about 1e-9 of the coefficients times the box widths: harmless, since what
+    // is used is a witness `x` or multipliers `y`, each checked on the unperturbed checks.
+    let scale = {
+        let (mut sum, mut cnt) = (0.0, 0usize);
+        for &r in rows {
+            for &a in checks.coeffs[r] {
+                if a != 0.0 {
+                    sum += a.abs();
+                    cnt += 1;
+                }
+            }
+        }
+        if cnt == 0 { 1.0 } else { sum / cnt as f64 }
+    };
+    let mut cost = vec![0.0; nv];
+    cost[tcol] = 1.0;
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut val = vec![0.0; nv];
+    for k in 0..n {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+        let eps = scale * 1e-9 * (1.0 + u);
+        // reduced cost of x_k with π = −e_r*: a_{r*,k} + cost_k
+        let neg = checks.coeffs[rows[rstar]][k] < 0.0;
+        cost[k] = if neg { -eps } else { eps };
+        if neg {
+            at[k] = At::Upper;
+            val[k] = checks.hi[k];
+        } else {
+            val[k] = checks.lo[k];
         }
     }
-    val[n + 1 + rstar] = 0.0;
     let mut binv = invert(m, &basis, &entry)?;
-    let tol = 1e-11;
-    let mut degenerate = 0usize;
-    let max_iter = 20 * (n + m) + 1000;
-    let mut dvec = vec![0.0; n];
+    recompute_basics(m, n, &basis, &binv, &mut val, &entry, checks, rows);
+    let mut d = vec![0.0; nv];
+    let mut pi = vec![0.0; m];
+    let mut alpha_row = vec![0.0; nv];
+    let ptol = 1e-10;
+    let max_iter = 50 * m + 500;
     for iter in 0..max_iter {
-        if iter % 50 == 49 {
+        if iter % 40 == 39 {
             binv = invert(m, &basis, &entry)?;
             recompute_basics(m, n, &basis, &binv, &mut val, &entry, checks, rows);
         }
-        // duals π = c_B B^{-1}: the row of B^{-1} at t's position
-        let tpos = basis.iter().position(|&b| b == tcol)?;
-        let pi = &binv[tpos * m..(tpos + 1) * m];
-        let bland = degenerate > 30;
-        let mut best: Option<(usize, f64)> = None;
-        let consider = |j: usize, d: f64, best: &mut Option<(usize, f64)>| {
-            let ok = match at[j] {
-                At::Lower => d < -tol,
-                At::Upper => d > tol,
-                At::Basic => false,
-            };
-            if ok && (best.is_none() || (!bland && d.abs() > best.map_or(0.0, |b| b.1.abs()))) {
-                *best = Some((j, d));
+        // leaving: the most infeasible basic variable (t is free and never leaves)
+        let mut leave: Option<(usize, f64)> = None;
+        for (p, &v) in basis.iter().enumerate() {
+            let viol = (lo_of(v) - val[v]).max(val[v] - hi_of(v));
+            if viol > ptol * (1.0 + val[v].abs()) && leave.is_none_or(|(_, w)| viol > w) {
+                leave = Some((p, viol));
             }
-        };
-        // reduced costs of the inputs: d = −Σ_r π_r a_r, accumulated row by row
-        dvec.iter_mut().for_each(|d| *d = 0.0);
-        for (r, &p) in pi.iter().enumerate() {
-            if p != 0.0 {
-                for (d, a) in dvec.iter_mut().zip(checks.coeffs[rows[r]]) {
-                    *d -= p * a;
+        }
+        // duals π = c_B B^{-1}
+        pi.iter_mut().for_each(|x| *x = 0.0);
+        for (pp, &b) in basis.iter().enumerate() {
+            if cost[b] != 0.0 {
+                for r in 0..m {
+                    pi[r] += cost[b] * binv[pp * m + r];
                 }
             }
         }
+        // Every iterate is dual feasible, so its objective t is a lower bound of t*: once it
+        // is clearly positive, the multipliers already prove that the rows cannot all fail
+        // (the caller checks them with outward rounding), and the optimum is not needed.
+        let proven_positive = stop_when_positive && val[tcol] > STOP_ABOVE && leave.is_some();
+        if proven_positive {
+            let y: Vec<f64> = pi.iter().map(|p| (-p).max(0.0)).collect();
+            if combination_min(checks, rows, &y) > 0.0 {
+                return Some(LpOptimum {
+                    t: val[tcol],
+                    x: val[..n].to_vec(),
+                    y,
+                });
+            }
+        }
+        let Some((p, _)) = leave else {
+            let y = pi.iter().map(|p| (-p).max(0.0)).collect();
+            return Some(LpOptimum {
+                t: val[tcol],
+                x: val[..n].to_vec(),
+                y,
+            });
+        };
+        let v = basis[p];
+        let below = val[v] < lo_of(v);
+        let sigma = if below { 1.0 } else { -1.0 };
+        // reduced costs d and row p of B^{-1} N
+        let rho = &binv[p * m..(p + 1) * m];
         for k in 0..n {
-            if at[k] == At::Basic || checks.lo[k] == checks.hi[k] {
+            d[k] = cost[k];
+            alpha_row[k] = 0.0;
+        }
+        for r in 0..m {
+            let (pr, rr) = (pi[r], rho[r]);
+            let a = checks.coeffs[rows[r]];
+            for k in 0..n {
+                d[k] -= pr * a[k];
+                alpha_row[k] += rr * a[k];
+            }
+        }
+        for r in 0..m {
+            d[n + 1 + r] = -pi[r];
+            alpha_row[n + 1 + r] = rho[r];
+        }
+        // breakpoints: nonbasic j whose reduced cost d_j + σ τ α_j reaches 0 at τ_j ≥ 0
+        let mut cands: Vec<(f64, usize)> = Vec::new();
+        for j in 0..nv {
+            if j == tcol || at[j] == At::Basic {
                 continue;
             }
-            consider(k, dvec[k], &mut best);
-            if bland && best.is_some() {
+            let sa = sigma * alpha_row[j];
+            if j < n && checks.lo[j] == checks.hi[j] {
+                continue;
+            }
+            let tau = match at[j] {
+                At::Lower if sa < -1e-12 => d[j].max(0.0) / -sa,
+                At::Upper if sa > 1e-12 => (-d[j]).max(0.0) / sa,
+                _ => continue,
+            };
+            cands.push((tau, j));
+        }
+        if cands.is_empty() {
+            return None;
+        }
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // bound-flipping: pass boxed breakpoints while the dual slope stays positive
+        let mut slope = (lo_of(v) - val[v]).max(val[v] - hi_of(v));
+        let mut flips: Vec<usize> = Vec::new();
+        let mut enter = None;
+        for &(_, j) in &cands {
+            let range = hi_of(j) - lo_of(j);
+            let drop = alpha_row[j].abs() * range;
+            if range.is_finite() && slope - drop > 0.0 {
+                slope -= drop;
+                flips.push(j);
+            } else {
+                enter = Some(j);
                 break;
             }
         }
-        if !(bland && best.is_some()) {
-            for (r, p) in pi.iter().enumerate() {
-                if at[n + 1 + r] != At::Basic {
-                    consider(n + 1 + r, -p, &mut best);
-                    if bland && best.is_some() {
-                        break;
-                    }
-                }
-            }
-        }
-        let Some((q, dq)) = best else {
-            // optimal
-            let x = val[..n].to_vec();
-            let y = pi.iter().map(|p| (-p).max(0.0)).collect();
-            return Some(LpOptimum { t: val[tcol], x, y });
+        // if every candidate is boxed and flipping all keeps the slope positive (impossible in
+        // exact arithmetic: the primal is feasible), the last one enters instead of flipping
+        let q = match enter {
+            Some(q) => q,
+            None => flips.pop()?,
         };
-        let dir = if dq < 0.0 { 1.0 } else { -1.0 };
-        // α = B^{-1} A_q
-        let col: Vec<f64> = (0..m).map(|r| entry(r, q)).collect();
-        let alpha: Vec<f64> = (0..m)
-            .map(|p| (0..m).map(|r| binv[p * m + r] * col[r]).sum())
-            .collect();
-        // ratio test: basic p changes at rate −dir·α_p
-        let mut theta = hi_of(q) - lo_of(q);
-        let mut leave: Option<usize> = None;
-        let piv_tol = 1e-9;
-        for p in 0..m {
-            let v = basis[p];
-            let rate = -dir * alpha[p];
-            let room = if rate < -piv_tol {
-                (val[v] - lo_of(v)) / -rate
-            } else if rate > piv_tol {
-                (hi_of(v) - val[v]) / rate
-            } else {
-                continue;
-            };
-            let room = room.max(0.0);
-            let better = room < theta
-                || (room == theta
-                    && leave.is_some_and(|l: usize| {
-                        if bland {
-                            basis[p] < basis[l]
-                        } else {
-                            alpha[p].abs() > alpha[l].abs()
-                        }
-                    }));
-            if better {
-                theta = room;
-                leave = Some(p);
-            }
-        }
-        if !theta.is_finite() {
-            return None; // unbounded: impossible over a box, so numerical trouble
-        }
-        degenerate = if theta <= 1e-14 { degenerate + 1 } else { 0 };
-        for p in 0..m {
-            val[basis[p]] -= dir * theta * alpha[p];
-        }
-        val[q] += dir * theta;
-        match leave {
-            None => {
-                // bound flip
-                at[q] = if at[q] == At::Lower {
+        // apply the flips: x_B −= B^{-1} (Σ A_j Δ_j)
+        if !flips.is_empty() {
+            let mut delta = vec![0.0; m];
+            for &j in &flips {
+                let (from, to) = if at[j] == At::Lower {
+                    (lo_of(j), hi_of(j))
+                } else {
+                    (hi_of(j), lo_of(j))
+                };
+                let dj = to - from;
+                for (r, dr) in delta.iter_mut().enumerate() {
+                    *dr += entry(r, j) * dj;
+                }
+                val[j] = to;
+                at[j] = if at[j] == At::Lower {
                     At::Upper
                 } else {
                     At::Lower
                 };
-                val[q] = if at[q] == At::Lower {
-                    lo_of(q)
-                } else {
-                    hi_of(q)
-                };
             }
-            Some(p) => {
-                let v = basis[p];
-                let rate = -dir * alpha[p];
-                if rate < 0.0 {
-                    at[v] = At::Lower;
-                    val[v] = lo_of(v);
-                } else {
-                    at[v] = At::Upper;
-                    val[v] = hi_of(v);
-                }
-                basis[p] = q;
-                at[q] = At::Basic;
-                // B^{-1} update: row p /= α_p, row r −= α_r row p
-                let ap = alpha[p];
+            for pp in 0..m {
+                let s: f64 = (0..m).map(|r| binv[pp * m + r] * delta[r]).sum();
+                val[basis[pp]] -= s;
+            }
+        }
+        // pivot q in, v out to its violated bound
+        let col: Vec<f64> = (0..m).map(|r| entry(r, q)).collect();
+        let alpha: Vec<f64> = (0..m)
+            .map(|pp| (0..m).map(|r| binv[pp * m + r] * col[r]).sum())
+            .collect();
+        let ap = alpha[p];
+        if ap.abs() < 1e-12 {
+            return None;
+        }
+        let target = if below { lo_of(v) } else { hi_of(v) };
+        let step = (val[v] - target) / ap;
+        for pp in 0..m {
+            val[basis[pp]] -= step * alpha[pp];
+        }
+        val[q] += step;
+        val[v] = target;
+        at[v] = if below { At::Lower } else { At::Upper };
+        basis[p] = q;
+        at[q] = At::Basic;
+        for r in 0..m {
+            binv[p * m + r] /= ap;
+        }
+        for row in 0..m {
+            if row != p && alpha[row] != 0.0 {
+                let f = alpha[row];
                 for r in 0..m {
-                    binv[p * m + r] /= ap;
-                }
-                for row in 0..m {
-                    if row != p && alpha[row] != 0.0 {
-                        let f = alpha[row];
-                        for r in 0..m {
-                            binv[row * m + r] -= f * binv[p * m + r];
-                        }
-                    }
+                    binv[row * m + r] -= f * binv[p * m + r];
                 }
             }
         }
