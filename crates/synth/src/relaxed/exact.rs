@@ -1,4 +1,4 @@
-//! The exact decision of the relaxed count (docs/method.md, eq. (38)): can at least `K` of
+//! The exact decision of the relaxed count (docs/method.md, eqs. (37a)–(37c)): can at least `K` of
 //! `m` checks fail at one input of the box? A failing set must be pairwise compatible, so
 //! first every pair is tested by exact 1-D duality ([`super::minmax::pair_multiplier`]) and
 //! the largest clique of the compatibility graph bounds the count; then a branch and bound
@@ -59,7 +59,7 @@ pub(crate) fn count_at(checks: &Checks<'_>, x: &[f64]) -> usize {
 }
 
 /// Decides whether at least `k` of the checks can fail (`g ≤ 0`) at one input of the box,
-/// giving up at `deadline` (docs/method.md, eq. (38)). Checks that fail on the whole box
+/// giving up at `deadline` (docs/method.md, eqs. (37a)–(37c)). Checks that fail on the whole box
 /// (outward-rounded maximum `≤ 0`, e.g. a constant check) count at every input, so they only
 /// lower `k` for the others and never enter an LP (where such a row makes the LP degenerate).
 pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {

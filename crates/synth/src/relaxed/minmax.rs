@@ -1,4 +1,4 @@
-//! The linear program behind the relaxed count's exact decision (docs/method.md, eq. (38)):
+//! The linear program behind the relaxed count's exact decision (docs/method.md, eq. (37a)):
 //! for a set `S` of checks `g_i(x) = a_i·x + c_i` over a box, can all of them fail (`g_i ≤ 0`)
 //! at one input? Equivalently, is
 //!
@@ -43,7 +43,7 @@ impl Checks<'_> {
 /// `y_i > 0` cannot all satisfy `g_i ≤ 0` at one input of the box (Farkas). The combined
 /// coefficients are computed in `f64`; their rounding error (at most `γ_m Σ_i |y_i a_ik|` per
 /// input, `γ_m Σ_i |y_i c_i|` for the constant) times `max(|lo_k|, |hi_k|)` is subtracted,
-/// and the remaining sum is bounded by [`linear_min`] (docs/method.md, eqs. (11), (38)).
+/// and the remaining sum is bounded by [`linear_min`] (docs/method.md, eqs. (11), (37a)).
 pub(crate) fn combination_min(checks: &Checks<'_>, rows: &[usize], y: &[f64]) -> f64 {
     let n = checks.lo.len();
     let mut w = vec![0.0; n];
@@ -72,7 +72,7 @@ pub(crate) fn combination_min(checks: &Checks<'_>, rows: &[usize], y: &[f64]) ->
 /// The multiplier `λ ∈ [0, 1]` maximising `h(λ) = min_box (λ g_i + (1 − λ) g_j)`, found
 /// exactly by walking the breakpoints of this concave piecewise-linear function (where a
 /// combined coefficient `λ a_ik + (1 − λ) a_jk` changes sign) until its slope turns
-/// non-positive: `O(n log n)`, no LP (docs/method.md, eq. (38)). The pair cannot fail
+/// non-positive: `O(n log n)`, no LP (docs/method.md, eq. (37b)). The pair cannot fail
 /// together iff `h(λ) > 0`; that is decided by [`combination_min`] on `(λ, 1 − λ)`.
 pub(crate) fn pair_multiplier(checks: &Checks<'_>, i: usize, j: usize) -> f64 {
     let (ai, aj) = (checks.coeffs[i], checks.coeffs[j]);

@@ -77,7 +77,7 @@ pub(crate) fn failing_checks(
 }
 
 /// Decides whether more than `limit` of `checks` can fail at one common input (relaxed mode,
-/// Quadapter*; docs/method.md, eqs. (36)–(38)). In order: box vertices as cheap witnesses;
+/// Quadapter*; docs/method.md, eqs. (36)–(37c)). In order: box vertices as cheap witnesses;
 /// the exact decision of [`exact`] (pairwise duality, the clique bound, a branch and bound
 /// over min-max LPs whose "no" rests on outward-rounded Farkas certificates); and only if that
 /// is not settled within the time limit, the MILP of eq. (37) with the remaining time.
@@ -486,6 +486,40 @@ mod tests {
         assert!(yes > 100 && no > 100, "{yes} yes, {no} no");
     }
 
+    /// Larger random instances, some checks failing on the whole box (constant ones among
+    /// them): the exact maximum found by the search is confirmed by the MILP on both sides
+    /// (feasible at the maximum, infeasible one above).
+    #[test]
+    fn the_exact_maximum_agrees_with_the_milp_on_larger_instances() {
+        for seed in 0..6u64 {
+            let (mut checks, lo, hi) = random_checks(300 + seed, 14, 20);
+            // a constant check that fails everywhere, and one failing everywhere on the box
+            checks.push(Check {
+                coeffs: vec![0.0; 20],
+                constant: -0.5,
+                max: -0.5,
+            });
+            let mut c = checks[0].clone();
+            c.constant -= c.max + 0.1;
+            c.max = linear_max(&c.coeffs, c.constant, &lo, &hi);
+            checks.push(c);
+            let v = view(&checks, &lo, &hi);
+            let far = Instant::now() + Duration::from_secs(60);
+            let best = (1..=checks.len())
+                .rev()
+                .find(|&k| matches!(exact::decide(&v, k, far).0, exact::Decision::AtLeast { .. }))
+                .expect("the two everywhere-failing checks fail together");
+            assert!(best >= 2);
+            let opts = count_options(60.0);
+            let at = milp_count(&checks, best - 1, &lo, &hi, &Cbc, &opts, 0).unwrap();
+            assert!(at >= best, "seed {seed}: search {best}, MILP {at}");
+            if best < checks.len() {
+                let above = milp_count(&checks, best, &lo, &hi, &Cbc, &opts, 0).unwrap();
+                assert!(above <= best, "seed {seed}: search {best}, MILP {above}");
+            }
+        }
+    }
+
     /// The min-max LP's optimum matches CBC's on random instances large enough to need many
     /// pivots and basis rebuilds, and its multipliers certify (almost) the same value.
     #[test]
@@ -520,6 +554,35 @@ mod tests {
                 .fold(f64::MIN, f64::max);
             assert!((worst - cbc).abs() < 1e-7);
         }
+    }
+
+    /// Two checks that fail together at exactly one input (`x = 0.1`, where both are 0) are
+    /// never declared incompatible: the outward-rounded combination stays `≤ 0`, and the
+    /// search finds the touching point as a witness.
+    #[test]
+    fn touching_checks_are_not_called_incompatible() {
+        let checks = vec![
+            Check {
+                coeffs: vec![1.0, 0.3],
+                constant: -0.1,
+                max: 1.2,
+            },
+            Check {
+                coeffs: vec![-1.0, -0.3],
+                constant: 0.1,
+                max: 0.1,
+            },
+        ];
+        let (lo, hi) = (vec![0.0, 0.0], vec![1.0, 1.0]);
+        let v = view(&checks, &lo, &hi);
+        assert!(minmax::combination_min(&v, &[0, 1], &[1.0, 1.0]) <= 0.0);
+        let lam = minmax::pair_multiplier(&v, 0, 1);
+        assert!(minmax::combination_min(&v, &[0, 1], &[lam, 1.0 - lam]) <= 0.0);
+        let (d, _) = exact::decide(&v, 2, Instant::now() + Duration::from_secs(10));
+        assert!(
+            matches!(d, exact::Decision::AtLeast { count: 2, .. }),
+            "{d:?}"
+        );
     }
 
     /// The pair multiplier maximises `min_box(λ g_i + (1 − λ) g_j)` (checked on a grid).
