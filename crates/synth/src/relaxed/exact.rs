@@ -144,6 +144,7 @@ fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, S
         conflicts,
         deadline,
         stats,
+        witnessed: Vec::new(),
     };
     let mut dropped = vec![false; m];
     let mut forced = vec![false; m];
@@ -160,6 +161,9 @@ struct Search<'a, 'b> {
     conflicts: Vec<Vec<usize>>,
     deadline: Instant,
     stats: Stats,
+    /// Sets of checks seen failing together at one input (at LP iterates), as bit sets: every
+    /// subset of one can fail together.
+    witnessed: Vec<Vec<u64>>,
 }
 
 impl Search<'_, '_> {
@@ -245,6 +249,7 @@ impl Search<'_, '_> {
             let Some(opt) = solve_minmax(self.checks, &rows, true) else {
                 return Decision::Undecided;
             };
+            self.witnessed.push(failing_set(self.checks, &opt.x));
             let count = count_at(self.checks, &opt.x);
             if count >= self.k {
                 return Decision::AtLeast { count, x: opt.x };
@@ -282,6 +287,18 @@ impl Search<'_, '_> {
                 break;
             }
             let rest: Vec<usize> = conflict.iter().copied().filter(|&f| f != e).collect();
+            // a known compatible pair, or an input seen where all of `rest` fail, shows
+            // `rest` can fail together without an LP (a wrong "can" only leaves the conflict
+            // larger than needed, never wrong)
+            if (rest.len() == 2 && self.compat[rest[0]][rest[1]])
+                || self
+                    .witnessed
+                    .iter()
+                    .any(|w| rest.iter().all(|&i| w[i / 64] >> (i % 64) & 1 == 1))
+            {
+                necessary.push(e);
+                continue;
+            }
             self.stats.lps += 1;
             match solve_minmax(self.checks, &rest, true) {
                 Some(opt) if combination_min(self.checks, &rest, &opt.y) > 0.0 => {
@@ -293,11 +310,27 @@ impl Search<'_, '_> {
                         .map(|(&f, _)| f)
                         .collect();
                 }
-                _ => necessary.push(e),
+                Some(opt) => {
+                    self.witnessed.push(failing_set(self.checks, &opt.x));
+                    necessary.push(e);
+                }
+                None => necessary.push(e),
             }
         }
         conflict
     }
+}
+
+/// The checks failing at `x` (`g ≤ WITNESS_TOL`), as a bit set.
+fn failing_set(checks: &Checks<'_>, x: &[f64]) -> Vec<u64> {
+    let m = checks.coeffs.len();
+    let mut set = vec![0u64; m.div_ceil(64)];
+    for i in 0..m {
+        if checks.value(i, x) <= WITNESS_TOL {
+            set[i / 64] |= 1 << (i % 64);
+        }
+    }
+    set
 }
 
 /// An upper bound on the largest clique among `verts`: the number of colours of a greedy
