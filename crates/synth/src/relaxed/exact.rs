@@ -63,15 +63,13 @@ pub(crate) fn count_at(checks: &Checks<'_>, x: &[f64]) -> usize {
 /// (outward-rounded maximum `≤ 0`, e.g. a constant check) count at every input, so they only
 /// lower `k` for the others and never enter an LP (where such a row makes the LP degenerate).
 pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
-    let everywhere = (0..checks.coeffs.len())
-        .filter(|&i| linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) <= 0.0)
-        .count();
+    let (fail_all, rest): (Vec<usize>, Vec<usize>) = (0..checks.coeffs.len()).partition(|&i| {
+        linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) <= 0.0
+    });
+    let everywhere = fail_all.len();
     if everywhere == 0 {
         return decide_rest(checks, k, deadline);
     }
-    let rest: Vec<usize> = (0..checks.coeffs.len())
-        .filter(|&i| linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) > 0.0)
-        .collect();
     let sub = Checks {
         coeffs: rest.iter().map(|&i| checks.coeffs[i]).collect(),
         constants: rest.iter().map(|&i| checks.constants[i]).collect(),
@@ -153,6 +151,8 @@ fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, S
     (d, bb.stats)
 }
 
+/// The branch and bound of eq. (37c): its checks, the compatibility graph, the target count,
+/// how many checks may be left out, and the conflicts proven so far.
 struct Search<'a, 'b> {
     checks: &'a Checks<'b>,
     compat: &'a [Vec<bool>],
