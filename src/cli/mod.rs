@@ -207,8 +207,9 @@ pub struct SynthOpts {
     /// relative gap of the cutoff (0 = exact, 1 = no MILP); χ stays safe, may be smaller.
     #[arg(long, default_value_t = 0.0)]
     pub gap: f64,
-    /// Time limit (s) of the relaxed mode's MILP counting simultaneous check failures (on
-    /// expiry its proven bound is used: pessimistic, never unsound).
+    /// Time limit (s) of the relaxed mode's count of simultaneous check failures (an exact
+    /// search, then the MILP; on expiry the MILP's proven bound is used: pessimistic, never
+    /// unsound).
     #[arg(long, default_value_t = 10.0)]
     pub relaxed_time_limit: f64,
     /// Falsification cross-check: attack the QNN (random, corners, PGD). A counterexample to

@@ -1,0 +1,411 @@
+//! The exact decision of the relaxed count (docs/method.md, eqs. (37a)–(37c)): can at least `K` of
+//! `m` checks fail at one input of the box? A failing set must be pairwise compatible, so
+//! first every pair is tested by exact 1-D duality ([`super::minmax::pair_multiplier`]) and
+//! the largest clique of the compatibility graph bounds the count; then a branch and bound
+//! over the checks left out (at most `m − K` of them) asks the min-max LP
+//! ([`super::minmax::solve_minmax`]) of each candidate set: feasible gives a witness input
+//! ("yes"), infeasible gives Farkas multipliers whose support is a *conflict* (a set that
+//! cannot fail together, proven by the outward-rounded [`super::minmax::combination_min`]),
+//! and every candidate must leave out one member of every known conflict. "No" is returned
+//! only when every branch is closed by proven conflicts or by the clique bound.
+
+use std::time::Instant;
+
+use certquant_bounds::arith::linear_max;
+
+use super::minmax::{Checks, combination_min, pair_multiplier, solve_minmax};
+
+/// A check counts as failing at a witness input when `g(x) ≤` this (plain floating point).
+/// Only "yes" answers use it, and "yes" is the pessimistic answer (the layer's `F` is
+/// rejected), as the MILP's own feasibility tolerance (`10^{-7}` for CBC) was.
+pub(crate) const WITNESS_TOL: f64 = 1e-9;
+
+/// The answer of [`decide`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    /// At least `K` checks fail at the input: `count` of them (all `m` checks counted there).
+    AtLeast {
+        /// How many checks fail at `x`.
+        count: usize,
+        /// The witness input.
+        x: Vec<f64>,
+    },
+    /// Proven: no input makes `K` or more checks fail.
+    Below,
+    /// Not decided (deadline, or the LP could not settle a set either way).
+    Undecided,
+}
+
+/// What the search did (for logs and tests).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stats {
+    /// Pairs proven unable to fail together.
+    pub incompatible_pairs: usize,
+    /// The largest clique of the compatibility graph, if computed.
+    pub max_clique: Option<usize>,
+    /// Min-max LPs solved.
+    pub lps: usize,
+    /// Branch-and-bound nodes.
+    pub nodes: usize,
+    /// Conflicts known at the end (pairs included).
+    pub conflicts: usize,
+}
+
+/// How many of the checks fail at `x` (`g ≤ WITNESS_TOL`).
+pub(crate) fn count_at(checks: &Checks<'_>, x: &[f64]) -> usize {
+    (0..checks.coeffs.len())
+        .filter(|&i| checks.value(i, x) <= WITNESS_TOL)
+        .count()
+}
+
+/// Decides whether at least `k` of the checks can fail (`g ≤ 0`) at one input of the box,
+/// giving up at `deadline` (docs/method.md, eqs. (37a)–(37c)). Checks that fail on the whole box
+/// (outward-rounded maximum `≤ 0`, e.g. a constant check) count at every input, so they only
+/// lower `k` for the others and never enter an LP (where such a row makes the LP degenerate).
+pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
+    let (fail_all, rest): (Vec<usize>, Vec<usize>) = (0..checks.coeffs.len()).partition(|&i| {
+        linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) <= 0.0
+    });
+    let everywhere = fail_all.len();
+    if everywhere == 0 {
+        return decide_rest(checks, k, deadline);
+    }
+    let sub = Checks {
+        coeffs: rest.iter().map(|&i| checks.coeffs[i]).collect(),
+        constants: rest.iter().map(|&i| checks.constants[i]).collect(),
+        lo: checks.lo,
+        hi: checks.hi,
+    };
+    let (d, stats) = decide_rest(&sub, k.saturating_sub(everywhere), deadline);
+    let d = match d {
+        Decision::AtLeast { x, .. } => Decision::AtLeast {
+            count: count_at(checks, &x),
+            x,
+        },
+        other => other,
+    };
+    (d, stats)
+}
+
+/// [`decide`] once no check fails on the whole box.
+fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
+    let m = checks.coeffs.len();
+    let mut stats = Stats::default();
+    if k == 0 {
+        let x = checks.lo.to_vec();
+        return (
+            Decision::AtLeast {
+                count: count_at(checks, &x),
+                x,
+            },
+            stats,
+        );
+    }
+    if m < k {
+        return (Decision::Below, stats);
+    }
+    // 1. pairwise compatibility by exact 1-D duality
+    let mut compat = vec![vec![true; m]; m];
+    let mut conflicts: Vec<Vec<usize>> = Vec::new();
+    for i in 0..m {
+        if Instant::now() > deadline {
+            return (Decision::Undecided, stats);
+        }
+        for j in i + 1..m {
+            let lam = pair_multiplier(checks, i, j);
+            if combination_min(checks, &[i, j], &[lam, 1.0 - lam]) > 0.0 {
+                compat[i][j] = false;
+                compat[j][i] = false;
+                conflicts.push(vec![i, j]);
+            }
+        }
+    }
+    stats.incompatible_pairs = conflicts.len();
+    // 2. the failing set is a clique of the compatibility graph
+    let all: Vec<usize> = (0..m).collect();
+    if coloring_bound(&compat, &all) < k {
+        stats.max_clique = None;
+        return (Decision::Below, stats);
+    }
+    if let Some(w) = max_clique(&compat, 200_000) {
+        stats.max_clique = Some(w);
+        if w < k {
+            return (Decision::Below, stats);
+        }
+    }
+    // 3. branch and bound over the left-out checks
+    let mut bb = Search {
+        checks,
+        compat: &compat,
+        k,
+        drops: m - k,
+        conflicts,
+        deadline,
+        stats,
+        witnessed: Vec::new(),
+    };
+    let mut dropped = vec![false; m];
+    let mut forced = vec![false; m];
+    let d = bb.node(&mut dropped, &mut forced, 0);
+    bb.stats.conflicts = bb.conflicts.len();
+    (d, bb.stats)
+}
+
+/// The branch and bound of eq. (37c): its checks, the compatibility graph, the target count,
+/// how many checks may be left out, and the conflicts proven so far.
+struct Search<'a, 'b> {
+    checks: &'a Checks<'b>,
+    compat: &'a [Vec<bool>],
+    k: usize,
+    drops: usize,
+    conflicts: Vec<Vec<usize>>,
+    deadline: Instant,
+    stats: Stats,
+    /// Sets of checks seen failing together at one input (at LP iterates), as bit sets: every
+    /// subset of one can fail together.
+    witnessed: Vec<Vec<u64>>,
+}
+
+impl Search<'_, '_> {
+    /// Explores the candidates that leave out `dropped` (and maybe more) but keep `forced`.
+    /// `Below` here means: no such candidate can fail together.
+    fn node(&mut self, dropped: &mut [bool], forced: &mut [bool], ndropped: usize) -> Decision {
+        self.stats.nodes += 1;
+        let m = dropped.len();
+        loop {
+            if Instant::now() > self.deadline {
+                return Decision::Undecided;
+            }
+            let left = self.drops - ndropped;
+            // the unhit conflict with the fewest members still free to leave out
+            let mut pick: Option<(usize, usize)> = None;
+            let mut open: Vec<(usize, usize)> = Vec::new();
+            for (ci, c) in self.conflicts.iter().enumerate() {
+                if c.iter().any(|&e| dropped[e]) {
+                    continue;
+                }
+                let free = c.iter().filter(|&&e| !forced[e]).count();
+                if free == 0 {
+                    return Decision::Below;
+                }
+                open.push((free, ci));
+                if pick.is_none_or(|(f, _)| free < f) {
+                    pick = Some((free, ci));
+                }
+            }
+            if let Some((_, ci)) = pick {
+                if left == 0 {
+                    return Decision::Below;
+                }
+                // packing bound: disjoint open conflicts each need a drop of their own
+                open.sort_unstable();
+                let mut used = vec![false; m];
+                let mut packed = 0;
+                for &(_, cj) in &open {
+                    let c = &self.conflicts[cj];
+                    if c.iter().all(|&e| forced[e] || !used[e]) {
+                        for &e in c {
+                            used[e] = true;
+                        }
+                        packed += 1;
+                    }
+                }
+                if packed > left {
+                    return Decision::Below;
+                }
+                let kept: Vec<usize> = (0..m).filter(|&i| !dropped[i]).collect();
+                if coloring_bound(self.compat, &kept) < self.k {
+                    return Decision::Below;
+                }
+                let branch: Vec<usize> = self.conflicts[ci]
+                    .iter()
+                    .copied()
+                    .filter(|&e| !forced[e])
+                    .collect();
+                let mut newly_forced = Vec::new();
+                let mut result = Decision::Below;
+                for e in branch {
+                    dropped[e] = true;
+                    let r = self.node(dropped, forced, ndropped + 1);
+                    dropped[e] = false;
+                    match r {
+                        Decision::Below => {}
+                        other => {
+                            result = other;
+                            break;
+                        }
+                    }
+                    forced[e] = true;
+                    newly_forced.push(e);
+                }
+                for e in newly_forced {
+                    forced[e] = false;
+                }
+                return result;
+            }
+            // every known conflict is left out: ask the LP about the kept set
+            let rows: Vec<usize> = (0..m).filter(|&i| !dropped[i]).collect();
+            self.stats.lps += 1;
+            let Some(opt) = solve_minmax(self.checks, &rows, true) else {
+                return Decision::Undecided;
+            };
+            self.witnessed.push(failing_set(self.checks, &opt.x));
+            let count = count_at(self.checks, &opt.x);
+            if count >= self.k {
+                return Decision::AtLeast { count, x: opt.x };
+            }
+            if combination_min(self.checks, &rows, &opt.y) > 0.0 {
+                let conflict: Vec<usize> = rows
+                    .iter()
+                    .zip(&opt.y)
+                    .filter(|(_, y)| **y > 0.0)
+                    .map(|(&i, _)| i)
+                    .collect();
+                let conflict = self.shrink(conflict);
+                self.conflicts.push(conflict);
+                continue;
+            }
+            tracing::debug!(t = opt.t, count, "relaxed count: LP undecided");
+            return Decision::Undecided;
+        }
+    }
+}
+
+impl Search<'_, '_> {
+    /// Shrinks a proven conflict towards an irreducible one (a deletion filter): a member is
+    /// left out whenever the rest is still proven unable to fail together. Smaller conflicts
+    /// prune many more candidates.
+    fn shrink(&mut self, mut conflict: Vec<usize>) -> Vec<usize> {
+        // members shown necessary stay necessary in every smaller conflict: if `C \ {e}`
+        // can fail together, so can every subset of it
+        let mut necessary: Vec<usize> = Vec::new();
+        while conflict.len() > 2 {
+            let Some(&e) = conflict.iter().find(|e| !necessary.contains(e)) else {
+                break;
+            };
+            if Instant::now() > self.deadline {
+                break;
+            }
+            let rest: Vec<usize> = conflict.iter().copied().filter(|&f| f != e).collect();
+            // a known compatible pair, or an input seen where all of `rest` fail, shows
+            // `rest` can fail together without an LP (a wrong "can" only leaves the conflict
+            // larger than needed, never wrong)
+            if (rest.len() == 2 && self.compat[rest[0]][rest[1]])
+                || self
+                    .witnessed
+                    .iter()
+                    .any(|w| rest.iter().all(|&i| w[i / 64] >> (i % 64) & 1 == 1))
+            {
+                necessary.push(e);
+                continue;
+            }
+            self.stats.lps += 1;
+            match solve_minmax(self.checks, &rest, true) {
+                Some(opt) if combination_min(self.checks, &rest, &opt.y) > 0.0 => {
+                    // keep only the support of the new certificate
+                    conflict = rest
+                        .iter()
+                        .zip(&opt.y)
+                        .filter(|(_, y)| **y > 0.0)
+                        .map(|(&f, _)| f)
+                        .collect();
+                }
+                Some(opt) => {
+                    self.witnessed.push(failing_set(self.checks, &opt.x));
+                    necessary.push(e);
+                }
+                None => necessary.push(e),
+            }
+        }
+        conflict
+    }
+}
+
+/// The checks failing at `x` (`g ≤ WITNESS_TOL`), as a bit set.
+fn failing_set(checks: &Checks<'_>, x: &[f64]) -> Vec<u64> {
+    let m = checks.coeffs.len();
+    let mut set = vec![0u64; m.div_ceil(64)];
+    for i in 0..m {
+        if checks.value(i, x) <= WITNESS_TOL {
+            set[i / 64] |= 1 << (i % 64);
+        }
+    }
+    set
+}
+
+/// An upper bound on the largest clique among `verts`: the number of colours of a greedy
+/// colouring (largest degree first).
+fn coloring_bound(adj: &[Vec<bool>], verts: &[usize]) -> usize {
+    let mut order: Vec<usize> = verts.to_vec();
+    let deg = |v: usize| verts.iter().filter(|&&u| u != v && adj[v][u]).count();
+    order.sort_by_key(|&v| std::cmp::Reverse(deg(v)));
+    let mut colour = vec![usize::MAX; adj.len()];
+    let mut ncol = 0;
+    for &v in &order {
+        let mut c = 0;
+        while verts.iter().any(|&u| u != v && adj[v][u] && colour[u] == c) {
+            c += 1;
+        }
+        colour[v] = c;
+        ncol = ncol.max(c + 1);
+    }
+    ncol
+}
+
+/// The size of a largest clique (Bron–Kerbosch with pivoting), or `None` after `budget`
+/// recursive calls.
+fn max_clique(adj: &[Vec<bool>], budget: usize) -> Option<usize> {
+    fn bk(
+        adj: &[Vec<bool>],
+        r: usize,
+        p: Vec<usize>,
+        x: Vec<usize>,
+        best: &mut usize,
+        calls: &mut usize,
+    ) -> bool {
+        *calls = calls.saturating_sub(1);
+        if *calls == 0 {
+            return false;
+        }
+        if p.is_empty() {
+            *best = (*best).max(r);
+            return true;
+        }
+        if r + p.len() <= *best {
+            return true;
+        }
+        let pivot = p
+            .iter()
+            .chain(&x)
+            .copied()
+            .max_by_key(|&u| p.iter().filter(|&&v| v != u && adj[u][v]).count())
+            .expect("p is not empty");
+        let cand: Vec<usize> = p
+            .iter()
+            .copied()
+            .filter(|&v| v == pivot || !adj[pivot][v])
+            .collect();
+        let (mut p, mut x) = (p, x);
+        for v in cand {
+            let np = p.iter().copied().filter(|&u| u != v && adj[v][u]).collect();
+            let nx = x.iter().copied().filter(|&u| u != v && adj[v][u]).collect();
+            if !bk(adj, r + 1, np, nx, best, calls) {
+                return false;
+            }
+            p.retain(|&u| u != v);
+            x.push(v);
+        }
+        true
+    }
+    let mut best = 0;
+    let mut calls = budget;
+    bk(
+        adj,
+        0,
+        (0..adj.len()).collect(),
+        Vec::new(),
+        &mut best,
+        &mut calls,
+    )
+    .then_some(best)
+}
