@@ -49,7 +49,10 @@ fn deeppoly_is_sound_on_every_structured_operator() {
             let out = dp.layer(net.depth() - 1);
             let n = x.len();
             // Fewer samples on the verivital-sized fixtures (18M-entry lowered convolution).
-            let big = net.layers().iter().any(|l| l.inputs() * l.outputs() > 1 << 20);
+            let big = net
+                .layers()
+                .iter()
+                .any(|l| l.inputs() * l.outputs() > 1 << 20);
             let trials = if big { 60 } else { 300 };
             for trial in 0..trials {
                 // Random points, then vertices that differ in the first 8 coordinates.

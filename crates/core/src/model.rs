@@ -355,6 +355,21 @@ impl Network {
     }
 }
 
+/// Whether two networks have the same layers up to layout-only differences in how they were
+/// written ([`LayerOrigin::canonical`]) — the same operators, geometry and lowered weights and
+/// biases, bit for bit — and the same declared input. An export followed by an import gives
+/// back such a network.
+pub fn same_structure(a: &Network, b: &Network) -> bool {
+    a.depth() == b.depth()
+        && a.frame() == b.frame()
+        && a.layers().iter().zip(b.layers()).all(|(p, q)| {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            p.to_origin().canonical() == q.to_origin().canonical()
+                && bits(p.weights()) == bits(q.weights())
+                && bits(p.bias()) == bits(q.bias())
+        })
+}
+
 /// Index of the first maximal entry.
 pub fn argmax(v: &[f64]) -> usize {
     let mut best = 0;
