@@ -24,6 +24,7 @@
 mod conv;
 mod dense;
 mod elementwise;
+mod input_map;
 mod layout;
 pub mod lower;
 mod pool;
@@ -32,6 +33,7 @@ mod sparse;
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use elementwise::{Elementwise, ElementwiseKind};
+pub use input_map::InputMap;
 pub use layout::{Pad, Reshape, ReshapeKind, Transpose};
 pub use pool::{Pool2d, PoolKind};
 pub use sparse::{SparseMap, exact_add, exact_mul};
