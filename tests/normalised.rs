@@ -100,6 +100,7 @@ fn a_normalised_network_goes_through_eval_verify_synth_check_and_attack() {
         v["accuracy"].as_f64().unwrap()
     };
     let (a_orig, a_norm) = (acc(orig_s), acc(norm_s));
+    eprintln!("accuracy: original {a_orig}, normalised {a_norm}");
     assert!((a_orig - a_norm).abs() <= 0.002, "{a_orig} vs {a_norm}");
 
     // verify: the same verdict as the original on the first paper ids.
@@ -125,6 +126,7 @@ fn a_normalised_network_goes_through_eval_verify_synth_check_and_attack() {
             verified.push(id.clone());
         }
     }
+    eprintln!("verified at eps {eps} (both networks agree): {verified:?} of {ids:?}");
     assert!(verified.len() >= 2, "{verified:?}");
 
     // synth robustness on two verified ids, one strategy: certified.
@@ -146,6 +148,7 @@ fn a_normalised_network_goes_through_eval_verify_synth_check_and_attack() {
     }
     let (code, v) = run(&args);
     assert_eq!(code, 0, "synthesis must certify: {v}");
+    eprintln!("synth: {v}");
 
     // check: the independent checker accepts the certificate.
     let cert = out.join("certificate.json");
@@ -161,6 +164,7 @@ fn a_normalised_network_goes_through_eval_verify_synth_check_and_attack() {
     ]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["valid"], true, "{report}");
+    eprintln!("check: {report}");
     // The QNN keeps the normalisation.
     let q = onnx::import(&qnn).unwrap();
     assert_eq!(q.input_map(), back.input_map());

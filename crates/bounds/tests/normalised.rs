@@ -80,3 +80,54 @@ fn bounds_contain_sampled_outputs_and_the_box_is_mapped() {
     // A raw box of the wrong length is refused by its raw length.
     assert!(DeepPoly::run(&net, &InputBox::new(vec![0.0], vec![1.0]).unwrap()).is_err());
 }
+
+/// The `norm_*` operator fixtures (Sub/Div and Mul/Add before a Gemm or a Conv): DeepPoly's
+/// logit bounds over a raw box contain the typed graph's outputs (evaluated without the
+/// lowering) at sampled points and random corners.
+#[test]
+fn normalised_fixtures_are_bounded_soundly() {
+    use rand::{Rng, SeedableRng};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !(name.starts_with("norm_") && name.ends_with(".onnx")) {
+            continue;
+        }
+        let net = certquant_core::onnx::import(&path).unwrap();
+        let graph = certquant_core::onnx::import_graph(&path).unwrap();
+        assert!(net.input_map().is_some(), "{name}");
+        let n = net.input_dim();
+        for eps in [0.0, 0.01, 0.1] {
+            let c: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+            let bx = InputBox::linf_ball(&c, eps).unwrap();
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            let last = dp.layer(net.depth() - 1);
+            for s in 0..40 {
+                let x: Vec<f64> = bx
+                    .lo()
+                    .iter()
+                    .zip(bx.hi())
+                    .map(|(&l, &h)| match s % 2 {
+                        0 if h > l => rng.random_range(l..=h),
+                        _ if rng.random::<bool>() => h,
+                        _ => l,
+                    })
+                    .collect();
+                for (j, &y) in graph.forward(&x).iter().enumerate() {
+                    let tol = 1e-9 * (1.0 + y.abs());
+                    assert!(
+                        last.lo[j] - tol <= y && y <= last.hi[j] + tol,
+                        "{name} eps {eps}: logit {j} = {y} ∉ [{}, {}]",
+                        last.lo[j],
+                        last.hi[j]
+                    );
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} normalised fixtures");
+}

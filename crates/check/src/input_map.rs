@@ -179,4 +179,49 @@ mod tests {
         assert!(margin(&net, 0.9, 1) <= 0.0);
         assert!(margin(&unmapped, 0.9, 1) > 0.0);
     }
+
+    /// On the `norm_*` operator fixtures, the checker's logit-difference bounds over a raw
+    /// box hold at sampled points of the box (evaluated by the typed graph).
+    #[test]
+    fn normalised_fixtures_are_bounded_soundly() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !(name.starts_with("norm_") && name.ends_with(".onnx")) {
+                continue;
+            }
+            let net = certquant_core::onnx::import(&path).unwrap();
+            let graph = certquant_core::onnx::import_graph(&path).unwrap();
+            let n = net.input_dim();
+            let lo: Vec<f64> = (0..n).map(|i| (i % 7) as f64 / 10.0).collect();
+            let hi: Vec<f64> = lo.iter().map(|l| l + 0.05).collect();
+            let p = crate::prove::Prover::new(&net, &lo, &hi).unwrap();
+            let m = net.output_dim();
+            let pairs: Vec<(usize, usize)> = (0..m)
+                .flat_map(|a| (0..m).filter(move |&b| b != a).map(move |b| (a, b)))
+                .collect();
+            let lbs = p.logit_difference_lower_bounds(&pairs);
+            for s in 0..=10 {
+                let t = f64::from(s) / 10.0;
+                let x: Vec<f64> = lo
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| l + 0.05 * if i % 2 == 0 { t } else { 1.0 - t })
+                    .collect();
+                let y = graph.forward(&x);
+                for (&(a, b), lb) in pairs.iter().zip(&lbs) {
+                    let d = y[a] - y[b];
+                    assert!(
+                        *lb <= d + 1e-9 * (1.0 + d.abs()),
+                        "{name}: y{a} − y{b} = {d} < {lb}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4, "only {checked} normalised fixtures");
+    }
 }

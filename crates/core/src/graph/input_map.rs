@@ -220,4 +220,53 @@ mod tests {
         let err = InputMap::new(vec![relu], &["r".into()]).unwrap_err();
         assert!(err.to_string().contains("Relu node r"), "{err}");
     }
+
+    #[test]
+    fn lowering_keeps_the_normalisation_before_layer_0_and_refuses_it_elsewhere() {
+        use super::super::{Batch, Dense, Graph};
+        let sub = || {
+            Node::Elementwise(
+                Elementwise::new(
+                    ElementwiseKind::Sub,
+                    vec![2],
+                    vec![0.5, 0.25],
+                    (vec![], vec![]),
+                )
+                .unwrap(),
+            )
+        };
+        let dense = |w: Vec<f64>| Node::Dense(Dense::new(vec![2], 2, w, vec![0.1, -0.2]).unwrap());
+        let relu = || Node::Relu { dims: vec![2] };
+        let g = Graph::new(
+            Batch::Fixed(1),
+            vec![2],
+            vec![
+                sub(),
+                dense(vec![1.0, -2.0, 0.5, 3.0]),
+                relu(),
+                dense(vec![1.0; 4]),
+            ],
+        )
+        .unwrap();
+        let net = g.lower().unwrap();
+        assert_eq!(net.input_map().map(|m| m.nodes().len()), Some(1));
+        assert_eq!((net.input_dim(), net.depth()), (2, 2));
+        for x in [[0.0, 0.0], [1.0, 0.3], [0.7, 1.0]] {
+            assert_eq!(net.forward(&x), g.forward(&x));
+        }
+        // The way back writes the Sub before the layers, and it lowers to the same network.
+        assert_eq!(net.to_graph().unwrap().lower().unwrap(), net);
+        // After a weighted operator, elementwise arithmetic is refused, naming the node.
+        let g = Graph::new(
+            Batch::Fixed(1),
+            vec![2],
+            vec![dense(vec![1.0; 4]), relu(), sub(), dense(vec![1.0; 4])],
+        )
+        .unwrap();
+        let err = g.lower().unwrap_err().to_string();
+        assert!(
+            err.contains("Sub node #2") && err.contains("input normalisation"),
+            "{err}"
+        );
+    }
 }
