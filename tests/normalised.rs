@@ -180,3 +180,109 @@ fn a_normalised_network_goes_through_eval_verify_synth_check_and_attack() {
         }
     }
 }
+
+/// `[n, d]` float32 images as a `.npy` file (unlabelled: `verify` proves the prediction).
+fn write_npy(path: &Path, images: &[Vec<f32>]) {
+    let d = images[0].len();
+    let dict = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {d}), }}",
+        images.len()
+    );
+    let pad = 64 - (10 + dict.len() + 1) % 64;
+    let header = format!("{dict}{}\n", " ".repeat(pad % 64));
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for x in images.iter().flatten() {
+        bytes.extend(x.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The CIFAR-style fixture `norm_cifar_nchw_op11` (per-channel `Sub`/`Div` [1,3,1,1], then
+/// `Conv`, `Relu`, `AveragePool`, `Gemm`) on seeded random images of `k/255` pixels: the
+/// prediction-robust ones are synthesized, checked (VALID) and attacked (nothing found), and
+/// the QNN keeps the normalisation and the convolution.
+#[test]
+fn a_normalised_convnet_fixture_goes_through_verify_synth_check_and_attack() {
+    use rand::{Rng, SeedableRng};
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/norm_cifar_nchw_op11.onnx");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images.npy");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+    let images: Vec<Vec<f32>> = (0..6)
+        .map(|_| {
+            (0..3072)
+                .map(|_| f32::from(rng.random::<u8>()) / 255.0)
+                .collect()
+        })
+        .collect();
+    write_npy(&data, &images);
+    let (model_s, data_s, eps) = (s(&model), s(&data), "1/255");
+    let verified: Vec<String> = (0..images.len())
+        .map(|i| i.to_string())
+        .filter(|id| {
+            let (code, v) = run(&[
+                "verify", "--model", model_s, "--data", data_s, "--id", id, "--eps", eps,
+            ]);
+            assert!(code == 0 || code == 1, "{v}");
+            v["verified"].as_bool().unwrap()
+        })
+        .take(2)
+        .collect();
+    assert!(!verified.is_empty(), "no image is verified at {eps}");
+    let out = tmp.path().join("synth");
+    let mut args = vec![
+        "synth",
+        "robustness",
+        "--model",
+        model_s,
+        "--data",
+        data_s,
+        "--eps",
+        eps,
+        "--out",
+        s(&out),
+    ];
+    for id in &verified {
+        args.extend(["--id", id.as_str()]);
+    }
+    let (code, v) = run(&args);
+    assert_eq!(code, 0, "synthesis must certify: {v}");
+    let qnn = out.join("qnn.onnx");
+    let (code, report) = run(&[
+        "check",
+        "--certificate",
+        s(&out.join("certificate.json")),
+        "--model",
+        model_s,
+        "--qnn",
+        s(&qnn),
+    ]);
+    assert_eq!(
+        (code, &report["valid"]),
+        (0, &Value::Bool(true)),
+        "{report}"
+    );
+    let (float, q) = (onnx::import(&model).unwrap(), onnx::import(&qnn).unwrap());
+    assert!(q.input_map().is_some() && q.input_map() == float.input_map());
+    assert!(matches!(
+        q.layers()[0].origin().map(|o| &o.op),
+        Some(Node::Conv(_))
+    ));
+    for id in &verified {
+        let (code, v) = run(&[
+            "attack",
+            "--model",
+            s(&qnn),
+            "--data",
+            data_s,
+            "--id",
+            id,
+            "--eps",
+            eps,
+        ]);
+        assert_eq!(code, 0, "id {id}: {v}");
+    }
+}

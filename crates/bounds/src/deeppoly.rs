@@ -168,6 +168,13 @@ impl<'a> DeepPoly<'a> {
         } else {
             input.clone()
         };
+        if input.dim() != net.layers()[0].inputs() {
+            return Err(BoundsError::InputMap(format!(
+                "it produces {} values, layer 0 takes {}",
+                input.dim(),
+                net.layers()[0].inputs()
+            )));
+        }
         let input_abs = input
             .lo()
             .iter()
