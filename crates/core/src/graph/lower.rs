@@ -14,8 +14,9 @@
 //! with the layout operators before it, becomes the network's [`super::InputMap`].
 //!
 //! Refused, with the node named: `MaxPool` (not linear; no DeepPoly relaxation yet),
-//! elementwise arithmetic after the first weighted operator, two weighted operators without a `Relu` between them, a `Relu` before
-//! the first weighted operator or right after another `Relu`, a trailing `Relu` (it clamps
+//! elementwise arithmetic after the first weighted operator, two weighted operators without
+//! a `Relu` between them, a `Relu` before the first weighted operator or right after another
+//! `Relu`, a trailing `Relu` (it clamps
 //! the logits), and fixed maps whose lowering is not exact in f64 (an average pool whose
 //! divisor is not a power of two).
 
