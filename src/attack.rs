@@ -62,11 +62,12 @@ fn violation(spec: OutputSpec, y: &[f64]) -> (f64, usize) {
     }
 }
 
-/// Gradient with respect to the input of `y[a] − y[b]`.
+/// Gradient with respect to the raw input `x` of `y[a] − y[b]`: through the layers, then
+/// through the network's input map (normalisation), so the step is taken in raw pixels.
 fn gradient(net: &Network, x: &[f64], a: usize, b: usize) -> Vec<f64> {
     // forward, keeping activation masks
     let mut masks = Vec::with_capacity(net.depth());
-    let mut v = x.to_vec();
+    let mut v = net.map_input(x);
     for (i, l) in net.layers().iter().enumerate() {
         let y = l.apply(&v);
         if i + 1 < net.depth() {
@@ -99,7 +100,10 @@ fn gradient(net: &Network, x: &[f64], a: usize, b: usize) -> Vec<f64> {
         }
         g = gin;
     }
-    g
+    match net.input_map() {
+        Some(m) => m.pullback(&g),
+        None => g,
+    }
 }
 
 /// Searches for an input of `prop.input` that violates `prop.output` on `net`.
@@ -200,6 +204,45 @@ mod tests {
             xp[i] += 1e-6;
             let fd = (f(&xp) - f(&x)) / 1e-6;
             assert!((fd - g[i]).abs() < 1e-4, "{fd} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn gradient_goes_through_the_input_normalisation() {
+        use crate::graph::{Elementwise, ElementwiseKind, InputMap, Node};
+        let l0 = Affine::new(0, 2, 2, vec![1.0, -2.0, 0.5, 1.5], vec![0.1, 0.2]).unwrap();
+        let l1 = Affine::new(1, 2, 2, vec![1.0, -1.0, 0.5, 0.7], vec![0.0, 0.1]).unwrap();
+        let ew = |kind, c: Vec<f64>| {
+            Node::Elementwise(Elementwise::new(kind, vec![2], c, (vec![], vec![])).unwrap())
+        };
+        // (x − m)/s with a negative s: ignoring the map gets the sign of ∂/∂x1 wrong.
+        let map = InputMap::new(
+            vec![
+                ew(ElementwiseKind::Sub, vec![0.1307, 0.2]),
+                ew(ElementwiseKind::Div, vec![0.3081, -0.25]),
+            ],
+            &[],
+        )
+        .unwrap();
+        let net = Network::new(vec![l0, l1])
+            .unwrap()
+            .with_input_map(map)
+            .unwrap();
+        let x = [0.35, 0.2];
+        let g = gradient(&net, &x, 0, 1);
+        let f = |x: &[f64]| {
+            let y = net.forward(x);
+            y[0] - y[1]
+        };
+        for i in 0..2 {
+            let mut xp = x.to_vec();
+            xp[i] += 1e-7;
+            let fd = (f(&xp) - f(&x)) / 1e-7;
+            assert!(
+                (fd - g[i]).abs() < 1e-4 * (1.0 + fd.abs()),
+                "{fd} vs {}",
+                g[i]
+            );
         }
     }
 

@@ -48,6 +48,9 @@ pub enum BoundsError {
         /// Number of logits.
         classes: usize,
     },
+    /// The network's input map (normalisation) sends the box outside the finite floats.
+    #[error("the input normalisation maps the input region to an invalid box: {0}")]
+    InputMap(String),
 }
 
 /// Which side of a quantity a linear function bounds.
@@ -128,14 +131,17 @@ pub struct LayerBounds {
 #[derive(Debug, Clone)]
 pub struct DeepPoly<'a> {
     net: &'a Network,
-    input: &'a InputBox,
+    input: InputBox,
     input_abs: Vec<f64>,
     layers: Vec<LayerBounds>,
     relax: Vec<Relaxation>,
 }
 
 impl<'a> DeepPoly<'a> {
-    /// Runs DeepPoly on every affine layer of `net` over `input`.
+    /// Runs DeepPoly on every affine layer of `net` over `input`, a box of *raw* inputs
+    /// (dimension [`Network::input_dim`]); the box is first mapped through the network's
+    /// input map, outward rounded ([`Network::map_input_box`]), and every bound below is
+    /// over that mapped box.
     pub fn run(net: &'a Network, input: &'a InputBox) -> Result<Self, BoundsError> {
         Self::run_upto(net, input, net.depth())
     }
@@ -153,6 +159,21 @@ impl<'a> DeepPoly<'a> {
                 expected: net.input_dim(),
                 got: input.dim(),
             });
+        }
+        // Soundness: the bounds are over layer 0's input, so the raw box is mapped first
+        // (SOUNDNESS.md, "input map"); without a map this is the box itself.
+        let input = if net.input_map().is_some() {
+            let (lo, hi) = net.map_input_box(input.lo(), input.hi());
+            InputBox::new(lo, hi).map_err(|e| BoundsError::InputMap(e.to_string()))?
+        } else {
+            input.clone()
+        };
+        if input.dim() != net.layers()[0].inputs() {
+            return Err(BoundsError::InputMap(format!(
+                "it produces {} values, layer 0 takes {}",
+                input.dim(),
+                net.layers()[0].inputs()
+            )));
         }
         let input_abs = input
             .lo()
@@ -193,9 +214,11 @@ impl<'a> DeepPoly<'a> {
         self.net
     }
 
-    /// The input box.
-    pub fn input(&self) -> &'a InputBox {
-        self.input
+    /// The box over layer 0's input that every bound is over: the raw input box mapped
+    /// through the network's input map (outward), or the raw box itself without a map.
+    /// Linear forms over the input (e.g. [`LinearBounds`]) are over this box.
+    pub fn input(&self) -> &InputBox {
+        &self.input
     }
 
     /// Number of affine layers bounded.
@@ -246,7 +269,7 @@ impl<'a> DeepPoly<'a> {
         assert!(k <= self.layers.len(), "layers below {k} not computed");
         settle(&mut c, init_err, side);
         let width = if k == 0 {
-            self.net.input_dim()
+            self.net.layers()[0].inputs()
         } else {
             self.net.layers()[k - 1].outputs()
         };

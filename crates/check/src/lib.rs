@@ -43,6 +43,7 @@
 // Index loops mirror the paper's subscripts in the numeric code.
 #![allow(clippy::needless_range_loop)]
 
+pub mod input_map;
 pub mod interval;
 pub mod lower;
 pub mod prove;
@@ -189,6 +190,7 @@ pub fn check_certificate(
     // 2. Derivation, and the checker's own lowering of structured layers.
     reasons.extend(check_derivation(cert, original, qnn));
     reasons.extend(lower::check_lowering(qnn));
+    reasons.extend(input_map::compare_maps(original, qnn));
 
     // 3 + 4. Statement and proof, per property.
     if cert.properties.is_empty() {

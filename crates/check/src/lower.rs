@@ -30,7 +30,7 @@ fn mul(a: f64, b: f64) -> Option<f64> {
 }
 
 /// One operator applied to a sparse vector (`(index, value)` pairs), exactly.
-fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<Vec<(usize, f64)>> {
+pub(crate) fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<Vec<(usize, f64)>> {
     let mut out: std::collections::BTreeMap<usize, f64> = Default::default();
     let mut put = |k: usize, v: f64| -> Option<()> {
         let e = out.entry(k).or_insert(0.0);

@@ -120,15 +120,17 @@ impl Rows {
 #[derive(Debug, Clone)]
 pub struct Prover<'a> {
     net: &'a Network,
-    lo: &'a [f64],
-    hi: &'a [f64],
+    /// The box over layer 0's input: the raw box mapped through the input map.
+    lo: Vec<f64>,
+    hi: Vec<f64>,
     /// Concrete bounds `[l, u]` of the pre-activations of each hidden layer.
     bounds: Vec<Vec<Interval>>,
     relax: Vec<Vec<Relu>>,
 }
 
 impl<'a> Prover<'a> {
-    /// Bounds every hidden layer of `net` over the box `[lo, hi]`.
+    /// Bounds every hidden layer of `net` over the raw box `[lo, hi]`, first mapped through
+    /// the network's input map by [`crate::input_map::map_box`] (the checker's own code).
     ///
     /// Fails (with a reason) if the box does not fit the network or a bound overflowed.
     pub fn new(net: &'a Network, lo: &'a [f64], hi: &'a [f64]) -> Result<Self, String> {
@@ -144,6 +146,16 @@ impl<'a> Prover<'a> {
         }
         if let Some(i) = (0..lo.len()).find(|&i| lo[i] > hi[i]) {
             return Err(format!("box entry {i} is empty"));
+        }
+        // Soundness: the raw box is mapped through the input normalisation with the
+        // checker's own outward-rounded arithmetic before it meets layer 0.
+        let (lo, hi) = crate::input_map::map_box(net, lo, hi)?;
+        if lo.len() != net.layers()[0].inputs() {
+            return Err(format!(
+                "the input map produces {} values, layer 0 takes {}",
+                lo.len(),
+                net.layers()[0].inputs()
+            ));
         }
         let mut p = Prover {
             net,
@@ -192,7 +204,7 @@ impl<'a> Prover<'a> {
             relu_step(&mut rows, &self.relax[s], side);
             rows = affine_step(&rows, &self.net.layers()[s]);
         }
-        concretize(&rows, self.lo, self.hi, side)
+        concretize(&rows, &self.lo, &self.hi, side)
     }
 
     /// Sound lower bounds over the box of `y_a − y_b` for each pair `(a, b)` (panics if a

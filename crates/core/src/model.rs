@@ -11,7 +11,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use crate::graph::lower::{Frame, LayerOrigin};
-use crate::graph::{Batch, Dense, Graph, GraphError, Node};
+use crate::graph::{Batch, Dense, Graph, GraphError, InputMap, Node};
 
 /// Why a network could not be built: always a shape or value problem of the input.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -226,6 +226,7 @@ impl Affine {
 pub struct Network {
     layers: Vec<Affine>,
     frame: Option<Arc<Frame>>,
+    input_map: Option<Arc<InputMap>>,
 }
 
 impl Network {
@@ -248,7 +249,52 @@ impl Network {
         Ok(Self {
             layers,
             frame: None,
+            input_map: None,
         })
+    }
+
+    /// Attaches an input map (input normalisation, see [`InputMap`]): the raw input goes
+    /// through it before layer 0. The map must produce layer 0's input width; an empty map
+    /// is the identity and attaches nothing. Kept by [`Network::with_layers`].
+    pub fn with_input_map(mut self, map: InputMap) -> Result<Self, ModelError> {
+        let Some(out) = map.output_len() else {
+            self.input_map = None;
+            return Ok(self);
+        };
+        if out != self.layers[0].inputs {
+            return Err(ModelError::Shape {
+                layer: 0,
+                what: format!(
+                    "takes {} inputs but the input normalisation produces {out}",
+                    self.layers[0].inputs
+                ),
+            });
+        }
+        self.input_map = Some(Arc::new(map));
+        Ok(self)
+    }
+
+    /// The input map (normalisation and layout before layer 0), if the network has one.
+    /// Every proof over a raw box must map the box first ([`Network::map_input_box`]).
+    pub fn input_map(&self) -> Option<&InputMap> {
+        self.input_map.as_deref()
+    }
+
+    /// A raw input mapped to layer 0's input (plain f64; the identity without a map).
+    pub fn map_input(&self, x: &[f64]) -> Vec<f64> {
+        match &self.input_map {
+            Some(m) => m.forward(x),
+            None => x.to_vec(),
+        }
+    }
+
+    /// A box over layer 0's input containing the exact image of the raw box `[lo, hi]`
+    /// (outward rounded, [`InputMap::map_box`]; the box itself without a map).
+    pub fn map_input_box(&self, lo: &[f64], hi: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        match &self.input_map {
+            Some(m) => m.map_box(lo, hi),
+            None => (lo.to_vec(), hi.to_vec()),
+        }
     }
 
     /// Attaches the declared input of the model this network came from (kept by
@@ -267,12 +313,19 @@ impl Network {
     pub fn with_layers(&self, layers: Vec<Affine>) -> Result<Self, ModelError> {
         let mut n = Self::new(layers)?;
         n.frame = self.frame.clone();
+        if let Some(m) = &self.input_map {
+            n = n.with_input_map((**m).clone())?;
+        }
         Ok(n)
     }
 
     /// The network as a typed graph: each layer's operators, with `Relu` between layers.
     pub fn to_graph(&self) -> Result<Graph, GraphError> {
-        let mut nodes: Vec<Node> = Vec::new();
+        let mut nodes: Vec<Node> = self
+            .input_map
+            .as_ref()
+            .map(|m| m.nodes().to_vec())
+            .unwrap_or_default();
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let o = l.to_origin();
@@ -314,9 +367,13 @@ impl Network {
         self.layers.len()
     }
 
-    /// Input dimension.
+    /// Input dimension: the number of raw input values (before the input map, if any;
+    /// layer 0's [`Affine::inputs`] is the mapped width).
     pub fn input_dim(&self) -> usize {
-        self.layers[0].inputs
+        self.input_map
+            .as_ref()
+            .and_then(|m| m.input_len())
+            .unwrap_or(self.layers[0].inputs)
     }
 
     /// Number of logits.
@@ -331,9 +388,9 @@ impl Network {
         self.with_layers(layers)
     }
 
-    /// Plain f64 forward pass returning the logits.
+    /// Plain f64 forward pass returning the logits (the input map applied first).
     pub fn forward(&self, x: &[f64]) -> Vec<f64> {
-        let mut v = x.to_vec();
+        let mut v = self.map_input(x);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             v = layer.apply(&v);

@@ -215,11 +215,11 @@ pub struct SynthOutcome {
     pub deeppoly_calls: usize,
 }
 
-/// Pre-activations of every affine layer at `x` (used for the code template's centre values,
-/// docs/method.md, eqs. (1), (21)).
+/// Pre-activations of every affine layer at the raw input `x`, mapped through the network's
+/// input map first (used for the code template's centre values, docs/method.md, eqs. (1), (21)).
 pub fn pre_activations(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
     let mut out = Vec::with_capacity(net.depth());
-    let mut v = x.to_vec();
+    let mut v = net.map_input(x);
     for (i, l) in net.layers().iter().enumerate() {
         let y = l.apply(&v);
         v = if i + 1 < net.depth() {

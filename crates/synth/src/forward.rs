@@ -89,8 +89,10 @@ pub fn forward_search(
             if k + 1 < d {
                 let mut worst_all = 0;
                 for item in items {
-                    let bx = &item.prop.input;
-                    let dq = DeepPoly::run_upto(&cand, bx, k + 1)?;
+                    let dq = DeepPoly::run_upto(&cand, &item.prop.input, k + 1)?;
+                    // The forms are over layer 0's input: use the box DeepPoly mapped through
+                    // the network's input map, not the raw property box.
+                    let bx = dq.input();
                     fwd.deeppoly_calls += 1;
                     let pre = &item.preimages[k];
                     let fails =

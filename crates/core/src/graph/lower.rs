@@ -10,9 +10,14 @@
 //! its [`LayerOrigin`], so that quantization acts on `W_op`'s parameters (eq. (3)) and the
 //! export writes the original operators back.
 //!
-//! Refused, with the node named: `MaxPool` (not linear; no DeepPoly relaxation yet),
-//! elementwise arithmetic (input normalisation is evaluated by [`Graph::forward`] but not
-//! yet proven over), two weighted operators without a `Relu` between them, a `Relu` before
+//! Constant elementwise arithmetic before the first weighted operator (input normalisation),
+//! with the layout operators before it, becomes the network's [`super::InputMap`].
+//!
+//! `MaxPool` right after (or right before) a `Relu` becomes a tournament of fixed ReLU layers
+//! ([`super::MaxTree`], docs/method.md eq. (1b)).
+//!
+//! Refused, with the node named: `MaxPool` elsewhere, elementwise arithmetic after the first
+//! weighted operator, two weighted operators without a `Relu` between them, a `Relu` before
 //! the first weighted operator or right after another `Relu`, a trailing `Relu` (it clamps
 //! the logits), and fixed maps whose lowering is not exact in f64 (an average pool whose
 //! divisor is not a power of two).
@@ -210,7 +215,16 @@ impl Graph {
             node: self.label(i),
             what: what.into(),
         };
-        for (i, n) in self.nodes().iter().enumerate() {
+        // The input map: everything up to the last elementwise node before the first
+        // weighted operator (docs/method.md, "Networks with structure").
+        let first_weighted = self.nodes().iter().position(Node::is_weighted);
+        let map_len = self.nodes()[..first_weighted.unwrap_or(0)]
+            .iter()
+            .rposition(|n| matches!(n, Node::Elementwise(_)))
+            .map_or(0, |i| i + 1);
+        let input_map =
+            super::InputMap::new(self.nodes()[..map_len].to_vec(), &self.names[..map_len])?;
+        for (i, n) in self.nodes().iter().enumerate().skip(map_len) {
             match n {
                 Node::Relu { .. } if skip_relu => skip_relu = false,
                 Node::Relu { .. } => {
@@ -282,7 +296,7 @@ impl Graph {
                 Node::Elementwise(_) => {
                     return Err(unsupported(
                         i,
-                        "constant elementwise arithmetic (input normalisation) is evaluated (eval) but not yet supported by the bounds, synthesis and checker",
+                        "constant elementwise arithmetic is supported only as input normalisation, before the first Gemm/MatMul/Conv (after it, fold it into the weights)",
                     ));
                 }
                 _ => {
@@ -322,6 +336,7 @@ impl Graph {
             input_dims: self.input_dims().to_vec(),
         };
         Network::new(layers)
+            .and_then(|n| n.with_input_map(input_map))
             .map(|n| if trivial { n } else { n.with_frame(frame) })
             .map_err(|e| GraphError::Shape {
                 node: "graph".into(),

@@ -24,6 +24,7 @@
 mod conv;
 mod dense;
 mod elementwise;
+mod input_map;
 mod layout;
 pub mod lower;
 mod maxtree;
@@ -33,6 +34,7 @@ mod sparse;
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use elementwise::{Elementwise, ElementwiseKind};
+pub use input_map::InputMap;
 pub use layout::{Pad, Reshape, ReshapeKind, Transpose};
 pub use maxtree::{MaxStage, MaxSum, MaxTree};
 pub use pool::{Pool2d, PoolKind};

@@ -47,7 +47,7 @@ impl LayerCtx<'_> {
         yhi: &[f64],
     ) -> f64 {
         let lb = self.dp.layer(self.k);
-        let dim = self.dp.network().input_dim();
+        let dim = self.dp.input().dim();
         let mut coef = row.wx.clone().unwrap_or_else(|| vec![0.0; dim]);
         let mut cst = -row.rhs;
         for (j, &a) in row.wz.iter().enumerate() {
