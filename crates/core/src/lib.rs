@@ -18,3 +18,4 @@ pub mod onnx;
 pub mod quant;
 pub mod shared;
 pub mod spec;
+pub mod vnnlib;
