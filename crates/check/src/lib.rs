@@ -44,6 +44,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod interval;
+pub mod linear_spec;
 pub mod prove;
 pub mod quant;
 pub mod region;
