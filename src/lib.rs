@@ -27,5 +27,6 @@ pub use certquant_synth::{backdoor, floor, preimage, search, sprt};
 
 pub mod attack;
 pub mod bench;
+pub mod falsify;
 pub mod plots;
 pub mod train;
