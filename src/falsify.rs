@@ -36,8 +36,8 @@ impl Default for FalsifyOptions {
     fn default() -> Self {
         Self {
             samples: 200,
-            restarts: 6,
-            steps: 60,
+            restarts: 20,
+            steps: 100,
             seed: 0,
         }
     }
@@ -243,16 +243,18 @@ pub fn falsify_box(
         }
     }
     let width: Vec<f64> = lo.iter().zip(hi).map(|(l, h)| h - l).collect();
-    let mut targets = vec![best.1];
-    targets.extend((0..region.output.len()).filter(|&d| d != best.1));
     for r in 0..opts.restarts {
-        // first restarts on the most promising disjunct, then one per other disjunct
-        let d = if r < opts.restarts / 2 + 1 {
-            best.1
-        } else {
-            targets[(r - opts.restarts / 2) % targets.len()]
-        };
-        let conj = &region.output[d];
+        // even restarts follow, at every step, the disjunct closest to being satisfied (as
+        // the robustness attack follows the strongest other class); odd restarts stay on one
+        // disjunct, the most promising first, then each other in turn
+        let fixed = (r % 2 == 1).then(|| {
+            let k = r / 2;
+            if k == 0 {
+                best.1
+            } else {
+                (best.1 + k) % region.output.len()
+            }
+        });
         let mut x = if r == 0 {
             centre.clone()
         } else {
@@ -263,6 +265,13 @@ pub fn falsify_box(
                 return None;
             }
             let y = net.forward(&x);
+            let d = fixed.unwrap_or_else(|| {
+                (0..region.output.len())
+                    .map(|d| (min_margin(&region.output[d], &y).0, d))
+                    .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a })
+                    .1
+            });
+            let conj = &region.output[d];
             let (m, i) = min_margin(conj, &y);
             if m >= 0.0
                 && let Some(cx) = found(&x)

@@ -29,4 +29,5 @@ pub mod attack;
 pub mod bench;
 pub mod falsify;
 pub mod plots;
+pub mod split;
 pub mod train;

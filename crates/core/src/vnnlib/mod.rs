@@ -29,8 +29,11 @@
 //! the constant an interval, so a refutation can be made valid for every value in the
 //! enclosure, and a counterexample checked against the worst one (SOUNDNESS.md).
 
+mod assignment;
 mod lexer;
 pub mod number;
+
+pub use assignment::{Assignment, parse_assignment};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -221,6 +224,9 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Query, VnnlibError> {
 
 /// Runs the parser on arbitrary bytes for the fuzz target: an error or a query, never a panic.
 pub fn fuzz_parse(bytes: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let _ = parse_assignment(text);
+    }
     if let Ok(q) = parse_bytes(bytes) {
         for r in &q.regions {
             assert_eq!(r.lo.len(), q.num_inputs);
@@ -669,10 +675,11 @@ impl Reader {
                 };
                 let l = lo[i].ok_or_else(|| missing("lower"))?;
                 let h = hi[i].ok_or_else(|| missing("upper"))?;
-                region.lo.push(l.lo);
-                region.inner_lo.push(l.hi);
-                region.hi.push(h.hi);
-                region.inner_hi.push(h.lo);
+                // `+ 0.0` turns a −0 (from negating a 0 constant) into +0
+                region.lo.push(l.lo + 0.0);
+                region.inner_lo.push(l.hi + 0.0);
+                region.hi.push(h.hi + 0.0);
+                region.inner_hi.push(h.lo + 0.0);
             }
             // an empty outer box contains no exact point: no counterexample there
             if region.lo.iter().zip(&region.hi).all(|(l, h)| l <= h) {
