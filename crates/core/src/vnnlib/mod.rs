@@ -44,6 +44,8 @@ use number::{Iv, looks_numeric, parse_number};
 
 /// Largest number of disjuncts the DNF expansion may produce.
 pub const MAX_DISJUNCTS: usize = 10_000;
+/// Largest number of numbers the expanded query may hold (disjuncts × outputs, boxes × inputs).
+const MAX_CELLS: usize = 50_000_000;
 /// Largest variable index accepted (`X_i`, `Y_j`).
 pub const MAX_INDEX: usize = 50_000_000;
 
@@ -131,7 +133,9 @@ pub enum VnnlibError {
         line: usize,
     },
     /// The DNF expansion would be too large.
-    #[error("line {line}: the and/or structure expands to more than {MAX_DISJUNCTS} disjuncts")]
+    #[error(
+        "line {line}: the and/or structure expands to more than {MAX_DISJUNCTS} disjuncts (or too many numbers)"
+    )]
     TooLarge {
         /// Line of the assert that crossed the limit.
         line: usize,
@@ -285,7 +289,6 @@ struct Reader {
     atoms: Vec<Atom>,
     /// (formula, line of its assert)
     asserts: Vec<(Formula, usize)>,
-    num_outputs_hint: usize,
 }
 
 fn syntax(line: usize, detail: impl Into<String>) -> VnnlibError {
@@ -379,9 +382,6 @@ impl Reader {
                 line,
                 detail: format!("`{name}` is declared twice (first on line {prev})"),
             });
-        }
-        if let Var::Y(j) = var {
-            self.num_outputs_hint = self.num_outputs_hint.max(j + 1);
         }
         Ok(())
     }
@@ -484,7 +484,16 @@ impl Reader {
                 }
             }
             (false, true) => {
-                let m = self.num_outputs_hint;
+                // only as long as the largest index used; padded to every output in `finish`
+                let m = expr
+                    .terms
+                    .keys()
+                    .filter_map(|v| match v {
+                        Var::Y(j) => Some(j + 1),
+                        Var::X(_) => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
                 let mut coeffs = vec![0.0; m];
                 let mut errs = vec![0.0; m];
                 for (&v, &k) in &expr.terms {
@@ -630,6 +639,19 @@ impl Reader {
         let mut gout: Vec<OutputConstraint> = Vec::new();
         for &a in &global {
             apply_atom(&self.atoms[a], &mut glo, &mut ghi, &mut gout);
+        }
+        // memory budget of the expansion (dense constraints per disjunct, boxes per region)
+        let first_line = complex.first().map_or(1, |c| c.1);
+        let mut cells = 0usize;
+        for t in &terms {
+            let outs = gout.len()
+                + t.iter()
+                    .filter(|&&a| matches!(self.atoms[a], Atom::Output(_)))
+                    .count();
+            cells = cells.saturating_add(outs.saturating_mul(m).saturating_add(n));
+        }
+        if cells > MAX_CELLS || terms.len().saturating_mul(n).saturating_mul(4) > MAX_CELLS {
+            return Err(VnnlibError::TooLarge { line: first_line });
         }
         // group disjuncts by their input atoms
         let mut groups: Vec<(Vec<usize>, Vec<Vec<OutputConstraint>>)> = Vec::new();

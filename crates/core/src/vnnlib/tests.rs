@@ -226,3 +226,15 @@ fn mutated_queries_never_panic() {
         fuzz_parse(&b);
     }
 }
+
+#[test]
+fn a_huge_index_costs_nothing_before_it_is_refused() {
+    let t = std::time::Instant::now();
+    let body = "(declare-const X_0 Real)(declare-const Y_49999999 Real)\
+                (assert (>= X_0 0))(assert (<= X_0 1))"
+        .to_string()
+        + &"(assert (>= Y_49999999 0))".repeat(200);
+    let e = parse(&body).unwrap_err();
+    assert!(e.to_string().contains("numbered from 0"), "{e}");
+    assert!(t.elapsed().as_secs_f64() < 1.0);
+}
