@@ -246,6 +246,7 @@ fn run_instance(i: &Instance, base: &Path, cx: &Path, max_splits: usize) -> Resu
         Err(_) => {
             rec.result = "error".into();
             let text = String::from_utf8_lossy(&err).trim().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text).to_string();
             rec.error = Some(if text.is_empty() {
                 "the worker ended without a report".into()
             } else {
