@@ -30,6 +30,7 @@
 //! enclosure, and a counterexample checked against the worst one (SOUNDNESS.md).
 
 mod assignment;
+mod expand;
 mod lexer;
 pub mod number;
 
@@ -39,6 +40,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use thiserror::Error;
 
+use expand::{add, apply_atom, contiguous, dnf, neg, overflow, product, scale, sub};
 use lexer::{Sexp, parse_sexps};
 use number::{Iv, looks_numeric, parse_number};
 
@@ -714,131 +716,6 @@ impl Reader {
             regions,
         })
     }
-}
-
-/// Intersects a bound atom into the box (`lo`/`hi` keep, per input, the tightest enclosure:
-/// the largest lower and the smallest upper), or appends an output constraint.
-fn apply_atom(
-    a: &Atom,
-    lo: &mut [Option<Iv>],
-    hi: &mut [Option<Iv>],
-    out: &mut Vec<OutputConstraint>,
-) {
-    match a {
-        Atom::Bound { var, lower, value } => {
-            let slot = if *lower { &mut lo[*var] } else { &mut hi[*var] };
-            *slot = Some(match *slot {
-                None => *value,
-                // max (lower) / min (upper) of two enclosed numbers, endpoint-wise
-                Some(old) if *lower => Iv {
-                    lo: old.lo.max(value.lo),
-                    hi: old.hi.max(value.hi),
-                },
-                Some(old) => Iv {
-                    lo: old.lo.min(value.lo),
-                    hi: old.hi.min(value.hi),
-                },
-            });
-        }
-        Atom::Output(c) => out.push(c.clone()),
-    }
-}
-
-/// Checks that the declared indices are `0..n` and returns `n` (≥ 1).
-fn contiguous(map: &HashMap<usize, usize>, kind: &str) -> Result<usize, VnnlibError> {
-    let n = map.len();
-    if n == 0 {
-        return Err(VnnlibError::Declaration {
-            line: 1,
-            detail: format!("no {kind}_i variables declared"),
-        });
-    }
-    if let Some((&i, &line)) = map.iter().filter(|(i, _)| **i >= n).min() {
-        return Err(VnnlibError::Declaration {
-            line,
-            detail: format!(
-                "{kind}_{i} is declared but some {kind}_k with k < {i} is not ({kind} must be numbered from 0 without gaps)"
-            ),
-        });
-    }
-    Ok(n)
-}
-
-fn dnf(f: &Formula, line: usize) -> Result<Vec<Vec<usize>>, VnnlibError> {
-    match f {
-        Formula::Atom(a) => Ok(vec![vec![*a]]),
-        Formula::Or(subs) => {
-            let mut out = Vec::new();
-            for s in subs {
-                out.extend(dnf(s, line)?);
-                if out.len() > MAX_DISJUNCTS {
-                    return Err(VnnlibError::TooLarge { line });
-                }
-            }
-            Ok(out)
-        }
-        Formula::And(subs) => {
-            let mut acc = vec![Vec::new()];
-            for s in subs {
-                acc = product(&acc, &dnf(s, line)?, line)?;
-            }
-            Ok(acc)
-        }
-    }
-}
-
-fn product(
-    a: &[Vec<usize>],
-    b: &[Vec<usize>],
-    line: usize,
-) -> Result<Vec<Vec<usize>>, VnnlibError> {
-    if a.len().saturating_mul(b.len()) > MAX_DISJUNCTS {
-        return Err(VnnlibError::TooLarge { line });
-    }
-    let mut out = Vec::with_capacity(a.len() * b.len());
-    for x in a {
-        for y in b {
-            let mut t = x.clone();
-            t.extend_from_slice(y);
-            out.push(t);
-        }
-    }
-    Ok(out)
-}
-
-fn overflow(line: usize) -> VnnlibError {
-    VnnlibError::BadNumber {
-        text: "(term)".into(),
-        reason: "a coefficient overflows f64".into(),
-        line,
-    }
-}
-
-fn neg(mut a: Lin) -> Lin {
-    a.terms.values_mut().for_each(|v| *v = v.negated());
-    a.c = a.c.negated();
-    a
-}
-
-fn add(mut a: Lin, b: Lin, line: usize) -> Result<Lin, VnnlibError> {
-    for (v, k) in b.terms {
-        let e = a.terms.entry(v).or_insert(Iv::point(0.0));
-        *e = e.plus(k).ok_or_else(|| overflow(line))?;
-    }
-    a.c = a.c.plus(b.c).ok_or_else(|| overflow(line))?;
-    Ok(a)
-}
-
-fn sub(a: Lin, b: Lin, line: usize) -> Result<Lin, VnnlibError> {
-    add(a, neg(b), line)
-}
-
-fn scale(mut a: Lin, k: Iv, line: usize) -> Result<Lin, VnnlibError> {
-    for v in a.terms.values_mut() {
-        *v = v.times(k).ok_or_else(|| overflow(line))?;
-    }
-    a.c = a.c.times(k).ok_or_else(|| overflow(line))?;
-    Ok(a)
 }
 
 #[cfg(test)]
