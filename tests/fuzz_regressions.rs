@@ -57,3 +57,10 @@ fn certificate_parse_corpus() {
         }
     }
 }
+
+#[test]
+fn vnnlib_corpus() {
+    for (_, bytes) in corpus("vnnlib") {
+        certquant::vnnlib::fuzz_parse(&bytes);
+    }
+}

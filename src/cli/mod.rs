@@ -9,6 +9,7 @@ mod eval;
 mod set;
 mod synth;
 mod train;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -32,7 +33,8 @@ pub struct Cli {
 enum Command {
     /// Accuracy of a network on a labelled data set.
     Eval(EvalArgs),
-    /// Prove local robustness of one input with DeepPoly (exit 0 verified, 1 not).
+    /// Prove local robustness of one input with DeepPoly (--data/--id/--eps), or decide a
+    /// VNN-LIB property (--vnnlib: holds/violated/unknown/timeout). Exit 0 verified/holds, 1 not.
     Verify(VerifyArgs),
     /// Synthesize a certified quantization strategy.
     #[command(subcommand)]
@@ -64,6 +66,9 @@ enum BenchCommand {
     Preimages(bench::BenchPreimagesArgs),
     /// Join the results files of a bench's shards (`--shard K/N`) into one, in task order.
     Merge(bench::BenchMergeArgs),
+    /// VNN-COMP instance list (network, VNN-LIB property, timeout): `verify --vnnlib` per
+    /// instance, a competition-shaped results CSV and a table against `verdicts.csv`.
+    Vnncomp(bench::BenchVnncompArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,10 +103,31 @@ struct EvalArgs {
     json: bool,
 }
 
+/// `verify`: the robustness form (`--data --id --eps`) or the VNN-LIB form (`--vnnlib`),
+/// mutually exclusive.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("form").required(true).args(["data", "vnnlib"])))]
 struct VerifyArgs {
+    /// ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// IDX directory or .npy file (robustness form).
+    #[arg(long, conflicts_with = "vnnlib", requires_all = ["id", "eps"])]
+    data: Option<PathBuf>,
+    /// Index of the input (0-based; robustness form).
+    #[arg(long, requires = "data")]
+    id: Option<usize>,
+    /// L∞ radius in input units: a decimal (0.0078) or a fraction (2/255) (robustness form).
+    #[arg(long, allow_hyphen_values = true, requires = "data")]
+    eps: Option<String>,
+    /// Class that must stay on top (default: the data set's label, else the prediction).
+    #[arg(long, requires = "data")]
+    label: Option<usize>,
     #[command(flatten)]
-    point: PointArgs,
+    vnn: verify::VnnlibArgs,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// One input and a radius: the arguments `verify` and `attack` share.
@@ -349,7 +375,17 @@ struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Eval(a) => eval::eval(&a.model, &a.data.data, a.limit, a.json),
-        Command::Verify(VerifyArgs { point }) => eval::verify(&point),
+        Command::Verify(a) => match (a.data, a.id, a.eps) {
+            (Some(data), Some(id), Some(eps)) => eval::verify(&PointArgs {
+                model: a.model,
+                data: DataArgs { data },
+                id,
+                eps,
+                label: a.label,
+                json: a.json,
+            }),
+            _ => verify::vnnlib(&a.model, &a.vnn, a.json),
+        },
         Command::Synth(SynthCommand::Robustness(a)) => {
             if a.ids.is_none() && a.id.len() == 1 && a.accuracy_data.is_none() {
                 synth::robustness(
@@ -391,6 +427,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bench(BenchCommand::Backdoor(a)) => bench::backdoor(&a),
         Command::Bench(BenchCommand::Preimages(a)) => bench::preimages(&a),
         Command::Bench(BenchCommand::Merge(a)) => bench::merge(&a),
+        Command::Bench(BenchCommand::Vnncomp(a)) => bench::vnncomp(&a),
         Command::Check(a) => check::check(&a),
         Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),
         Command::Worker => bench::worker::worker(),

@@ -45,6 +45,7 @@
 
 pub mod input_map;
 pub mod interval;
+pub mod linear_spec;
 pub mod lower;
 pub mod prove;
 pub mod quant;

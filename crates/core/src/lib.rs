@@ -19,3 +19,4 @@ pub mod onnx;
 pub mod quant;
 pub mod shared;
 pub mod spec;
+pub mod vnnlib;

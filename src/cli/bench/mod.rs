@@ -9,6 +9,7 @@ mod pool;
 mod record;
 mod report;
 mod shard;
+mod vnncomp;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use pool::{pool_settings, run_pool};
 use record::RobustnessRecord;
 use report::SummaryTarget;
 use shard::{BenchKind, BenchMeta, Shard, path_text};
+pub use vnncomp::{BenchVnncompArgs, vnncomp};
 use worker::{BackdoorJob, RobustnessJob, WorkerTask};
 
 /// Options every bench shares: workers, the per-task limit, the results file, the summary.
