@@ -86,8 +86,9 @@ fn gradient(net: &Network, x: &[f64], a: usize, b: usize) -> Vec<f64> {
             if gj == 0.0 {
                 continue;
             }
-            for (gi, w) in gin.iter_mut().zip(l.row(j)) {
-                *gi += gj * w;
+            // Zero weights add nothing: a sparse layer is read through its stored entries.
+            for (s, w) in l.row_entries(j) {
+                gin[s] += gj * w;
             }
         }
         if i > 0 {
