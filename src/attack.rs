@@ -202,6 +202,11 @@ mod tests {
             let fd = (f(&xp) - f(&x)) / 1e-6;
             assert!((fd - g[i]).abs() < 1e-4, "{fd} vs {}", g[i]);
         }
+        // The same network with sparse layers: the same gradient, bit for bit.
+        let sparse = Network::new(net.layers().iter().map(Affine::to_sparse).collect()).unwrap();
+        assert!(sparse.layers().iter().all(Affine::is_sparse));
+        assert_eq!(gradient(&sparse, &x, 0, 1), g);
+        assert_eq!(sparse.forward(&x), net.forward(&x));
     }
 
     #[test]

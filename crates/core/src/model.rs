@@ -110,7 +110,7 @@ impl PartialEq for Affine {
         if self.inputs != other.inputs
             || self.outputs != other.outputs
             || self.b != other.b
-            || self.origin != other.origin
+            || self.structure() != other.structure()
         {
             return false;
         }
@@ -246,6 +246,16 @@ impl Affine {
     /// The structure this layer was lowered from, if it is not a plain dense layer.
     pub fn origin(&self) -> Option<&LayerOrigin> {
         self.origin.as_deref()
+    }
+
+    /// The origin, unless it is a plain `Gemm` with nothing around it (the origin
+    /// [`Affine::to_sparse`] gives a dense layer that had none): what equality compares.
+    fn structure(&self) -> Option<&LayerOrigin> {
+        self.origin.as_deref().filter(|o| {
+            !(o.pre.is_empty()
+                && o.post.is_empty()
+                && matches!(&o.op, Node::Dense(d) if d.in_dims.len() == 1))
+        })
     }
 
     /// The parameters quantization acts on (eq. (3)): the weights and the bias of the
@@ -600,6 +610,57 @@ mod tests {
         // h = relu([1-2, 0.5+4-1]) = [0, 3.5]; y = [3.5+0.5, 3.5]
         assert_eq!(n.forward(&[1.0, 2.0]), vec![4.0, 3.5]);
         assert_eq!(n.predict(&[1.0, 2.0]), 0);
+    }
+
+    #[test]
+    fn sparse_storage_is_the_same_layer() {
+        let n = tiny();
+        let l = &n.layers()[0];
+        let s = l.to_sparse();
+        assert!(s.is_sparse() && !l.is_sparse());
+        assert_eq!(s.weights(), None);
+        assert_eq!(s.sparse_weights().unwrap().nnz(), 4);
+        assert_eq!(&s, l, "equality is entry by entry, whatever the storage");
+        for j in 0..2 {
+            assert_eq!(
+                s.row_entries(j).collect::<Vec<_>>(),
+                l.row_entries(j).collect::<Vec<_>>()
+            );
+            assert_eq!(s.row_dense(j), l.row_dense(j));
+        }
+        assert_eq!(s.apply(&[1.0, 2.0]), l.apply(&[1.0, 2.0]));
+        assert_eq!(s.params(), l.params());
+        // map_params keeps the storage and maps the parameters.
+        let m = s.map_params(|v| 2.0 * v).unwrap();
+        assert!(m.is_sparse());
+        assert_eq!(m, l.map_params(|v| 2.0 * v).unwrap());
+        // A zero entry is not stored; a changed entry makes the layers differ.
+        let z = Affine::new(0, 1, 3, vec![0.0, -1.5, 0.0], vec![1.0]).unwrap();
+        assert_eq!(
+            z.to_sparse().row_entries(0).collect::<Vec<_>>(),
+            [(1, -1.5)]
+        );
+        let other = Affine::new(0, 1, 3, vec![0.0, -1.0, 0.0], vec![1.0]).unwrap();
+        assert_ne!(z.to_sparse(), other.to_sparse());
+        let net = Network::new(vec![s, n.layers()[1].to_sparse()]).unwrap();
+        assert_eq!(net.forward(&[1.0, 2.0]), n.forward(&[1.0, 2.0]));
+        let sparse_net = n.with_layers(net.layers().to_vec()).unwrap();
+        assert!(same_structure(&sparse_net, &net));
+    }
+
+    #[test]
+    fn sparse_layers_keep_bad_values_out() {
+        let m = SparseMap::from_rows(2, vec![vec![(0, f64::INFINITY)]]).unwrap();
+        let o = Arc::new(tiny().layers()[0].to_origin());
+        assert!(matches!(
+            Affine::new_sparse(0, m, vec![0.0], o.clone()),
+            Err(ModelError::NonFinite { .. })
+        ));
+        let m = SparseMap::from_rows(2, vec![vec![(0, 1.0)]]).unwrap();
+        assert!(matches!(
+            Affine::new_sparse(0, m, vec![0.0, 1.0], o),
+            Err(ModelError::Shape { .. })
+        ));
     }
 
     #[test]
