@@ -208,31 +208,31 @@ impl<'a> DeepPoly<'a> {
             let (mut lo, mut hi) = (Vec::with_capacity(n_out), Vec::with_capacity(n_out));
             for start in (0..n_out).step_by(chunk) {
                 let end = (start + chunk).min(n_out);
-                let (l, u) = if layer.is_sparse() {
-                    // The layer's rows, kept sparse.
-                    let rows = SparseRows {
-                        width: n_in,
-                        entries: (start..end)
-                            .map(|j| layer.row_entries(j).collect())
-                            .collect(),
-                        consts: layer.bias()[start..end].to_vec(),
-                    };
-                    // As `back_substitute` does with its (here zero) initial error.
-                    let zero = vec![0.0; end - start];
-                    let (mut lr, mut ur) = (rows.clone(), rows);
-                    settle(&mut lr.consts, &zero, Side::Lower);
-                    settle(&mut ur.consts, &zero, Side::Upper);
-                    (
-                        dp.walk(k, Block::Sparse(lr), Side::Lower),
-                        dp.walk(k, Block::Sparse(ur), Side::Upper),
-                    )
-                } else {
-                    let (w, b) = initial_rows(layer, start, end);
-                    let zero = vec![0.0; end - start];
+                let zero = vec![0.0; end - start];
+                let b = layer.bias()[start..end].to_vec();
+                let (l, u) = if let Some(w) = layer.weights() {
+                    // The layer's rows, copied bit for bit.
+                    let w = w[start * n_in..end * n_in].to_vec();
                     (
                         dp.back_substitute(k, w.clone(), b.clone(), &zero, Side::Lower),
                         dp.back_substitute(k, w, b, &zero, Side::Upper),
                     )
+                } else {
+                    // The layer's rows, kept sparse; their constants settled as
+                    // `back_substitute` settles them with its (here zero) initial error.
+                    let entries: Vec<Vec<(usize, f64)>> = (start..end)
+                        .map(|j| layer.row_entries(j).collect())
+                        .collect();
+                    let [l, u] = [Side::Lower, Side::Upper].map(|side| {
+                        let mut rows = SparseRows {
+                            width: n_in,
+                            entries: entries.clone(),
+                            consts: b.clone(),
+                        };
+                        settle(&mut rows.consts, &zero, side);
+                        dp.walk(k, Block::Sparse(rows), side)
+                    });
+                    (l, u)
                 };
                 let (cl, ch) = dp.concretize_pair(&l, &u);
                 lower.append(l);
@@ -542,31 +542,6 @@ impl<'a> DeepPoly<'a> {
             }
         }
     }
-}
-
-/// Rows `start..end` of `layer`'s `W` (dense, over the layer's inputs) and `b`: the
-/// expressions `W_j·z + b_j` whose bounds are the layer's pre-activation bounds (eq. (8)).
-/// A dense layer's rows are copied bit for bit; a sparse layer's are scattered into zeros.
-fn initial_rows(
-    layer: &certquant_core::model::Affine,
-    start: usize,
-    end: usize,
-) -> (Vec<f64>, Vec<f64>) {
-    let n = layer.inputs();
-    let w = match layer.weights() {
-        Some(w) => w[start * n..end * n].to_vec(),
-        None => {
-            let mut w = vec![0.0; (end - start) * n];
-            for j in start..end {
-                let row = &mut w[(j - start) * n..(j - start + 1) * n];
-                for (c, v) in layer.row_entries(j) {
-                    row[c] = v;
-                }
-            }
-            w
-        }
-    };
-    (w, layer.bias()[start..end].to_vec())
 }
 
 #[cfg(test)]
