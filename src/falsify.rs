@@ -97,10 +97,11 @@ fn min_margin(conj: &[OutputConstraint], y: &[f64]) -> (f64, usize) {
         )
 }
 
-/// Gradient with respect to the input of `a·y(x)` (ReLU masks at `x`).
+/// Gradient with respect to the raw input of `a·y(x)` (ReLU masks at `x`; through the
+/// network's input map, if any).
 fn gradient(net: &Network, x: &[f64], a: &[f64]) -> Vec<f64> {
     let mut masks = Vec::with_capacity(net.depth());
-    let mut v = x.to_vec();
+    let mut v = net.map_input(x);
     for (i, l) in net.layers().iter().enumerate() {
         let y = l.apply(&v);
         if i + 1 < net.depth() {
@@ -114,8 +115,8 @@ fn gradient(net: &Network, x: &[f64], a: &[f64]) -> Vec<f64> {
         let mut gin = vec![0.0; l.inputs()];
         for (j, &gj) in g.iter().enumerate() {
             if gj != 0.0 {
-                for (gi, w) in gin.iter_mut().zip(l.row(j)) {
-                    *gi += gj * w;
+                for (s, w) in l.row_entries(j) {
+                    gin[s] += gj * w;
                 }
             }
         }
@@ -128,7 +129,10 @@ fn gradient(net: &Network, x: &[f64], a: &[f64]) -> Vec<f64> {
         }
         g = gin;
     }
-    g
+    match net.input_map() {
+        Some(m) => m.pullback(&g),
+        None => g,
+    }
 }
 
 /// Soundly confirms that `x` is a counterexample of disjunct `disjunct` of `region`: returns

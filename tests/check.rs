@@ -163,7 +163,7 @@ fn tampered_qnn(dir: &Path) -> (PathBuf, usize, usize) {
     let q = onnx::import(&synthesized().join("qnn.onnx")).unwrap();
     let frac = cert_json()["strategy"][0]["frac"].as_u64().unwrap() as i32;
     let l0 = &q.layers()[0];
-    let mut w = l0.weights().to_vec();
+    let mut w = l0.weights().expect("a dense MLP").to_vec();
     // a weight well inside the range, so one step up stays on the grid and unclamped
     let idx = w.iter().position(|&v| v > 0.0 && v < 0.25).unwrap();
     w[idx] += 2f64.powi(-frac);

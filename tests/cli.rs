@@ -273,7 +273,7 @@ fn synth_writes_qnn_and_certificate_for_the_demo() {
         let frac = cfg["frac"].as_u64().unwrap() as u32;
         let total = cfg["total"].as_u64().unwrap() as u32;
         let c = certquant::quantize::QuantConfig::new(total, frac).unwrap();
-        for &w in layer.weights().iter().chain(layer.bias()) {
+        for &w in layer.params().0.iter().chain(layer.bias()) {
             assert!(
                 c.code_of(w).is_some(),
                 "{w} not on the ⟨{total},{frac}⟩ grid"

@@ -47,11 +47,12 @@ fn normalise(orig: &Network) -> Network {
     let n = l0.inputs();
     let w: Vec<f64> = l0
         .weights()
+        .expect("a dense MLP layer")
         .iter()
         .map(|&v| f64::from((v * sd) as f32))
         .collect();
     let b: Vec<f64> = (0..l0.outputs())
-        .map(|j| f64::from((l0.bias()[j] + m * l0.row(j).iter().sum::<f64>()) as f32))
+        .map(|j| f64::from((l0.bias()[j] + m * l0.row_dense(j).iter().sum::<f64>()) as f32))
         .collect();
     let mut layers = vec![Affine::new(0, l0.outputs(), n, w, b).unwrap()];
     layers.extend(orig.layers()[1..].iter().cloned());

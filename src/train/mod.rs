@@ -410,7 +410,7 @@ mod tests {
         // FNV-1a over the f32 bit patterns of all parameters, layer by layer.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for layer in net.layers() {
-            for &v in layer.weights().iter().chain(layer.bias()) {
+            for &v in layer.params().0.iter().chain(layer.bias()) {
                 for byte in (v as f32).to_bits().to_le_bytes() {
                     h = (h ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
                 }
@@ -425,7 +425,7 @@ mod tests {
         let (x, y) = blobs(100, 2);
         let net = train(&x, &y, 4, 2, &small_cfg(9), |_| {}).unwrap();
         for layer in net.layers() {
-            for &v in layer.weights().iter().chain(layer.bias()) {
+            for &v in layer.params().0.iter().chain(layer.bias()) {
                 assert_eq!(f64::from(v as f32), v);
             }
         }

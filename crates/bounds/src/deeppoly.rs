@@ -23,9 +23,9 @@
 use thiserror::Error;
 
 use super::arith::{UNIT_ROUNDOFF, gamma, linear_range};
-use super::ops::affine::AffineStep;
+use super::ops::affine::{AffineStep, error_weights};
 use super::ops::relu::{Relaxation, ReluStep};
-use super::ops::{BoundStep, Rows, settle};
+use super::ops::{Block, BoundStep, Rows, SparseRows, settle};
 use certquant_core::model::Network;
 use certquant_core::spec::{InputBox, OutputSpec};
 
@@ -101,6 +101,13 @@ impl LinearBounds {
         self.consts[r]
     }
 
+    /// Appends the rows of `other` (same dimension).
+    fn append(&mut self, other: LinearBounds) {
+        debug_assert_eq!(self.dim, other.dim);
+        self.coeffs.extend(other.coeffs);
+        self.consts.extend(other.consts);
+    }
+
     /// Evaluates row `r` at `x` (plain f64; for tests and heuristics).
     pub fn eval(&self, r: usize, x: &[f64]) -> f64 {
         self.coeffs(r)
@@ -135,7 +142,17 @@ pub struct DeepPoly<'a> {
     input_abs: Vec<f64>,
     layers: Vec<LayerBounds>,
     relax: Vec<Relaxation>,
+    /// Per computed layer `j`, `v = |W^j|·m` of eq. (13) ([`error_weights`]).
+    aff_v: Vec<Vec<f64>>,
 }
+
+/// Largest number of coefficients (f64 values) of one block of rows that [`DeepPoly::run_upto`]
+/// back-substitutes at once (2^21 = 16 MiB): a layer's rows are processed in chunks of
+/// `ROW_BLOCK / width` rows, `width` the widest layer they pass through, so that a wide
+/// lowered layer (a max-pooling tournament over a convolution, tens of thousands of
+/// neurons) never needs its rows dense all at once. Rows are independent, so the chunking
+/// changes no result.
+pub const ROW_BLOCK: usize = 1 << 21;
 
 impl<'a> DeepPoly<'a> {
     /// Runs DeepPoly on every affine layer of `net` over `input`, a box of *raw* inputs
@@ -153,6 +170,16 @@ impl<'a> DeepPoly<'a> {
         net: &'a Network,
         input: &'a InputBox,
         layers: usize,
+    ) -> Result<Self, BoundsError> {
+        Self::run_blocked(net, input, layers, ROW_BLOCK)
+    }
+
+    /// [`DeepPoly::run_upto`] with rows processed in blocks of at most `block` coefficients.
+    fn run_blocked(
+        net: &'a Network,
+        input: &'a InputBox,
+        layers: usize,
+        block: usize,
     ) -> Result<Self, BoundsError> {
         if input.dim() != net.input_dim() {
             return Err(BoundsError::Dimension {
@@ -187,15 +214,53 @@ impl<'a> DeepPoly<'a> {
             input_abs,
             layers: Vec::new(),
             relax: Vec::new(),
+            aff_v: Vec::new(),
         };
+        let mut widest = 0;
         for k in 0..layers.min(net.depth()) {
             let layer = &net.layers()[k];
-            let w = layer.weights().to_vec();
-            let b = layer.bias().to_vec();
-            let zero = vec![0.0; layer.outputs()];
-            let lower = dp.back_substitute(k, w.clone(), b.clone(), &zero, Side::Lower);
-            let upper = dp.back_substitute(k, w, b, &zero, Side::Upper);
-            let (lo, hi) = dp.concretize_pair(&lower, &upper);
+            dp.aff_v.push(error_weights(layer, dp.post_abs_below(k)));
+            let (n_out, n_in) = (layer.outputs(), layer.inputs());
+            widest = widest.max(n_in);
+            let chunk = (block / widest).clamp(1, n_out);
+            let dim = net.input_dim();
+            let mut lower = LinearBounds::new(dim, Vec::with_capacity(n_out * dim), Vec::new());
+            let mut upper = lower.clone();
+            let (mut lo, mut hi) = (Vec::with_capacity(n_out), Vec::with_capacity(n_out));
+            for start in (0..n_out).step_by(chunk) {
+                let end = (start + chunk).min(n_out);
+                let zero = vec![0.0; end - start];
+                let b = layer.bias()[start..end].to_vec();
+                let (l, u) = if let Some(w) = layer.weights() {
+                    // The layer's rows, copied bit for bit.
+                    let w = w[start * n_in..end * n_in].to_vec();
+                    (
+                        dp.back_substitute(k, w.clone(), b.clone(), &zero, Side::Lower),
+                        dp.back_substitute(k, w, b, &zero, Side::Upper),
+                    )
+                } else {
+                    // The layer's rows, kept sparse; their constants settled as
+                    // `back_substitute` settles them with its (here zero) initial error.
+                    let entries: Vec<Vec<(usize, f64)>> = (start..end)
+                        .map(|j| layer.row_entries(j).collect())
+                        .collect();
+                    let [l, u] = [Side::Lower, Side::Upper].map(|side| {
+                        let mut rows = SparseRows {
+                            width: n_in,
+                            entries: entries.clone(),
+                            consts: b.clone(),
+                        };
+                        settle(&mut rows.consts, &zero, side);
+                        dp.walk(k, Block::Sparse(rows), side)
+                    });
+                    (l, u)
+                };
+                let (cl, ch) = dp.concretize_pair(&l, &u);
+                lower.append(l);
+                upper.append(u);
+                lo.extend(cl);
+                hi.extend(ch);
+            }
             if k + 1 < net.depth() {
                 dp.relax.push(Relaxation::new(&lo, &hi));
             }
@@ -273,12 +338,26 @@ impl<'a> DeepPoly<'a> {
         } else {
             self.net.layers()[k - 1].outputs()
         };
-        let mut rows = Rows::new(width, a, c);
+        self.walk(k, Block::Dense(Rows::new(width, a, c)), side)
+    }
+
+    /// The back-substitution walk of [`DeepPoly::back_substitute`] on a row block of either
+    /// form (sparse rows stay sparse through sparse layers; the same floating-point
+    /// operations either way), densified at the input.
+    fn walk(&self, k: usize, mut block: Block, side: Side) -> LinearBounds {
         for step in self.steps_below(k) {
-            debug_assert_eq!(rows.width, step.output_width());
-            rows = step.substitute(rows, side).settle(side);
-            debug_assert_eq!(rows.width, step.input_width());
+            debug_assert_eq!(block.width(), step.output_width());
+            block = match block {
+                Block::Dense(rows) => Block::Dense(step.substitute(rows, side).settle(side)),
+                Block::Sparse(rows) => {
+                    let (mut b, err) = step.substitute_sparse(rows, side);
+                    settle(b.consts_mut(), &err, side);
+                    b
+                }
+            };
+            debug_assert_eq!(block.width(), step.input_width());
         }
+        let rows = block.into_dense();
         LinearBounds::new(rows.width, rows.coeffs, rows.consts)
     }
 
@@ -288,10 +367,8 @@ impl<'a> DeepPoly<'a> {
     fn steps_below(&self, k: usize) -> impl Iterator<Item = Box<dyn BoundStep + '_>> + '_ {
         (0..k).rev().flat_map(move |j| {
             let relu: Box<dyn BoundStep + '_> = Box::new(ReluStep::new(&self.relax[j]));
-            let affine: Box<dyn BoundStep + '_> = Box::new(AffineStep::new(
-                &self.net.layers()[j],
-                self.post_abs_below(j),
-            ));
+            let affine: Box<dyn BoundStep + '_> =
+                Box::new(AffineStep::new(&self.net.layers()[j], &self.aff_v[j]));
             [relu, affine]
         })
     }
@@ -334,9 +411,9 @@ impl<'a> DeepPoly<'a> {
         let mut rows = vec![0.0; m * n];
         let mut consts = vec![0.0; m];
         let mut errs = vec![0.0; m];
-        let ra = last.row(a_class);
+        let ra = last.row_dense(a_class);
         for j in 0..m {
-            let rj = last.row(j);
+            let rj = last.row_dense(j);
             let mut e = 0.0;
             for t in 0..n {
                 let d = ra[t] - rj[t];
@@ -415,7 +492,7 @@ impl<'a> DeepPoly<'a> {
         let last = &self.net.layers()[self.net.depth() - 1];
         let n = last.inputs();
         let below_abs = self.post_abs_below(self.net.depth() - 1);
-        let rt = last.row(target);
+        let rt = last.row_dense(target);
         let mut row = vec![0.0; n];
         let mut mag = vec![0.0; n];
         let (mut cst, mut cmag) = (0.0, 0.0);
@@ -429,7 +506,7 @@ impl<'a> DeepPoly<'a> {
             for ((r, m), (&a, &b)) in row
                 .iter_mut()
                 .zip(mag.iter_mut())
-                .zip(last.row(j).iter().zip(rt))
+                .zip(last.row_dense(j).iter().zip(rt.iter()))
             {
                 let d = a - b;
                 *r += l * d;
@@ -672,6 +749,71 @@ mod tests {
         // Pinned when back-substitution was split into per-operator steps (ops/): any change
         // of a floating-point operation or its order shows up here. Update only on purpose.
         assert_eq!(bounds_digest(), 5_524_787_687_939_413_020);
+    }
+
+    /// Every number DeepPoly produces, for comparisons between runs.
+    fn all_numbers(dp: &DeepPoly) -> Vec<f64> {
+        let mut v = Vec::new();
+        for lb in dp.layers() {
+            for lin in [&lb.lower, &lb.upper] {
+                for r in 0..lin.rows() {
+                    v.extend_from_slice(lin.coeffs(r));
+                    v.push(lin.constant(r));
+                }
+            }
+            v.extend(lb.lo.iter().chain(&lb.hi));
+        }
+        let net = dp.network();
+        if dp.computed_layers() == net.depth() {
+            for g in 0..net.output_dim() {
+                v.extend(dp.logit_difference_lower_bounds(g).unwrap());
+                let lambda: Vec<f64> = (0..net.output_dim()).map(|j| 0.5 + j as f64).collect();
+                v.push(dp.difference_combination_lower_bound(g, &lambda).unwrap());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn sparse_storage_and_row_blocks_give_identical_bounds() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for trial in 0..8 {
+            let sizes = [6 + trial, 9, 7 + trial % 3, 4];
+            let dense = random_net(&mut rng, &sizes);
+            // Sparsify: zero about two thirds of the weights, keep the storage dense.
+            let layers: Vec<Affine> = dense
+                .layers()
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let w = l.weights().unwrap().to_vec();
+                    let w = w
+                        .into_iter()
+                        .enumerate()
+                        .map(|(e, v)| if (e + trial) % 3 == 0 { v } else { 0.0 })
+                        .collect();
+                    Affine::new(i, l.outputs(), l.inputs(), w, l.bias().to_vec()).unwrap()
+                })
+                .collect();
+            let dense = Network::new(layers).unwrap();
+            let sparse =
+                Network::new(dense.layers().iter().map(Affine::to_sparse).collect()).unwrap();
+            assert!(sparse.layers().iter().all(Affine::is_sparse));
+            let c: Vec<f64> = (0..sizes[0]).map(|_| rng.random::<f64>()).collect();
+            let bx = InputBox::linf_ball(&c, 0.05 * trial as f64).unwrap();
+            let reference = all_numbers(&DeepPoly::run(&dense, &bx).unwrap());
+            assert_eq!(
+                all_numbers(&DeepPoly::run(&sparse, &bx).unwrap()),
+                reference
+            );
+            for block in [1, 7, 20] {
+                let d = DeepPoly::run_blocked(&dense, &bx, dense.depth(), block).unwrap();
+                assert_eq!(all_numbers(&d), reference, "block {block}");
+                let s = DeepPoly::run_blocked(&sparse, &bx, sparse.depth(), block).unwrap();
+                assert_eq!(all_numbers(&s), reference, "sparse, block {block}");
+            }
+            assert_sound(&sparse, &bx, &mut rng, 20);
+        }
     }
 
     #[test]

@@ -109,7 +109,11 @@ fn upper_forms(dp: &DeepPoly<'_>, forms: &[OutputForm<'_>]) -> Option<LinearBoun
             if a == 0.0 {
                 continue;
             }
-            for ((rt, mt), &w) in row.iter_mut().zip(mag.iter_mut()).zip(last.row(j)) {
+            for ((rt, mt), &w) in row
+                .iter_mut()
+                .zip(mag.iter_mut())
+                .zip(last.row_dense(j).iter())
+            {
                 *rt += a * w;
                 *mt += (a * w).abs();
             }

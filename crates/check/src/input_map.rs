@@ -60,7 +60,8 @@ pub fn map_box(net: &Network, lo: &[f64], hi: &[f64]) -> Result<(Vec<f64>, Vec<f
                 let (mut nl, mut nh) = (vec![0.0; n_out], vec![0.0; n_out]);
                 let mut hit = vec![false; n_out];
                 for k in 0..n_in {
-                    let moved = crate::lower::apply(node, &[(k, 1.0)], false);
+                    let moved =
+                        crate::lower::apply(node, &[(k, 1.0)], false, &mut Default::default());
                     let Some(&[(t, v)]) = moved.as_deref() else {
                         return Err(format!(
                             "input map node {i}: input {k} does not move to one place"

@@ -392,7 +392,7 @@ mod tests {
         assert!(!r.valid && r.reasons[0].contains("original model hash"));
         // a weight of the QNN (hash updated)
         let l = &q.layers()[1];
-        let mut w = l.weights().to_vec();
+        let mut w = l.weights().expect("dense").to_vec();
         w[4] += 1.0 / 256.0;
         let q2 = q
             .with_layer(1, Affine::new(1, 2, 3, w, l.bias().to_vec()).unwrap())

@@ -78,8 +78,8 @@ pub fn combination_upper_bound(
         if a[j].is_zero() {
             continue;
         }
-        for (ct, &w) in coef.iter_mut().zip(last.row(j)) {
-            *ct = *ct + a[j].scale(w);
+        for (i, w) in last.row_entries(j) {
+            coef[i] = coef[i] + a[j].scale(w);
         }
         cst = cst + a[j].scale(last.bias()[j]);
     }

@@ -10,7 +10,7 @@
 //! multiply-add and every sum with Knuth's TwoSum, so a value that is not exact is reported
 //! rather than compared.
 
-use certquant_core::graph::{Node, PoolKind};
+use certquant_core::graph::{Node, Pool2d, PoolKind};
 use certquant_core::model::{Affine, LayerOrigin};
 
 /// Exact `a + b`, or `None`.
@@ -29,8 +29,33 @@ fn mul(a: f64, b: f64) -> Option<f64> {
     (p.is_finite() && p.abs() >= 2f64.powi(-969) && a.mul_add(b, -p) == 0.0).then_some(p)
 }
 
+/// The tournaments [`tournament`] built for one layer, kept while its columns are re-derived
+/// one input at a time (rebuilding them per column would cost the layer's width squared).
+#[derive(Default)]
+pub(crate) struct Tournaments(Vec<(Pool2d, usize, Built)>);
+
+/// A built tournament: its level's columns and its final sum's (see [`tournament`]).
+type Built = std::rc::Rc<(Columns, Columns)>;
+
+impl Tournaments {
+    /// [`tournament`]`(pool, level)`, built once.
+    fn get(&mut self, pool: &Pool2d, level: usize) -> Option<Built> {
+        if let Some((_, _, t)) = self.0.iter().find(|(p, l, _)| p == pool && *l == level) {
+            return Some(t.clone());
+        }
+        let t = std::rc::Rc::new(tournament(pool, level)?);
+        self.0.push((pool.clone(), level, t.clone()));
+        Some(t)
+    }
+}
+
 /// One operator applied to a sparse vector (`(index, value)` pairs), exactly.
-pub(crate) fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<Vec<(usize, f64)>> {
+pub(crate) fn apply(
+    node: &Node,
+    x: &[(usize, f64)],
+    with_bias: bool,
+    cache: &mut Tournaments,
+) -> Option<Vec<(usize, f64)>> {
     let mut out: std::collections::BTreeMap<usize, f64> = Default::default();
     let mut put = |k: usize, v: f64| -> Option<()> {
         let e = out.entry(k).or_insert(0.0);
@@ -153,17 +178,17 @@ pub(crate) fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<
             }
         }
         Node::MaxStage(m) => {
-            let (level, _) = tournament(&m.pool, m.level)?;
+            let t = cache.get(&m.pool, m.level)?;
             for &(i, v) in x {
-                for &(o, c) in level.get(i)? {
+                for &(o, c) in t.0.get(i)? {
                     put(o, mul(c, v)?)?;
                 }
             }
         }
         Node::MaxSum(m) => {
-            let (_, sum) = tournament(&m.pool, usize::MAX)?;
+            let t = cache.get(&m.pool, usize::MAX)?;
             for &(i, v) in x {
-                for &(o, c) in sum.get(i)? {
+                for &(o, c) in t.1.get(i)? {
                     put(o, mul(c, v)?)?;
                 }
             }
@@ -180,7 +205,7 @@ pub(crate) fn apply(node: &Node, x: &[(usize, f64)], with_bias: bool) -> Option<
 /// neurons. Returns, for `level`, each input's `(neuron, coefficient)` list, and for the
 /// final sum each last-level neuron's `(pooled output, 1)` list.
 type Columns = Vec<Vec<(usize, f64)>>;
-fn tournament(pool: &certquant_core::graph::Pool2d, level: usize) -> Option<(Columns, Columns)> {
+fn tournament(pool: &Pool2d, level: usize) -> Option<(Columns, Columns)> {
     let [_, h, w] = pool.in_shape;
     let [c_n, ho, wo] = pool.out_shape;
     // Window contents, in row-major window order, as flat input indices.
@@ -253,14 +278,19 @@ fn tournament(pool: &certquant_core::graph::Pool2d, level: usize) -> Option<(Col
 }
 
 /// The layer applied to a sparse input, with or without the bias, exactly.
-fn run(o: &LayerOrigin, x: Vec<(usize, f64)>, with_bias: bool) -> Option<Vec<(usize, f64)>> {
+fn run(
+    o: &LayerOrigin,
+    x: Vec<(usize, f64)>,
+    with_bias: bool,
+    cache: &mut Tournaments,
+) -> Option<Vec<(usize, f64)>> {
     let mut v = x;
     for n in &o.pre {
-        v = apply(n, &v, false)?;
+        v = apply(n, &v, false, cache)?;
     }
-    v = apply(&o.op, &v, with_bias)?;
+    v = apply(&o.op, &v, with_bias, cache)?;
     for n in &o.post {
-        v = apply(n, &v, false)?;
+        v = apply(n, &v, false, cache)?;
     }
     Some(v)
 }
@@ -282,7 +312,8 @@ pub fn check_lowering(qnn: &certquant_core::model::Network) -> Vec<String> {
 
 fn compare(origin: &LayerOrigin, layer: &Affine) -> Option<String> {
     let (n_in, n_out) = (layer.inputs(), layer.outputs());
-    let Some(bias) = run(origin, Vec::new(), true) else {
+    let mut cache = Tournaments::default();
+    let Some(bias) = run(origin, Vec::new(), true, &mut cache) else {
         return Some("its bias cannot be re-derived exactly".into());
     };
     let mut b = vec![0.0; n_out];
@@ -295,12 +326,26 @@ fn compare(origin: &LayerOrigin, layer: &Affine) -> Option<String> {
     if b != layer.bias() {
         return Some("the lowered bias differs from the checker's own lowering".into());
     }
-    let w = layer.weights();
+    // A dense layer is compared entry by entry in place; a sparse one collects the
+    // re-derived columns into rows and compares those with its stored rows, so neither side
+    // is ever densified.
+    let dense = layer.weights();
+    let mut rows: Vec<Vec<(usize, f64)>> =
+        vec![Vec::new(); if dense.is_some() { 0 } else { n_out }];
     for i in 0..n_in {
-        let Some(col) = run(origin, vec![(i, 1.0)], false) else {
+        let Some(col) = run(origin, vec![(i, 1.0)], false, &mut cache) else {
             return Some(format!(
                 "input {i}: the column cannot be re-derived exactly"
             ));
+        };
+        let Some(w) = dense else {
+            for (o, v) in col {
+                if o >= n_out {
+                    return Some("its operators produce more outputs than the layer has".into());
+                }
+                rows[o].push((i, v));
+            }
+            continue;
         };
         let mut it = col.into_iter().peekable();
         for o in 0..n_out {
@@ -320,6 +365,22 @@ fn compare(origin: &LayerOrigin, layer: &Affine) -> Option<String> {
         }
         if it.next().is_some() {
             return Some("its operators produce more outputs than the layer has".into());
+        }
+    }
+    for (o, want) in rows.iter().enumerate() {
+        let mut have = layer.row_entries(o);
+        let mut want = want.iter();
+        loop {
+            match (have.next(), want.next()) {
+                (None, None) => break,
+                (h, w) if h == w.copied() => {}
+                (h, w) => {
+                    return Some(format!(
+                        "row {o}: stored entry {h:?} but the checker's own lowering gives {:?}",
+                        w.copied()
+                    ));
+                }
+            }
         }
     }
     None
@@ -354,6 +415,56 @@ mod tests {
             checked += structured;
         }
         assert!(checked >= 15, "only {checked} structured layers");
+    }
+
+    /// Structured layers stored sparse re-derive exactly too, and a changed entry of a
+    /// sparse layer is found.
+    #[test]
+    fn sparse_layers_are_compared_entry_by_entry() {
+        use certquant_core::graph::SparseMap;
+        use certquant_core::model::Affine;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+        let (mut checked, mut caught) = (0, 0);
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "onnx") {
+                continue;
+            }
+            let Ok(net) = certquant_core::onnx::import_bytes(&std::fs::read(&path).unwrap()) else {
+                continue;
+            };
+            for (l, layer) in net.layers().iter().enumerate() {
+                let Some(origin) = layer.origin() else {
+                    continue;
+                };
+                let sparse = layer.to_sparse();
+                assert!(sparse.is_sparse());
+                assert_eq!(
+                    compare(origin, &sparse),
+                    None,
+                    "{} layer {l}",
+                    path.display()
+                );
+                checked += 1;
+                // Move the first stored entry by a quarter.
+                let rows: Vec<Vec<(usize, f64)>> = (0..sparse.outputs())
+                    .map(|j| sparse.row_entries(j).collect())
+                    .collect();
+                let Some(j) = rows.iter().position(|r| !r.is_empty()) else {
+                    continue;
+                };
+                let mut bad = rows.clone();
+                bad[j][0].1 += 0.25;
+                let map = SparseMap::from_rows(sparse.inputs(), bad).unwrap();
+                let origin_arc = std::sync::Arc::new(origin.clone());
+                let tampered =
+                    Affine::new_sparse(l, map, sparse.bias().to_vec(), origin_arc).unwrap();
+                let msg = compare(origin, &tampered).expect("tampering is found");
+                assert!(msg.contains(&format!("row {j}")), "{msg}");
+                caught += 1;
+            }
+        }
+        assert!(checked >= 15 && caught >= 15, "{checked} {caught}");
     }
 
     #[test]

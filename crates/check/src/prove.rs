@@ -115,6 +115,13 @@ impl Rows {
     }
 }
 
+/// Largest number of interval coefficients of one block of rows [`Prover::new`] bounds at
+/// once (2^20, 16 MiB): a layer's rows go in chunks of `ROW_BLOCK / width` rows, `width` the
+/// widest layer they pass through, so the rows of a wide lowered layer (a max-pooling
+/// tournament level) are never all dense at once. Rows are independent: the chunking
+/// changes no bound.
+pub const ROW_BLOCK: usize = 1 << 20;
+
 /// Pre-activation bounds of every hidden layer and the resulting relaxations, for one network
 /// over one box: the state needed to bound any linear function of the logits.
 #[derive(Debug, Clone)]
@@ -164,22 +171,31 @@ impl<'a> Prover<'a> {
             bounds: Vec::new(),
             relax: Vec::new(),
         };
+        let mut widest = 0;
         for k in 0..net.depth() - 1 {
             let layer = &net.layers()[k];
-            let rows = exact_rows(layer);
-            let (lower, upper) = rayon::join(
-                || p.back_substitute(rows.clone(), k, Side::Lower),
-                || p.back_substitute(rows.clone(), k, Side::Upper),
-            );
+            widest = widest.max(layer.inputs());
+            let chunk = (ROW_BLOCK / widest).clamp(1, layer.outputs());
             let mut b = Vec::with_capacity(layer.outputs());
             let mut r = Vec::with_capacity(layer.outputs());
-            for (j, (&l, &u)) in lower.iter().zip(&upper).enumerate() {
-                if !(l.is_finite() && u.is_finite()) {
-                    return Err(format!("bounds of layer {k} neuron {j} overflowed"));
+            for start in (0..layer.outputs()).step_by(chunk) {
+                let end = (start + chunk).min(layer.outputs());
+                let rows = exact_rows(layer, start, end);
+                let (lower, upper) = rayon::join(
+                    || p.back_substitute(rows.clone(), k, Side::Lower),
+                    || p.back_substitute(rows.clone(), k, Side::Upper),
+                );
+                for (i, (&l, &u)) in lower.iter().zip(&upper).enumerate() {
+                    if !(l.is_finite() && u.is_finite()) {
+                        return Err(format!(
+                            "bounds of layer {k} neuron {} overflowed",
+                            start + i
+                        ));
+                    }
+                    // Both enclose the true range, which is non-empty, so l ≤ u.
+                    b.push(Interval::new(l, u));
+                    r.push(Relu::new(l, u));
                 }
-                // Both enclose the true range, which is non-empty, so l ≤ u.
-                b.push(Interval::new(l, u));
-                r.push(Relu::new(l, u));
             }
             p.bounds.push(b);
             p.relax.push(r);
@@ -218,10 +234,10 @@ impl<'a> Prover<'a> {
         let mut coef = Vec::with_capacity(pairs.len() * n);
         let mut cst = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
-            let (ra, rb) = (last.row(a), last.row(b));
+            let (ra, rb) = (last.row_dense(a), last.row_dense(b));
             coef.extend(
                 ra.iter()
-                    .zip(rb)
+                    .zip(rb.iter())
                     .map(|(&x, &y)| Interval::new(sub_down(x, y), sub_up(x, y))),
             );
             let (ba, bb) = (last.bias()[a], last.bias()[b]);
@@ -282,7 +298,7 @@ impl Prover<'_> {
         }
         let last = &self.net.layers()[self.net.depth() - 1];
         let n = last.inputs();
-        let rt = last.row(target);
+        let rt = last.row_dense(target);
         let bt = last.bias()[target];
         let mut coef = vec![Interval::ZERO; n];
         let mut cst = Interval::ZERO;
@@ -290,7 +306,7 @@ impl Prover<'_> {
             if j == target || l == 0.0 {
                 continue;
             }
-            for ((c, &a), &b) in coef.iter_mut().zip(last.row(j)).zip(rt) {
+            for ((c, &a), &b) in coef.iter_mut().zip(last.row_dense(j).iter()).zip(rt.iter()) {
                 *c = *c + Interval::new(sub_down(a, b), sub_up(a, b)).scale(l);
             }
             let (a, b) = (last.bias()[j], bt);
@@ -323,16 +339,23 @@ fn max_nan(a: f64, b: f64) -> f64 {
     }
 }
 
-/// The rows `W_k x + b_k` of an affine layer, exactly (point intervals).
-fn exact_rows(layer: &Affine) -> Rows {
+/// Rows `start..end` of an affine layer, `W_j x + b_j`, exactly (point intervals; the zero
+/// entries of a sparse layer are exact zeros).
+fn exact_rows(layer: &Affine, start: usize, end: usize) -> Rows {
+    let n = layer.inputs();
+    let mut coef = vec![Interval::ZERO; (end - start) * n];
+    for (j, row) in (start..end).zip(coef.chunks_mut(n)) {
+        for (i, w) in layer.row_entries(j) {
+            row[i] = Interval::point(w);
+        }
+    }
     Rows::new(
-        layer.inputs(),
-        layer
-            .weights()
+        n,
+        coef,
+        layer.bias()[start..end]
             .iter()
-            .map(|&w| Interval::point(w))
+            .map(|&b| Interval::point(b))
             .collect(),
-        layer.bias().iter().map(|&b| Interval::point(b)).collect(),
     )
 }
 
@@ -380,10 +403,12 @@ fn relu_step(rows: &mut Rows, relax: &[Relu], side: Side) {
 
 /// Substitutes `v = W v' + b` (exact float weights): rows over the layer's outputs become rows
 /// over its inputs.
+///
+/// Only the non-zero weights contribute (a zero weight adds an exact zero), so a sparse layer
+/// is read through its stored entries.
 fn affine_step(rows: &Rows, layer: &Affine) -> Rows {
     let (n_out, n_in) = (layer.outputs(), layer.inputs());
     assert_eq!(rows.width, n_out);
-    let w = layer.weights();
     let b = layer.bias();
     let mut coef = vec![Interval::ZERO; rows.rows() * n_in];
     let mut cst = rows.cst.clone();
@@ -397,11 +422,8 @@ fn affine_step(rows: &Rows, layer: &Affine) -> Rows {
                 }
                 *c = *c + a.scale(b[t]);
                 let (alo, ahi) = (a.lo, a.hi);
-                for (o, &wv) in out.iter_mut().zip(&w[t * n_in..(t + 1) * n_in]) {
-                    if wv == 0.0 {
-                        continue;
-                    }
-                    // [alo, ahi]·wv with outward rounding, accumulated outward.
+                // [alo, ahi]·wv with outward rounding, accumulated outward.
+                let add = |o: &mut Interval, wv: f64| {
                     let (plo, phi) = if wv > 0.0 {
                         (mul_down(alo, wv), mul_up(ahi, wv))
                     } else {
@@ -409,6 +431,20 @@ fn affine_step(rows: &Rows, layer: &Affine) -> Rows {
                     };
                     o.lo = add_down(o.lo, plo);
                     o.hi = add_up(o.hi, phi);
+                };
+                match layer.weights() {
+                    Some(w) => {
+                        for (o, &wv) in out.iter_mut().zip(&w[t * n_in..(t + 1) * n_in]) {
+                            if wv != 0.0 {
+                                add(o, wv);
+                            }
+                        }
+                    }
+                    None => {
+                        for (s, wv) in layer.row_entries(t) {
+                            add(&mut out[s], wv);
+                        }
+                    }
                 }
             }
         });
@@ -479,7 +515,7 @@ mod tests {
             let mut y = Vec::with_capacity(layer.outputs());
             for j in 0..layer.outputs() {
                 let mut s: i128 = 0;
-                for (i, &wv) in layer.row(j).iter().enumerate() {
+                for (i, &wv) in layer.row_dense(j).iter().enumerate() {
                     s += (wv * 16.0) as i128 * v[i];
                 }
                 // bias k/2^8 at scale new_scale ≥ 12
@@ -527,7 +563,7 @@ mod tests {
             // logit bounds: each logit as a difference with... use pairs (j, j) would be 0;
             // instead bound every logit by rows e_j over the last layer's input.
             let last = &net.layers()[net.depth() - 1];
-            let logit_rows = exact_rows(last);
+            let logit_rows = exact_rows(last, 0, last.outputs());
             let llo = p.back_substitute(logit_rows.clone(), net.depth() - 1, Side::Lower);
             let lhi = p.back_substitute(logit_rows, net.depth() - 1, Side::Upper);
             let classes = net.output_dim();
@@ -564,6 +600,47 @@ mod tests {
                     let d = exact_f64(logits[a] - logits[b], *sc);
                     assert!(diff[r] <= d, "trial {trial} pair {a},{b}");
                 }
+            }
+        }
+    }
+
+    /// The same network with every layer stored sparse gives the same bounds, bit for bit,
+    /// whatever the row blocks.
+    #[test]
+    fn sparse_layers_give_the_same_bounds() {
+        let mut rng = ChaCha8Rng::seed_from_u64(77);
+        for _ in 0..10 {
+            let net = dyadic_net(&mut rng, &[5, 8, 6, 3]);
+            // zero about half the weights
+            let layers: Vec<Affine> = net
+                .layers()
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let w = l.weights().unwrap();
+                    let w = w
+                        .iter()
+                        .enumerate()
+                        .map(|(e, &v)| if e % 2 == i % 2 { v } else { 0.0 })
+                        .collect();
+                    Affine::new(i, l.outputs(), l.inputs(), w, l.bias().to_vec()).unwrap()
+                })
+                .collect();
+            let dense = Network::new(layers).unwrap();
+            let sparse =
+                Network::new(dense.layers().iter().map(Affine::to_sparse).collect()).unwrap();
+            let lo: Vec<f64> = (0..5).map(|i| -0.25 + i as f64 / 16.0).collect();
+            let hi: Vec<f64> = lo.iter().map(|v| v + 0.125).collect();
+            let (p, q) = (
+                Prover::new(&dense, &lo, &hi).unwrap(),
+                Prover::new(&sparse, &lo, &hi).unwrap(),
+            );
+            for k in 0..2 {
+                assert_eq!(p.hidden_bounds(k), q.hidden_bounds(k));
+            }
+            for label in 0..3 {
+                let spec = OutputSpec::Robust { label };
+                assert_eq!(p.margin(spec).to_bits(), q.margin(spec).to_bits());
             }
         }
     }

@@ -304,7 +304,7 @@ mod tests {
         ])
         .unwrap();
         assert!(compare_qnn(&net, &strategy, &q).is_empty());
-        let mut w = q.layers()[0].weights().to_vec();
+        let mut w = q.layers()[0].weights().expect("dense").to_vec();
         w[3] += 1.0 / 16.0;
         let bad = Network::new(vec![
             Affine::new(0, 2, 2, w, q.layers()[0].bias().to_vec()).unwrap(),

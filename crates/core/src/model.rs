@@ -6,12 +6,13 @@
 //! (`k·2^-F`, `|k| < 2^31`) are represented exactly and float32 weights read from
 //! ONNX are widened without any rounding.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use thiserror::Error;
 
-pub use crate::graph::lower::{Frame, LayerOrigin};
-use crate::graph::{Batch, Dense, Graph, GraphError, InputMap, Node};
+pub use crate::graph::lower::{Frame, LayerOrigin, LoweredWeights};
+use crate::graph::{Batch, Dense, Graph, GraphError, InputMap, Node, SparseMap};
 
 /// Why a network could not be built: always a shape or value problem of the input.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -46,22 +47,78 @@ pub enum ModelError {
     },
 }
 
-/// One affine layer `y = W x + b` with `W` stored row-major as `outputs × inputs`.
+/// One affine layer `y = W x + b`, `W` an `outputs × inputs` matrix.
 ///
-/// Invariant (checked by [`Affine::new`]): `w.len() == outputs * inputs`,
-/// `b.len() == outputs`, every entry finite.
+/// `W` is stored dense (row-major) or, for the wide and very sparse matrices the lowering of a
+/// convolution or a max-pooling tournament gives (docs/method.md, eqs. (1a), (1b)), in
+/// compressed-row form ([`SparseMap`]): the lowering chooses ([`LoweredWeights`]). Code that
+/// reads `W` goes through [`Affine::row_entries`] (both storages) or [`Affine::weights`]
+/// (dense storage only, `None` for a sparse layer), so that a sparse layer is never
+/// densified by accident.
+///
+/// Invariant (checked by [`Affine::new`] and [`Affine::new_sparse`]): `W` is
+/// `outputs × inputs`, `b.len() == outputs`, every entry finite; a sparse layer always keeps
+/// its [`LayerOrigin`].
 ///
 /// A layer lowered from a structured model (a convolution, a dense layer after average
 /// pooling) keeps its [`LayerOrigin`]: `W` and `b` are then the exact lowering of the
 /// origin's parameters, [`Affine::params`] are those parameters (what quantization acts
 /// on, eq. (3)), and [`Affine::map_params`] maps them and lowers again.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Affine {
     inputs: usize,
     outputs: usize,
-    w: Vec<f64>,
+    w: Storage,
     b: Vec<f64>,
     origin: Option<Arc<LayerOrigin>>,
+}
+
+/// How `W` is kept (see [`Affine`]).
+#[derive(Debug, Clone)]
+enum Storage {
+    /// Row-major, `outputs × inputs`.
+    Dense(Vec<f64>),
+    /// Compressed rows (shared: clones of a network do not copy it).
+    Sparse(Arc<SparseMap>),
+}
+
+/// The non-zero entries `(column, value)` of one row of `W`, in column order (see
+/// [`Affine::row_entries`]).
+#[derive(Debug, Clone)]
+pub enum RowEntries<'a> {
+    /// A row of a dense layer; zero entries are skipped.
+    Dense(std::iter::Enumerate<std::slice::Iter<'a, f64>>),
+    /// A row of a sparse layer.
+    Sparse(std::iter::Zip<std::slice::Iter<'a, usize>, std::slice::Iter<'a, f64>>),
+}
+
+impl Iterator for RowEntries<'_> {
+    type Item = (usize, f64);
+
+    fn next(&mut self) -> Option<(usize, f64)> {
+        match self {
+            RowEntries::Dense(it) => it.find(|(_, v)| **v != 0.0).map(|(c, &v)| (c, v)),
+            RowEntries::Sparse(it) => it.next().map(|(&c, &v)| (c, v)),
+        }
+    }
+}
+
+impl PartialEq for Affine {
+    /// Same shape, bias, origin and matrix entries (compared entry by entry, whatever the
+    /// storage; `-0.0 == 0.0` as for `f64`).
+    fn eq(&self, other: &Self) -> bool {
+        if self.inputs != other.inputs
+            || self.outputs != other.outputs
+            || self.b != other.b
+            || self.structure() != other.structure()
+        {
+            return false;
+        }
+        match (&self.w, &other.w) {
+            (Storage::Dense(a), Storage::Dense(b)) => a == b,
+            _ => (0..self.outputs).all(|j| self.row_entries(j).eq(other.row_entries(j))),
+        }
+    }
 }
 
 impl Affine {
@@ -101,17 +158,57 @@ impl Affine {
         Ok(Self {
             inputs,
             outputs,
-            w,
+            w: Storage::Dense(w),
             b,
             origin: None,
         })
     }
 
+    /// Builds a layer whose `W` is kept sparse, with the origin it was lowered from (a
+    /// sparse layer always has one: export and quantization act on the origin's parameters,
+    /// never on a densified `W`). Same checks as [`Affine::new`].
+    pub fn new_sparse(
+        layer: usize,
+        w: SparseMap,
+        b: Vec<f64>,
+        origin: Arc<LayerOrigin>,
+    ) -> Result<Self, ModelError> {
+        let (outputs, inputs) = (w.rows(), w.cols());
+        if outputs == 0 || inputs == 0 {
+            return Err(ModelError::Shape {
+                layer,
+                what: format!("empty layer ({outputs}×{inputs})"),
+            });
+        }
+        if b.len() != outputs {
+            return Err(ModelError::Shape {
+                layer,
+                what: format!("bias has {} entries, expected {outputs}", b.len()),
+            });
+        }
+        let entries = (0..outputs).flat_map(|j| w.row(j).map(|(_, v)| v));
+        if let Some(value) = entries.chain(b.iter().copied()).find(|v| !v.is_finite()) {
+            return Err(ModelError::NonFinite { layer, value });
+        }
+        Ok(Self {
+            inputs,
+            outputs,
+            w: Storage::Sparse(Arc::new(w)),
+            b,
+            origin: Some(origin),
+        })
+    }
+
     /// Lowers a structured layer exactly (see [`crate::graph::lower`]) and keeps its origin.
+    /// The lowering chooses the storage of `W` ([`LoweredWeights`]).
     pub fn from_origin(layer: usize, origin: Arc<LayerOrigin>) -> Result<Self, ModelError> {
         let (outputs, inputs, w, b) = origin
             .lower()
             .map_err(|source| ModelError::Lowering { layer, source })?;
+        let w = match w {
+            LoweredWeights::Dense(w) => w,
+            LoweredWeights::Sparse(m) => return Self::new_sparse(layer, m, b, origin),
+        };
         let mut a = Self::new(layer, outputs, inputs, w, b)?;
         if !matches!(&origin.op, Node::Dense(_))
             || !origin.pre.is_empty()
@@ -126,9 +223,39 @@ impl Affine {
         Ok(a)
     }
 
+    /// The same layer with `W` kept sparse (a dense layer gets its own origin, a plain
+    /// `Gemm`): for callers that know the matrix is sparse, and for tests that compare the
+    /// sparse code paths with the dense ones. A sparse layer is returned unchanged.
+    pub fn to_sparse(&self) -> Self {
+        match &self.w {
+            Storage::Sparse(_) => self.clone(),
+            Storage::Dense(w) => Self {
+                inputs: self.inputs,
+                outputs: self.outputs,
+                w: Storage::Sparse(Arc::new(SparseMap::from_dense(
+                    self.outputs,
+                    self.inputs,
+                    w,
+                ))),
+                b: self.b.clone(),
+                origin: Some(Arc::new(self.to_origin())),
+            },
+        }
+    }
+
     /// The structure this layer was lowered from, if it is not a plain dense layer.
     pub fn origin(&self) -> Option<&LayerOrigin> {
         self.origin.as_deref()
+    }
+
+    /// The origin, unless it is a plain `Gemm` with nothing around it (the origin
+    /// [`Affine::to_sparse`] gives a dense layer that had none): what equality compares.
+    fn structure(&self) -> Option<&LayerOrigin> {
+        self.origin.as_deref().filter(|o| {
+            !(o.pre.is_empty()
+                && o.post.is_empty()
+                && matches!(&o.op, Node::Dense(d) if d.in_dims.len() == 1))
+        })
     }
 
     /// The parameters quantization acts on (eq. (3)): the weights and the bias of the
@@ -136,29 +263,31 @@ impl Affine {
     /// kernel and the per-channel bias for a convolution, the `Gemm` weights (not their
     /// products with the pooling coefficients) for a dense layer after pooling.
     pub fn params(&self) -> (&[f64], &[f64]) {
-        match &self.origin {
-            Some(o) => o.params(),
-            None => (&self.w, &self.b),
+        match (&self.origin, &self.w) {
+            (Some(o), _) => o.params(),
+            (None, Storage::Dense(w)) => (w, &self.b),
+            (None, Storage::Sparse(_)) => unreachable!("a sparse layer always keeps its origin"),
         }
     }
 
     /// The layer as the weighted operator with the fixed operators around it.
     pub fn to_origin(&self) -> LayerOrigin {
-        match &self.origin {
-            Some(o) => (**o).clone(),
-            None => LayerOrigin {
+        match (&self.origin, &self.w) {
+            (Some(o), _) => (**o).clone(),
+            (None, Storage::Dense(w)) => LayerOrigin {
                 pre: Vec::new(),
                 op: Node::Dense(
                     Dense::with_out_dims(
                         vec![self.inputs],
                         vec![self.outputs],
-                        self.w.clone(),
+                        w.clone(),
                         self.b.clone(),
                     )
                     .expect("an Affine is a valid dense layer"),
                 ),
                 post: Vec::new(),
             },
+            (None, Storage::Sparse(_)) => unreachable!("a sparse layer always keeps its origin"),
         }
     }
 
@@ -172,9 +301,35 @@ impl Affine {
         self.outputs
     }
 
-    /// Row-major weights, `outputs × inputs`.
-    pub fn weights(&self) -> &[f64] {
-        &self.w
+    /// Row-major weights, `outputs × inputs`, if `W` is stored dense; `None` for a sparse
+    /// layer (read it with [`Affine::row_entries`]; densifying it is what the sparse storage
+    /// exists to avoid).
+    pub fn weights(&self) -> Option<&[f64]> {
+        match &self.w {
+            Storage::Dense(w) => Some(w),
+            Storage::Sparse(_) => None,
+        }
+    }
+
+    /// `W` in compressed-row form, if it is stored sparse.
+    pub fn sparse_weights(&self) -> Option<&SparseMap> {
+        match &self.w {
+            Storage::Dense(_) => None,
+            Storage::Sparse(m) => Some(m),
+        }
+    }
+
+    /// Whether `W` is stored sparse.
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.w, Storage::Sparse(_))
+    }
+
+    /// Number of non-zero entries of `W`.
+    pub fn nnz(&self) -> usize {
+        match &self.w {
+            Storage::Dense(w) => w.iter().filter(|v| **v != 0.0).count(),
+            Storage::Sparse(m) => m.nnz(),
+        }
     }
 
     /// Bias vector.
@@ -182,9 +337,36 @@ impl Affine {
         &self.b
     }
 
-    /// Row `j` of `W` (the weights into output neuron `j`).
-    pub fn row(&self, j: usize) -> &[f64] {
-        &self.w[j * self.inputs..(j + 1) * self.inputs]
+    /// The non-zero entries `(column, value)` of row `j` of `W` (the weights into output
+    /// neuron `j`), in column order, for either storage. Zero entries contribute nothing to
+    /// `W x`, to `aᵀW` or to `|W|·m` (docs/method.md, eqs. (8), (13)), so every computation
+    /// over a row may skip them.
+    pub fn row_entries(&self, j: usize) -> RowEntries<'_> {
+        match &self.w {
+            Storage::Dense(w) => {
+                RowEntries::Dense(w[j * self.inputs..(j + 1) * self.inputs].iter().enumerate())
+            }
+            Storage::Sparse(m) => {
+                let (cols, vals) = m.row_slices(j);
+                RowEntries::Sparse(cols.iter().zip(vals))
+            }
+        }
+    }
+
+    /// Row `j` of `W` as a dense slice of `inputs` values: borrowed from a dense layer,
+    /// materialised (one row only) for a sparse one. For the few rows that are needed dense,
+    /// e.g. the logit rows of the last layer.
+    pub fn row_dense(&self, j: usize) -> Cow<'_, [f64]> {
+        match &self.w {
+            Storage::Dense(w) => Cow::Borrowed(&w[j * self.inputs..(j + 1) * self.inputs]),
+            Storage::Sparse(m) => {
+                let mut r = vec![0.0; self.inputs];
+                for (c, v) in m.row(j) {
+                    r[c] = v;
+                }
+                Cow::Owned(r)
+            }
+        }
     }
 
     /// Number of parameters (weights and biases of the weighted operator, see
@@ -197,23 +379,40 @@ impl Affine {
     /// Applies `W x + b` in plain f64 (not a verified computation; used for evaluation and attacks).
     pub fn apply(&self, x: &[f64]) -> Vec<f64> {
         debug_assert_eq!(x.len(), self.inputs);
-        (0..self.outputs)
-            .map(|j| self.row(j).iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.b[j])
-            .collect()
+        match &self.w {
+            Storage::Dense(w) => (0..self.outputs)
+                .map(|j| {
+                    w[j * self.inputs..(j + 1) * self.inputs]
+                        .iter()
+                        .zip(x)
+                        .map(|(w, v)| w * v)
+                        .sum::<f64>()
+                        + self.b[j]
+                })
+                .collect(),
+            Storage::Sparse(m) => (0..self.outputs)
+                .map(|j| m.row(j).map(|(c, w)| w * x[c]).sum::<f64>() + self.b[j])
+                .collect(),
+        }
     }
 
     /// Returns a copy whose parameters ([`Affine::params`]) are replaced by `f(value)`;
     /// shapes are kept. A structured layer is lowered again, exactly; that fails only if
     /// `f` yields a non-finite value or one so small (below 2^-969) that its product with a
     /// pooling coefficient is not exact.
+    /// The storage of `W` is kept: a sparse layer stays sparse.
     pub fn map_params(&self, mut f: impl FnMut(f64) -> f64) -> Result<Self, ModelError> {
-        match &self.origin {
-            Some(o) => Self::from_origin(0, Arc::new(o.map_params(f))),
-            None => {
-                let w: Vec<f64> = self.w.iter().map(|&v| f(v)).collect();
+        match (&self.origin, &self.w) {
+            (Some(o), _) => {
+                let a = Self::from_origin(0, Arc::new(o.map_params(f)))?;
+                Ok(if self.is_sparse() { a.to_sparse() } else { a })
+            }
+            (None, Storage::Dense(w)) => {
+                let w: Vec<f64> = w.iter().map(|&v| f(v)).collect();
                 let b: Vec<f64> = self.b.iter().map(|&v| f(v)).collect();
                 Self::new(0, self.outputs, self.inputs, w, b)
             }
+            (None, Storage::Sparse(_)) => unreachable!("a sparse layer always keeps its origin"),
         }
     }
 }
@@ -421,8 +620,22 @@ pub fn same_structure(a: &Network, b: &Network) -> bool {
         && a.frame() == b.frame()
         && a.layers().iter().zip(b.layers()).all(|(p, q)| {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let same_w = match (p.weights(), q.weights()) {
+                (Some(a), Some(b)) => bits(a) == bits(b),
+                _ => {
+                    p.outputs() == q.outputs()
+                        && (0..p.outputs()).all(|j| {
+                            let e = |l: &Affine| {
+                                l.row_entries(j)
+                                    .map(|(c, v)| (c, v.to_bits()))
+                                    .collect::<Vec<_>>()
+                            };
+                            e(p) == e(q)
+                        })
+                }
+            };
             p.to_origin().canonical() == q.to_origin().canonical()
-                && bits(p.weights()) == bits(q.weights())
+                && same_w
                 && bits(p.bias()) == bits(q.bias())
         })
 }
@@ -454,6 +667,57 @@ mod tests {
         // h = relu([1-2, 0.5+4-1]) = [0, 3.5]; y = [3.5+0.5, 3.5]
         assert_eq!(n.forward(&[1.0, 2.0]), vec![4.0, 3.5]);
         assert_eq!(n.predict(&[1.0, 2.0]), 0);
+    }
+
+    #[test]
+    fn sparse_storage_is_the_same_layer() {
+        let n = tiny();
+        let l = &n.layers()[0];
+        let s = l.to_sparse();
+        assert!(s.is_sparse() && !l.is_sparse());
+        assert_eq!(s.weights(), None);
+        assert_eq!(s.sparse_weights().unwrap().nnz(), 4);
+        assert_eq!(&s, l, "equality is entry by entry, whatever the storage");
+        for j in 0..2 {
+            assert_eq!(
+                s.row_entries(j).collect::<Vec<_>>(),
+                l.row_entries(j).collect::<Vec<_>>()
+            );
+            assert_eq!(s.row_dense(j), l.row_dense(j));
+        }
+        assert_eq!(s.apply(&[1.0, 2.0]), l.apply(&[1.0, 2.0]));
+        assert_eq!(s.params(), l.params());
+        // map_params keeps the storage and maps the parameters.
+        let m = s.map_params(|v| 2.0 * v).unwrap();
+        assert!(m.is_sparse());
+        assert_eq!(m, l.map_params(|v| 2.0 * v).unwrap());
+        // A zero entry is not stored; a changed entry makes the layers differ.
+        let z = Affine::new(0, 1, 3, vec![0.0, -1.5, 0.0], vec![1.0]).unwrap();
+        assert_eq!(
+            z.to_sparse().row_entries(0).collect::<Vec<_>>(),
+            [(1, -1.5)]
+        );
+        let other = Affine::new(0, 1, 3, vec![0.0, -1.0, 0.0], vec![1.0]).unwrap();
+        assert_ne!(z.to_sparse(), other.to_sparse());
+        let net = Network::new(vec![s, n.layers()[1].to_sparse()]).unwrap();
+        assert_eq!(net.forward(&[1.0, 2.0]), n.forward(&[1.0, 2.0]));
+        let sparse_net = n.with_layers(net.layers().to_vec()).unwrap();
+        assert!(same_structure(&sparse_net, &net));
+    }
+
+    #[test]
+    fn sparse_layers_keep_bad_values_out() {
+        let m = SparseMap::from_rows(2, vec![vec![(0, f64::INFINITY)]]).unwrap();
+        let o = Arc::new(tiny().layers()[0].to_origin());
+        assert!(matches!(
+            Affine::new_sparse(0, m, vec![0.0], o.clone()),
+            Err(ModelError::NonFinite { .. })
+        ));
+        let m = SparseMap::from_rows(2, vec![vec![(0, 1.0)]]).unwrap();
+        assert!(matches!(
+            Affine::new_sparse(0, m, vec![0.0, 1.0], o),
+            Err(ModelError::Shape { .. })
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use certquant_core::model::Affine;
 
-use super::{BoundStep, Rows, Substituted};
+use super::{Block, BoundStep, Rows, SparseRows, Substituted};
 use crate::arith::gamma;
 use crate::deeppoly::Side;
 
@@ -13,15 +13,46 @@ use crate::deeppoly::Side;
 #[derive(Debug, Clone, Copy)]
 pub struct AffineStep<'a> {
     layer: &'a Affine,
-    input_abs: &'a [f64],
+    v: &'a [f64],
+}
+
+/// `v_t = Σ_s |W_ts|·m_s` for every output `t` of `layer`, where `m_s = input_abs[s]` bounds
+/// `|v'_s|` over the box: the largest effect a coefficient error can have
+/// (docs/method.md, eq. (13)). Depends only on the layer and the bounds below it, so
+/// [`crate::deeppoly::DeepPoly`] computes it once per layer. A dense layer sums every entry
+/// in column order; a sparse one its non-zero entries in the same order (the skipped terms
+/// are zero).
+pub fn error_weights(layer: &Affine, input_abs: &[f64]) -> Vec<f64> {
+    debug_assert_eq!(input_abs.len(), layer.inputs());
+    let n_in = layer.inputs();
+    match layer.weights() {
+        Some(w) => (0..layer.outputs())
+            .map(|t| {
+                w[t * n_in..(t + 1) * n_in]
+                    .iter()
+                    .zip(input_abs)
+                    .map(|(wv, m)| wv.abs() * m)
+                    .sum::<f64>()
+            })
+            .collect(),
+        None => (0..layer.outputs())
+            .map(|t| {
+                layer
+                    .row_entries(t)
+                    .map(|(s, wv)| wv.abs() * input_abs[s])
+                    .sum::<f64>()
+            })
+            .collect(),
+    }
 }
 
 impl<'a> AffineStep<'a> {
-    /// The step through `layer`, whose inputs satisfy `|v'_s| ≤ input_abs[s]` over the box
-    /// (the bound turns coefficient rounding errors into an error of the constant).
-    pub fn new(layer: &'a Affine, input_abs: &'a [f64]) -> Self {
-        debug_assert_eq!(input_abs.len(), layer.inputs());
-        Self { layer, input_abs }
+    /// The step through `layer`, with `v = error_weights(layer, input_abs)` for bounds
+    /// `|v'_s| ≤ input_abs[s]` over the box (the bound turns coefficient rounding errors into
+    /// an error of the constant).
+    pub fn new(layer: &'a Affine, v: &'a [f64]) -> Self {
+        debug_assert_eq!(v.len(), layer.outputs());
+        Self { layer, v }
     }
 }
 
@@ -48,29 +79,23 @@ impl BoundStep for AffineStep<'_> {
     // * the constant, a sum of `width` products and `c`: `γ_width·mag`, with `mag` the sum of
     //   the magnitudes of its terms.
     // One `γ` for both, `γ_max(width, n_in)`, is an upper bound of each.
+    //
+    // A sparse layer accumulates `a_t·W_ts` over its non-zero entries only, in the same order
+    // over `t` (the skipped products are zero), with the same error formula.
     fn substitute(&self, rows: Rows, _side: Side) -> Substituted {
         let layer = self.layer;
         let width = rows.width;
         let n_in = layer.inputs();
         debug_assert_eq!(width, layer.outputs());
-        let w = layer.weights();
         let b = layer.bias();
-        // v = |W|·|v'|max: the largest effect a coefficient error can have.
-        let v: Vec<f64> = (0..width)
-            .map(|t| {
-                layer
-                    .row(t)
-                    .iter()
-                    .zip(self.input_abs)
-                    .map(|(wv, m)| wv.abs() * m)
-                    .sum::<f64>()
-            })
-            .collect();
+        let v = self.v;
         let g = gamma(width.max(n_in));
         let n_rows = rows.rows();
         let mut coeffs = vec![0.0; n_rows * n_in];
         let mut consts = rows.consts;
         let mut err = vec![0.0; n_rows];
+        let dense = layer.weights();
+        let sparse = layer.sparse_weights();
         for r in 0..n_rows {
             let row = &rows.coeffs[r * width..(r + 1) * width];
             let out = &mut coeffs[r * n_in..(r + 1) * n_in];
@@ -82,9 +107,16 @@ impl BoundStep for AffineStep<'_> {
                 if at == 0.0 {
                     continue;
                 }
-                let wrow = &w[t * n_in..(t + 1) * n_in];
-                for (o, &wv) in out.iter_mut().zip(wrow) {
-                    *o += at * wv;
+                if let Some(w) = dense {
+                    let wrow = &w[t * n_in..(t + 1) * n_in];
+                    for (o, &wv) in out.iter_mut().zip(wrow) {
+                        *o += at * wv;
+                    }
+                } else if let Some(m) = sparse {
+                    let (cols, vals) = m.row_slices(t);
+                    for (&s, &wv) in cols.iter().zip(vals) {
+                        out[s] += at * wv;
+                    }
                 }
                 let term = at * b[t];
                 cst += term;
@@ -98,6 +130,103 @@ impl BoundStep for AffineStep<'_> {
             rows: Rows::new(n_in, coeffs, consts),
             err,
         }
+    }
+
+    // The same sums over the rows' non-zero coefficients, in the same order over `t`: through
+    // a sparse layer each new coefficient is accumulated in a scratch row (starting at 0, as
+    // the dense output does) and the touched columns are kept, sorted; through a dense layer
+    // the output is dense.
+    fn substitute_sparse(&self, rows: SparseRows, _side: Side) -> (Block, Vec<f64>) {
+        let layer = self.layer;
+        let width = rows.width;
+        let n_in = layer.inputs();
+        debug_assert_eq!(width, layer.outputs());
+        let b = layer.bias();
+        let v = self.v;
+        let g = gamma(width.max(n_in));
+        let n_rows = rows.entries.len();
+        let mut consts = rows.consts;
+        let mut err = vec![0.0; n_rows];
+        // The constant and the error of row `r` (identical for both outputs).
+        let mut finish = |r: usize, e: &[(usize, f64)]| {
+            let mut cst = consts[r];
+            let mut mag = consts[r].abs();
+            let mut prop = 0.0;
+            for &(t, at) in e {
+                if at == 0.0 {
+                    continue;
+                }
+                let term = at * b[t];
+                cst += term;
+                mag += term.abs();
+                prop += at.abs() * v[t];
+            }
+            err[r] = g * (prop * (1.0 + 1e-6) + mag);
+            consts[r] = cst;
+        };
+        let block = match (layer.weights(), layer.sparse_weights()) {
+            (Some(w), _) => {
+                let mut coeffs = vec![0.0; n_rows * n_in];
+                for (r, e) in rows.entries.iter().enumerate() {
+                    let out = &mut coeffs[r * n_in..(r + 1) * n_in];
+                    for &(t, at) in e {
+                        if at == 0.0 {
+                            continue;
+                        }
+                        for (o, &wv) in out.iter_mut().zip(&w[t * n_in..(t + 1) * n_in]) {
+                            *o += at * wv;
+                        }
+                    }
+                    finish(r, e);
+                }
+                Block::Dense(Rows {
+                    width: n_in,
+                    coeffs,
+                    consts: Vec::new(),
+                })
+            }
+            (None, Some(m)) => {
+                let mut acc = vec![0.0; n_in];
+                let mut mark = vec![false; n_in];
+                let mut touched: Vec<usize> = Vec::new();
+                let mut entries = Vec::with_capacity(n_rows);
+                for (r, e) in rows.entries.iter().enumerate() {
+                    for &(t, at) in e {
+                        if at == 0.0 {
+                            continue;
+                        }
+                        let (cols, vals) = m.row_slices(t);
+                        for (&s, &wv) in cols.iter().zip(vals) {
+                            acc[s] += at * wv;
+                            if !mark[s] {
+                                mark[s] = true;
+                                touched.push(s);
+                            }
+                        }
+                    }
+                    touched.sort_unstable();
+                    let row: Vec<(usize, f64)> = touched.iter().map(|&s| (s, acc[s])).collect();
+                    for &s in &touched {
+                        acc[s] = 0.0;
+                        mark[s] = false;
+                    }
+                    touched.clear();
+                    entries.push(row);
+                    finish(r, e);
+                }
+                Block::Sparse(SparseRows {
+                    width: n_in,
+                    entries,
+                    consts: Vec::new(),
+                })
+            }
+            (None, None) => unreachable!("a layer is dense or sparse"),
+        };
+        let block = match block {
+            Block::Dense(r) => Block::Dense(Rows::new(n_in, r.coeffs, consts)),
+            Block::Sparse(r) => Block::Sparse(SparseRows { consts, ..r }),
+        };
+        (block, err)
     }
 }
 
@@ -115,7 +244,8 @@ mod tests {
         let l = layer();
         let m = [1.0, 2.0];
         let rows = Rows::new(2, vec![1.0, 0.0, 0.0, -2.0], vec![0.5, 0.0]);
-        let s = AffineStep::new(&l, &m).substitute(rows, Side::Lower);
+        let v = error_weights(&l, &m);
+        let s = AffineStep::new(&l, &v).substitute(rows, Side::Lower);
         assert_eq!(s.rows.width, 2);
         assert_eq!(&s.rows.coeffs[..2], &[0.1, -0.3]);
         assert_eq!(&s.rows.coeffs[2..], &[-1.4, -1.8]);
@@ -131,7 +261,8 @@ mod tests {
         let m = [1.0, 1.0];
         let a = vec![0.3, -1.7];
         let rows = Rows::new(2, a.clone(), vec![0.1]);
-        let step = AffineStep::new(&l, &m);
+        let v = error_weights(&l, &m);
+        let step = AffineStep::new(&l, &v);
         let lower = step
             .substitute(rows.clone(), Side::Lower)
             .settle(Side::Lower);

@@ -65,6 +65,70 @@ impl Rows {
     }
 }
 
+/// Linear expressions like [`Rows`], each row kept as its non-zero coefficients
+/// `(column, value)` by increasing column: the rows of a wide sparse layer (a max-pooling
+/// tournament level has two to four non-zeros per row over tens of thousands of neurons)
+/// stay sparse through the sparse layers below it. A step computes exactly the same
+/// floating-point operations on them, in the same order, as on the dense form (a dense step
+/// skips zero coefficients), so the bounds are identical.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRows {
+    /// Number of variables each row ranges over.
+    pub width: usize,
+    /// Per row, its non-zero coefficients by increasing column.
+    pub entries: Vec<Vec<(usize, f64)>>,
+    /// One constant per row.
+    pub consts: Vec<f64>,
+}
+
+impl SparseRows {
+    /// The same rows, dense.
+    pub fn to_dense(&self) -> Rows {
+        let mut coeffs = vec![0.0; self.entries.len() * self.width];
+        for (r, e) in self.entries.iter().enumerate() {
+            for &(c, v) in e {
+                coeffs[r * self.width + c] = v;
+            }
+        }
+        Rows::new(self.width, coeffs, self.consts.clone())
+    }
+}
+
+/// A row block in either form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// Dense coefficients.
+    Dense(Rows),
+    /// Non-zero coefficients only.
+    Sparse(SparseRows),
+}
+
+impl Block {
+    /// Number of variables each row ranges over.
+    pub fn width(&self) -> usize {
+        match self {
+            Block::Dense(r) => r.width,
+            Block::Sparse(r) => r.width,
+        }
+    }
+
+    /// The constants, for [`settle`].
+    pub fn consts_mut(&mut self) -> &mut Vec<f64> {
+        match self {
+            Block::Dense(r) => &mut r.consts,
+            Block::Sparse(r) => &mut r.consts,
+        }
+    }
+
+    /// The block as dense rows.
+    pub fn into_dense(self) -> Rows {
+        match self {
+            Block::Dense(r) => r,
+            Block::Sparse(r) => r.to_dense(),
+        }
+    }
+}
+
 /// What a [`BoundStep`] returns: the substituted rows, whose constants do not yet account for
 /// the step's rounding, and per row the error bound `err_r ≥ 0` that must still be moved into
 /// the constant (see the module documentation).
@@ -100,6 +164,14 @@ pub trait BoundStep {
     /// Substitutes the operator (or its relaxation) into `rows`, which bound on `side`;
     /// returns the rows over the operator's input and the error bound of each row.
     fn substitute(&self, rows: Rows, side: Side) -> Substituted;
+
+    /// [`BoundStep::substitute`] on sparse rows, with the same floating-point operations in
+    /// the same order; the result may be dense (e.g. after a dense affine layer). The default
+    /// densifies the rows first.
+    fn substitute_sparse(&self, rows: SparseRows, side: Side) -> (Block, Vec<f64>) {
+        let s = self.substitute(rows.to_dense(), side);
+        (Block::Dense(s.rows), s.err)
+    }
 }
 
 /// `consts[r] ∓ err[r]` with directed rounding, for each `r` both slices have: lower bounds

@@ -1,7 +1,7 @@
 //! The ReLU step: rows over the post-activations `z = max(y, 0)` of a hidden layer become rows
 //! over its pre-activations `y`, through the DeepPoly relaxation of each neuron.
 
-use super::{BoundStep, Rows, Substituted};
+use super::{Block, BoundStep, Rows, SparseRows, Substituted};
 use crate::arith::{UNIT_ROUNDOFF, gamma};
 use crate::deeppoly::Side;
 
@@ -118,43 +118,77 @@ impl BoundStep for ReluStep<'_> {
     // * the constant is a sum of at most `width` products and `c`: `γ_width·mag`, with `mag`
     //   the sum of the magnitudes of its terms.
     fn substitute(&self, mut rows: Rows, side: Side) -> Substituted {
-        let rx = self.relax;
         let width = rows.width;
-        debug_assert_eq!(width, rx.width());
+        debug_assert_eq!(width, self.relax.width());
         let mut err = vec![0.0; rows.rows()];
         for r in 0..rows.rows() {
             let row = &mut rows.coeffs[r * width..(r + 1) * width];
-            let c = rows.consts[r];
-            let mut cst = c;
-            let mut mag = c.abs();
-            let mut coef_err = 0.0;
-            for t in 0..width {
-                let at = row[t];
-                if at == 0.0 {
-                    continue;
-                }
-                let use_lower = (at >= 0.0) == (side == Side::Lower);
-                let (slope, icpt) = if use_lower {
-                    (rx.ls[t], 0.0)
-                } else {
-                    (rx.us[t], rx.ui[t])
-                };
-                let na = at * slope;
-                if slope != 0.0 && slope != 1.0 {
-                    coef_err += na.abs() * rx.pre_abs[t];
-                }
-                if icpt != 0.0 {
-                    let term = at * icpt;
-                    cst += term;
-                    mag += term.abs();
-                }
-                row[t] = na;
-            }
-            // Σ|a·s − fl(a·s)|·|y| ≤ u·Σ|fl(a·s)|·(1+u)·|y|; constant sum: γ_n·mag.
-            err[r] = coef_err * UNIT_ROUNDOFF * (1.0 + 2.0 * UNIT_ROUNDOFF) + gamma(width) * mag;
+            let (cst, e) = self.row(row.iter_mut().enumerate(), rows.consts[r], width, side);
+            err[r] = e;
             rows.consts[r] = cst;
         }
         Substituted { rows, err }
+    }
+
+    // The same per-row computation over the non-zero coefficients only (in column order, as
+    // the dense loop visits them).
+    fn substitute_sparse(&self, mut rows: SparseRows, side: Side) -> (Block, Vec<f64>) {
+        let width = rows.width;
+        debug_assert_eq!(width, self.relax.width());
+        let mut err = vec![0.0; rows.entries.len()];
+        for (r, e) in rows.entries.iter_mut().enumerate() {
+            let (cst, er) = self.row(
+                e.iter_mut().map(|(c, v)| (*c, v)),
+                rows.consts[r],
+                width,
+                side,
+            );
+            err[r] = er;
+            rows.consts[r] = cst;
+        }
+        (Block::Sparse(rows), err)
+    }
+}
+
+impl ReluStep<'_> {
+    /// One row: replaces each coefficient `a_t` by `fl(a_t·s_t)` in place and returns the new
+    /// constant and the row's error bound (see `substitute`).
+    fn row<'r>(
+        &self,
+        row: impl Iterator<Item = (usize, &'r mut f64)>,
+        c: f64,
+        width: usize,
+        side: Side,
+    ) -> (f64, f64) {
+        let rx = self.relax;
+        let mut cst = c;
+        let mut mag = c.abs();
+        let mut coef_err = 0.0;
+        for (t, a) in row {
+            let at = *a;
+            if at == 0.0 {
+                continue;
+            }
+            let use_lower = (at >= 0.0) == (side == Side::Lower);
+            let (slope, icpt) = if use_lower {
+                (rx.ls[t], 0.0)
+            } else {
+                (rx.us[t], rx.ui[t])
+            };
+            let na = at * slope;
+            if slope != 0.0 && slope != 1.0 {
+                coef_err += na.abs() * rx.pre_abs[t];
+            }
+            if icpt != 0.0 {
+                let term = at * icpt;
+                cst += term;
+                mag += term.abs();
+            }
+            *a = na;
+        }
+        // Σ|a·s − fl(a·s)|·|y| ≤ u·Σ|fl(a·s)|·(1+u)·|y|; constant sum: γ_n·mag.
+        let err = coef_err * UNIT_ROUNDOFF * (1.0 + 2.0 * UNIT_ROUNDOFF) + gamma(width) * mag;
+        (cst, err)
     }
 }
 

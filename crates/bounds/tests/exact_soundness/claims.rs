@@ -37,7 +37,7 @@ impl ExactNet {
             .iter()
             .map(|l| {
                 let w = (0..l.outputs())
-                    .map(|j| l.row(j).iter().map(|&v| rat(v)).collect())
+                    .map(|j| l.row_dense(j).iter().map(|&v| rat(v)).collect())
                     .collect();
                 (w, l.bias().iter().map(|&v| rat(v)).collect())
             })
@@ -53,7 +53,8 @@ impl ExactNet {
         for (k, l) in net.layers().iter().enumerate() {
             let y: Vec<BigRational> = (0..l.outputs())
                 .map(|j| {
-                    let s: BigRational = l.row(j).iter().zip(&z).map(|(&w, v)| q(w) * v).sum();
+                    let s: BigRational =
+                        l.row_dense(j).iter().zip(&z).map(|(&w, v)| q(w) * v).sum();
                     s + q(l.bias()[j])
                 })
                 .collect();

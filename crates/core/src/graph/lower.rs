@@ -50,6 +50,32 @@ pub struct Frame {
     pub input_dims: Vec<usize>,
 }
 
+/// How a lowered layer's matrix is stored: dense, or in compressed rows when the dense form
+/// would be large and almost empty (a convolution over a large image, a max-pooling
+/// tournament level: a few non-zeros per row over tens of thousands of columns).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoweredWeights {
+    /// Row-major `outputs × inputs`.
+    Dense(Vec<f64>),
+    /// Compressed rows.
+    Sparse(SparseMap),
+}
+
+/// A lowered matrix with more entries than this is kept sparse when its density is below
+/// [`SPARSE_MAX_DENSITY`] (2^20 f64 values = 8 MiB dense; every small test network and
+/// every MLP stays dense).
+pub const SPARSE_MIN_ENTRIES: usize = 1 << 20;
+
+/// Largest fraction of non-zero entries of a matrix that is kept sparse (see
+/// [`SPARSE_MIN_ENTRIES`]).
+pub const SPARSE_MAX_DENSITY: f64 = 0.05;
+
+/// Whether the lowering keeps `m` sparse: many entries, few of them non-zero.
+fn keep_sparse(m: &SparseMap) -> bool {
+    let entries = m.rows().saturating_mul(m.cols());
+    entries > SPARSE_MIN_ENTRIES && (m.nnz() as f64) < SPARSE_MAX_DENSITY * entries as f64
+}
+
 impl LayerOrigin {
     /// The weighted operator's parameters: weights (row-major as stored) and bias; none for
     /// a max-pooling stage.
@@ -113,8 +139,10 @@ impl LayerOrigin {
         }
     }
 
-    /// The layer as `(outputs, inputs, W, b)`, `W` dense row-major, formed exactly.
-    pub fn lower(&self) -> Result<(usize, usize, Vec<f64>, Vec<f64>), GraphError> {
+    /// The layer as `(outputs, inputs, W, b)`, formed exactly; `W` is kept sparse when it is
+    /// large and almost empty ([`SPARSE_MIN_ENTRIES`], [`SPARSE_MAX_DENSITY`]), else dense
+    /// row-major.
+    pub fn lower(&self) -> Result<(usize, usize, LoweredWeights, Vec<f64>), GraphError> {
         let (w_op, b_op, name) = match &self.op {
             Node::Dense(d) => (d.to_sparse(), d.b.clone(), "Gemm"),
             Node::Conv(c) => (c.to_sparse(), c.lowered_bias(), "Conv"),
@@ -136,7 +164,12 @@ impl LayerOrigin {
         let q = fixed_map(&self.post)?;
         if let (None, None, Node::Dense(d)) = (&p, &q, &self.op) {
             // Layout changes only: the weights themselves, bit for bit (signed zeros kept).
-            return Ok((d.outputs(), d.inputs(), d.w.clone(), d.b.clone()));
+            return Ok((
+                d.outputs(),
+                d.inputs(),
+                LoweredWeights::Dense(d.w.clone()),
+                d.b.clone(),
+            ));
         }
         let mut m = w_op;
         if let Some(p) = p {
@@ -155,6 +188,9 @@ impl LayerOrigin {
                 .compose(&m)
                 .ok_or_else(|| inexact("the operators after it"))?;
         }
+        if keep_sparse(&m) {
+            return Ok((m.rows(), m.cols(), LoweredWeights::Sparse(m), b));
+        }
         let w = m.to_dense().ok_or_else(|| GraphError::Shape {
             node: name.into(),
             what: format!(
@@ -164,7 +200,7 @@ impl LayerOrigin {
                 super::MAX_ELEMENTS
             ),
         })?;
-        Ok((m.rows(), m.cols(), w, b))
+        Ok((m.rows(), m.cols(), LoweredWeights::Dense(w), b))
     }
 }
 

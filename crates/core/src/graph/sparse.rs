@@ -158,6 +158,13 @@ impl SparseMap {
         (self.row_ptr[r]..self.row_ptr[r + 1]).map(move |k| (self.col[k], self.val[k]))
     }
 
+    /// Row `r` as its column indices and values (sorted by column), borrowed: the
+    /// allocation-free form of [`SparseMap::row`] for hot loops.
+    pub fn row_slices(&self, r: usize) -> (&[usize], &[f64]) {
+        let (a, b) = (self.row_ptr[r], self.row_ptr[r + 1]);
+        (&self.col[a..b], &self.val[a..b])
+    }
+
     /// `M x` in plain f64.
     pub fn apply(&self, x: &[f64]) -> Vec<f64> {
         (0..self.rows)

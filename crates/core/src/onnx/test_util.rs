@@ -183,7 +183,7 @@ pub(super) fn layer(net: &Network, i: usize) -> (usize, usize, Vec<f64>, Vec<f64
     (
         l.inputs(),
         l.outputs(),
-        l.weights().to_vec(),
+        l.weights().expect("test networks are dense").to_vec(),
         l.bias().to_vec(),
     )
 }
@@ -191,7 +191,12 @@ pub(super) fn layer(net: &Network, i: usize) -> (usize, usize, Vec<f64>, Vec<f64
 pub(super) fn bits(net: &Network) -> Vec<u64> {
     net.layers()
         .iter()
-        .flat_map(|l| l.weights().iter().chain(l.bias()))
+        .flat_map(|l| {
+            l.weights()
+                .expect("test networks are dense")
+                .iter()
+                .chain(l.bias())
+        })
         .map(|v| v.to_bits())
         .collect()
 }

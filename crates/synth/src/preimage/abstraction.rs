@@ -122,7 +122,7 @@ impl LayerCtx<'_> {
             slope: 0.0,
             hinges: Vec::new(),
         };
-        for (j, &a) in row.wz.iter().enumerate() {
+        for &(j, a) in &row.wz {
             let (l, u) = (ylo[j], yhi[j]);
             if a > 0.0 {
                 if u <= 0.0 {

@@ -79,8 +79,11 @@ pub(super) struct Escape {
 /// One row `wz·z + wx·x ≥ rhs` of an escape condition.
 #[derive(Debug, Clone)]
 pub(super) struct EscapeRow {
-    /// Coefficients of the post-activations `z`.
-    pub(super) wz: Vec<f64>,
+    /// Coefficients `(j, a_j)` of the post-activations `z`, by increasing `j`: every entry
+    /// of a dense layer's row (zeros included, so the MILP rows are those of a dense
+    /// encoding), only the non-zero ones of a sparse layer's (docs/method.md, eq. (1b): a
+    /// tournament row has two or four).
+    pub(super) wz: Vec<(usize, f64)>,
     /// Coefficients of the input `x` (the next template's DeepPoly function), if any.
     pub(super) wx: Option<Vec<f64>>,
     /// Right-hand side.
@@ -122,11 +125,12 @@ pub(super) fn escape_conditions(
     let nl = &net.layers()[k + 1];
     let mut v = Vec::new();
     if k + 2 == net.depth() {
-        let row_diff = |a: usize, b: usize| -> Vec<f64> {
-            nl.row(a)
+        let row_diff = |a: usize, b: usize| -> Vec<(usize, f64)> {
+            nl.row_dense(a)
                 .iter()
-                .zip(nl.row(b))
+                .zip(nl.row_dense(b).iter())
                 .map(|(x, y)| x - y)
+                .enumerate()
                 .collect()
         };
         match spec {
@@ -163,6 +167,17 @@ pub(super) fn escape_conditions(
         }
     } else if let Some(p) = next {
         let nb = dp.layer(k + 1);
+        let row = |m: usize, sign: f64| -> Vec<(usize, f64)> {
+            match nl.weights() {
+                Some(_) => nl
+                    .row_dense(m)
+                    .iter()
+                    .map(|&c| sign * c)
+                    .enumerate()
+                    .collect(),
+                None => nl.row_entries(m).map(|(j, c)| (j, sign * c)).collect(),
+            }
+        };
         for m in 0..nl.outputs() {
             if !p.lower_checked[m] {
                 // A neuron whose whole next template lies at or below 0 escapes only by
@@ -170,7 +185,7 @@ pub(super) fn escape_conditions(
                 // 0 as the template's points (the authors' code uses the same upper bound 0).
                 v.push(Escape {
                     rows: vec![EscapeRow {
-                        wz: nl.row(m).to_vec(),
+                        wz: row(m, 1.0),
                         wx: None,
                         rhs: -nl.bias()[m],
                     }],
@@ -183,7 +198,7 @@ pub(super) fn escape_conditions(
             let neg_upper: Vec<f64> = nb.upper.coeffs(m).iter().map(|c| -c).collect();
             v.push(Escape {
                 rows: vec![EscapeRow {
-                    wz: nl.row(m).to_vec(),
+                    wz: row(m, 1.0),
                     wx: Some(neg_upper),
                     rhs: nb.upper.constant(m) + p.beta[m] * p.chi - nl.bias()[m],
                 }],
@@ -193,7 +208,7 @@ pub(super) fn escape_conditions(
             // below: W_m z + b_m ≤ f^≤_m(x) − α_m χ'
             v.push(Escape {
                 rows: vec![EscapeRow {
-                    wz: nl.row(m).iter().map(|c| -c).collect(),
+                    wz: row(m, -1.0),
                     wx: Some(nb.lower.coeffs(m).to_vec()),
                     rhs: nl.bias()[m] - nb.lower.constant(m) + p.alpha[m] * p.chi,
                 }],
@@ -295,11 +310,10 @@ pub(super) struct BaseModel {
 impl BaseModel {
     /// The terms of `wz·z + wx·x` (always-inactive neurons dropped).
     pub(super) fn terms(&self, row: &EscapeRow) -> Vec<(Var, f64)> {
-        let mut t: Vec<(Var, f64)> = self
-            .z
+        let mut t: Vec<(Var, f64)> = row
+            .wz
             .iter()
-            .zip(&row.wz)
-            .filter_map(|(z, &c)| z.map(|v| (v, c)))
+            .filter_map(|&(j, c)| self.z[j].map(|v| (v, c)))
             .collect();
         if let Some(wx) = &row.wx {
             t.extend(self.x.iter().zip(wx).map(|(&v, &c)| (v, c)));
@@ -310,9 +324,9 @@ impl BaseModel {
     /// Interval lower bound of `wz·z + wx·x − rhs` (for the escape binaries' big-M).
     pub(super) fn row_min(&self, row: &EscapeRow, bx_lo: &[f64], bx_hi: &[f64]) -> f64 {
         let mut s = -row.rhs;
-        for ((z, &c), &h) in self.z.iter().zip(&row.wz).zip(&self.zhi) {
-            if z.is_some() && c < 0.0 {
-                s += c * h;
+        for &(j, c) in &row.wz {
+            if self.z[j].is_some() && c < 0.0 {
+                s += c * self.zhi[j];
             }
         }
         if let Some(wx) = &row.wx {
@@ -452,7 +466,7 @@ mod tests {
                     })
                     .collect();
                 for r in escapes.iter().flat_map(|e| &e.rows) {
-                    let mut v = r.wz.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>() - r.rhs;
+                    let mut v = r.wz.iter().map(|&(j, a)| a * z[j]).sum::<f64>() - r.rhs;
                     if let Some(wx) = &r.wx {
                         v += wx.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>();
                     }

@@ -50,7 +50,7 @@ impl LayerCtx<'_> {
         let dim = self.dp.input().dim();
         let mut coef = row.wx.clone().unwrap_or_else(|| vec![0.0; dim]);
         let mut cst = -row.rhs;
-        for (j, &a) in row.wz.iter().enumerate() {
+        for &(j, a) in &row.wz {
             if a == 0.0 {
                 continue;
             }
@@ -125,8 +125,8 @@ impl LayerCtx<'_> {
         // direction per neuron: sum of the rows' coefficients
         let mut c = vec![0.0; n];
         for r in &e.rows {
-            for (cj, w) in c.iter_mut().zip(&r.wz) {
-                *cj += w;
+            for &(j, w) in &r.wz {
+                c[j] += w;
             }
         }
         let mut z = vec![0.0; n];
@@ -159,7 +159,7 @@ impl LayerCtx<'_> {
         }
         let mut worst = f64::INFINITY;
         for r in &e.rows {
-            let mut v: f64 = r.wz.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>() - r.rhs;
+            let mut v: f64 = r.wz.iter().map(|&(j, a)| a * z[j]).sum::<f64>() - r.rhs;
             if let Some(wx) = &r.wx {
                 v += wx.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
                 if want_grad {
@@ -178,8 +178,8 @@ impl LayerCtx<'_> {
         let lb = self.dp.layer(self.k);
         let mut c = vec![0.0; self.n()];
         for r in &e.rows {
-            for (cj, w) in c.iter_mut().zip(&r.wz) {
-                *cj += w;
+            for &(j, w) in &r.wz {
+                c[j] += w;
             }
         }
         (0..self.n())

@@ -80,6 +80,14 @@ pub enum PreimageError {
     /// Bounds needed by the template were not computed.
     #[error("DeepPoly bounds for layer {0} are missing")]
     MissingBounds(usize),
+    /// The MILP engines encode the next layer's rows of every hidden layer, one variable per
+    /// neuron; a hidden layer followed by a layer kept sparse (a max-pooling tournament over
+    /// a convolution: tens of thousands of neurons) is out of their reach.
+    /// `--preimage abstract` handles it.
+    #[error(
+        "hidden layer {0} feeds a wide sparse layer (a lowered max-pooling tournament or convolution); the MILP preimage engines (fast, paper) are out of reach there: use --preimage abstract"
+    )]
+    SparseLayer(usize),
     /// Given `χ` values (see [`preimages_from_chi`]) do not fit the network.
     #[error("given χ values: {0}")]
     GivenChi(String),
@@ -217,6 +225,11 @@ pub fn compute_preimages(
     let d = net.depth();
     if dp.computed_layers() + 1 < d {
         return Err(PreimageError::MissingBounds(dp.computed_layers()));
+    }
+    if opts.engine != Engine::Abstract
+        && let Some(k) = (0..d.saturating_sub(1)).find(|&k| net.layers()[k + 1].is_sparse())
+    {
+        return Err(PreimageError::SparseLayer(k));
     }
     let mut out: Vec<Preimage> = Vec::new();
     for k in (0..d.saturating_sub(1)).rev() {
