@@ -264,6 +264,7 @@ fn a_joint_not_target_proof_is_certified_and_rechecked() {
             file: None,
         },
         strategy: strategy.0.clone(),
+        semantics: Default::default(),
         chi: vec![],
         verifier: "test".into(),
         properties: props,

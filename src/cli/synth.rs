@@ -334,6 +334,7 @@ pub fn write_outputs(
             file: Some(qnn_path.display().to_string()),
         },
         strategy: strategy.0.clone(),
+        semantics: Default::default(),
         chi,
         verifier: if properties.iter().any(|p| p.multipliers.is_some()) {
             "deeppoly (certquant::bounds, outward-rounded f64) + LP multipliers".to_string()

@@ -350,6 +350,7 @@ mod tests {
                 file: None,
             },
             strategy,
+            semantics: Default::default(),
             chi: vec![],
             verifier: "test".into(),
             properties: vec![CertifiedProperty {

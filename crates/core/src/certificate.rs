@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::quant::QuantConfig;
+use crate::semantics::Semantics;
 use crate::spec::{InputBox, OutputSpec, Trigger};
 
 /// The format tag written into every certificate.
@@ -122,6 +123,11 @@ pub struct Certificate {
     pub qnn: ModelRef,
     /// ⟨Q, F⟩ per affine layer, input side first.
     pub strategy: Vec<QuantConfig>,
+    /// The arithmetic the properties are proven for: real-valued activations (the paper's,
+    /// omitted from the file) or integer-only inference with the activation formats and the
+    /// accumulator width (docs/method.md §17).
+    #[serde(default, skip_serializing_if = "Semantics::is_real")]
+    pub semantics: Semantics,
     /// The preimage `χ` per hidden layer, per property (informative: synthesis guidance).
     pub chi: Vec<Vec<f64>>,
     /// The verifier whose proof the certificate reports.
@@ -208,6 +214,7 @@ mod tests {
                 file: Some("q.onnx".into()),
             },
             strategy: vec![QuantConfig::new(6, 3).unwrap()],
+            semantics: Semantics::Real,
             chi: vec![vec![0.25]],
             verifier: "deeppoly".into(),
             properties: vec![CertifiedProperty {

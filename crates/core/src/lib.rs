@@ -2,7 +2,7 @@
 //!
 //! The untrusted-input side of certquant, shared by the synthesis and by the independent
 //! checker: the network IR ([`model`]), ONNX import and export ([`onnx`]), IDX/NPY data sets
-//! ([`data`]), properties and input boxes ([`spec`]), the fixed-point format type ([`quant`])
+//! ([`data`]), properties and input boxes ([`spec`]), the fixed-point format type ([`quant`]), the integer-only program ([`semantics`])
 //! and the certificate format ([`certificate`]).
 //!
 //! Nothing here proves anything: bounds live in `certquant-bounds`, the checker's own proofs
@@ -17,6 +17,7 @@ pub mod graph;
 pub mod model;
 pub mod onnx;
 pub mod quant;
+pub mod semantics;
 pub mod shared;
 pub mod spec;
 pub mod vnnlib;
