@@ -114,9 +114,35 @@ pub fn find_counterexample(
     prop: &Property,
     opts: &AttackOptions,
 ) -> Option<Vec<f64>> {
+    find_counterexample_of(net, prop, opts, &|x| net.forward(x))
+}
+
+/// [`find_counterexample`] on the integer program of `net` (docs/method.md §17, eq. (55)):
+/// points are judged by the exact integer logits — rounding, saturation and ties included —
+/// while the gradient steps follow the real-valued network `net` (the QNN the program runs).
+pub fn find_integer_counterexample(
+    net: &Network,
+    program: &crate::semantics::IntProgram,
+    prop: &Property,
+    opts: &AttackOptions,
+) -> Option<Vec<f64>> {
+    find_counterexample_of(net, prop, opts, &|x| match program.run(x) {
+        Ok(l) => program.logits_real(&l),
+        Err(_) => net.forward(x),
+    })
+}
+
+/// The attack with `logits` deciding whether a point violates the property (`net` guides the
+/// gradient steps only).
+fn find_counterexample_of(
+    net: &Network,
+    prop: &Property,
+    opts: &AttackOptions,
+    logits: &dyn Fn(&[f64]) -> Vec<f64>,
+) -> Option<Vec<f64>> {
     let bx = &prop.input;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let violates = |x: &[f64]| !prop.output.holds(&net.forward(x));
+    let violates = |x: &[f64]| !prop.output.holds(&logits(x));
     let random_point = |rng: &mut ChaCha8Rng| -> Vec<f64> {
         bx.lo()
             .iter()
@@ -147,7 +173,7 @@ pub fn find_counterexample(
         };
         let width: Vec<f64> = bx.lo().iter().zip(bx.hi()).map(|(l, h)| h - l).collect();
         for step in 0..opts.steps {
-            let (v, j) = violation(prop.output, &net.forward(&x));
+            let (v, j) = violation(prop.output, &logits(&x));
             if v >= 0.0 && violates(&x) {
                 return Some(x);
             }

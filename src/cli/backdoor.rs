@@ -298,6 +298,7 @@ pub fn run_backdoor(
                         delta: opts.sprt.delta,
                         chi_threshold: opts.chi_threshold,
                     }),
+                    semantics: Default::default(),
                 },
             )?;
             report.qnn_model = Some(q);

@@ -14,7 +14,7 @@ use certquant::synth::SynthStatus;
 
 use super::common::{LoadedModel, Outcome, accuracy, print_json};
 use super::synth::{RobustnessReport, Task, print_table, run_task};
-use super::{MethodArg, PreimageArg, SynthOpts, TemplateArg};
+use super::{MethodArg, PreimageArg, SemanticsArg, SynthOpts, TemplateArg};
 
 /// The embedded demo network (ONNX, Gemm/Relu form).
 pub const DEMO_MODEL: &[u8] = include_bytes!("../../assets/demo/fashion_mlp.onnx");
@@ -60,6 +60,9 @@ fn demo_opts(relaxed: bool) -> SynthOpts {
         guided_max_drop: 1.0,
         solver_param: Vec::new(),
         dump_mps: None,
+        semantics: SemanticsArg::Real,
+        acc_bits: 32,
+        act_max_frac: 16,
     }
 }
 

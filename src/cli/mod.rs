@@ -249,7 +249,9 @@ pub struct SynthOpts {
     #[arg(long, value_enum, default_value_t = MethodArg::Paper)]
     pub method: MethodArg,
     /// With `--method guided`: a guided choice (and the output layer after one) must keep the
-    /// accuracy on `--data` within this many percentage points of the float network's.
+    /// accuracy on `--data` within this many percentage points of the float network's. With
+    /// `--semantics integer` the activation formats keep this floor too (without `guided`:
+    /// within this many points of the weight-quantized network's accuracy).
     #[arg(long, default_value_t = 1.0)]
     pub guided_max_drop: f64,
     /// Pass a parameter to the MILP backend, `NAME=VALUE` (CBC: any of its command-line
@@ -261,6 +263,31 @@ pub struct SynthOpts {
     /// the exact instances).
     #[arg(long, value_name = "DIR")]
     pub dump_mps: Option<std::path::PathBuf>,
+    /// The arithmetic the certificate speaks of: `real` (the paper's: quantized weights,
+    /// real-valued activations) or `integer` (integer-only inference: the input and every
+    /// hidden activation rounded half to even onto an unsigned fixed-point format and
+    /// saturated, integer accumulators, shifts; docs/method.md §17). With `integer` the
+    /// activation formats are chosen after the weight bits.
+    #[arg(long, value_enum, default_value_t = SemanticsArg::Real)]
+    pub semantics: SemanticsArg,
+    /// With `--semantics integer`: accumulator width in bits; a strategy whose accumulators
+    /// could overflow on some input is refused (docs/method.md, eq. (57)).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(8..=64))]
+    pub acc_bits: u32,
+    /// With `--semantics integer`: the largest activation fractional width tried.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=40))]
+    pub act_max_frac: u32,
+}
+
+/// Which arithmetic a certificate speaks of (docs/method.md §17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SemanticsArg {
+    /// Quantized weights, real-valued activations (the paper's; Table 2).
+    #[default]
+    Real,
+    /// Integer-only inference with quantized activations.
+    Integer,
 }
 
 /// Checks the form of a `--solver-param` value.

@@ -6,14 +6,19 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
+use certquant::activations::{activation_search, integer_accuracy};
+use certquant::attack::{AttackOptions, find_integer_counterexample};
 use certquant::certificate::{CertifiedProperty, PropertySource};
+use certquant::floor::AccuracyFloor;
+use certquant::milp::cbc::Cbc;
 use certquant::quantize::QuantConfig;
 use certquant::search::{Objective, PropertyStatus, SearchOptions, search};
+use certquant::semantics::{ActFormat, IntProgram, Semantics};
 use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
 
 use super::common::{Outcome, accuracy, input, load_data, load_model, print_json, spinner};
-use super::synth::{Claim, write_outputs};
-use super::{ObjectiveArg, SynthOpts};
+use super::synth::{Claim, SoundnessBug, act_options, write_outputs};
+use super::{ObjectiveArg, SemanticsArg, SynthOpts};
 
 /// Arguments of the property-set mode.
 pub struct SetRequest<'a> {
@@ -61,6 +66,26 @@ struct SetReport {
     qnn_model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<String>,
+    /// `real` or `integer` (docs/method.md §17).
+    semantics: SemanticsArg,
+    /// With `--semantics integer`: activation formats, input first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    activations: Vec<ActFormat>,
+    /// With `--semantics integer`: activation buffer memory in KiB (Σ Q^a_k · n_k).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation_kib: Option<f64>,
+    /// With `--semantics integer`: the largest accumulator magnitude over all inputs (eq. (57)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_accumulator: Option<i128>,
+    /// With `--semantics integer`: seconds of the activation search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation_seconds: Option<f64>,
+    /// With `--semantics integer`: why no activation formats were found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    integer_failure: Option<String>,
+    /// With `--attack` (integer semantics): whether any certified property was broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attack_counterexample: Option<bool>,
 }
 
 /// Runs the property-set search.
@@ -164,7 +189,70 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
         seconds: out.seconds,
         qnn_model: None,
         certificate: None,
+        semantics: r.opts.semantics,
+        activations: Vec::new(),
+        activation_kib: None,
+        max_accumulator: None,
+        activation_seconds: None,
+        integer_failure: None,
+        attack_counterexample: None,
     };
+    let mut out = out;
+    let mut semantics = Semantics::Real;
+    if r.opts.semantics == SemanticsArg::Integer
+        && let (Some(s), Some(q)) = (out.strategy.clone(), out.qnn.clone())
+    {
+        let q = &q;
+        // Activation formats for every certified property, under the same accuracy floor
+        // (docs/method.md §17).
+        let certified: Vec<usize> = (0..props.len())
+            .filter(|&i| out.status[i] == PropertyStatus::Certified)
+            .collect();
+        let chosen: Vec<&Property> = certified.iter().map(|&i| &props[i]).collect();
+        let floor = acc_ds.as_ref().map(|d| {
+            AccuracyFloor::new(&model.net, std::sync::Arc::new(d.clone()), r.max_acc_drop)
+        });
+        let acts = activation_search(q, &s, &chosen, floor.as_ref(), &Cbc, &act_options(r.opts))?;
+        report.activation_seconds = Some(acts.seconds);
+        report.deeppoly_calls += acts.deeppoly_calls;
+        report.activations = acts.layers.iter().filter_map(|l| l.format).collect();
+        match acts.semantics {
+            Some(sem) => {
+                let program = IntProgram::new(q, &s.0, &sem)?;
+                for (&i, p) in certified.iter().zip(&acts.proofs) {
+                    out.qnn_margins[i] = Some(p.margin);
+                }
+                for row in &mut report.properties {
+                    if let Some(i) = r.ids.iter().position(|&id| id == row.id) {
+                        row.qnn_margin = out.qnn_margins[i];
+                    }
+                }
+                report.activation_kib = Some(sem.activation_bits(q) as f64 / 8.0 / 1024.0);
+                report.max_accumulator = Some(program.max_accumulator_bound());
+                report.qnn_accuracy = acc_ds.as_ref().map(|d| integer_accuracy(&program, d));
+                if r.opts.attack {
+                    let broken = chosen.iter().any(|p| {
+                        find_integer_counterexample(q, &program, p, &AttackOptions::default())
+                            .is_some()
+                    });
+                    report.attack_counterexample = Some(broken);
+                    if broken {
+                        return Err(SoundnessBug(
+                            "the attack found a counterexample to a certified integer-semantics result"
+                                .into(),
+                        )
+                        .into());
+                    }
+                }
+                semantics = Semantics::Integer(sem);
+            }
+            None => {
+                report.status = "unknown";
+                report.integer_failure = acts.failure;
+                out.strategy = None;
+            }
+        }
+    }
     if let (Some(dir), Some(s), Some(q)) = (r.out, &out.strategy, &out.qnn) {
         let certified: Vec<CertifiedProperty> = r
             .ids
@@ -196,6 +284,7 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
                 properties: certified,
                 chi: Vec::new(),
                 statistical: None,
+                semantics: semantics.clone(),
             },
         )?;
         report.qnn_model = Some(qp);
@@ -223,6 +312,21 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
             report.memory_kib.map_or("—".into(), |m| format!("{m:.1}")),
             float32_kib
         );
+        if !report.activations.is_empty() || report.integer_failure.is_some() {
+            let acts: Vec<String> = report
+                .activations
+                .iter()
+                .map(|a| format!("⟨{},{}⟩", a.total(), a.frac()))
+                .collect();
+            println!(
+                "  integer semantics: activations {}  buffers {} KiB  {}",
+                acts.join(" "),
+                report
+                    .activation_kib
+                    .map_or("—".into(), |m| format!("{m:.2}")),
+                report.integer_failure.as_deref().unwrap_or("")
+            );
+        }
         if let (Some(f), Some(q)) = (report.float_accuracy, report.qnn_accuracy) {
             println!(
                 "  accuracy: float {:.2}%, QNN {:.2}% (floor {:.2}%)",

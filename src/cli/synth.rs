@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use certquant::attack::{AttackOptions, find_counterexample};
+use certquant::activations::{ActOptions, activation_search, integer_accuracy};
+use certquant::attack::{AttackOptions, find_counterexample, find_integer_counterexample};
 use certquant::certificate::{
     Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, Statistical, sha256_hex,
 };
@@ -15,13 +16,14 @@ use certquant::milp::cbc::Cbc;
 use certquant::onnx;
 use certquant::preimage::{ChiSource, Engine, TemplateKind};
 use certquant::quantize::QuantConfig;
+use certquant::semantics::{ActFormat, IntProgram, Semantics};
 use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
 use certquant::synth::{Method, SynthOptions, SynthOutcome, SynthStatus, synthesize};
 
 use super::common::{
     LoadedModel, Outcome, accuracy, input, load_data, load_model, print_json, spinner,
 };
-use super::{MethodArg, PreimageArg, SynthOpts, TemplateArg};
+use super::{MethodArg, PreimageArg, SemanticsArg, SynthOpts, TemplateArg};
 
 /// One robustness task by file names: what `certquant synth robustness` and a bench worker
 /// run (through [`run_request`]).
@@ -108,6 +110,19 @@ pub struct RobustnessReport {
     /// With an output directory: the certificate written (when certified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The arithmetic of the certificate (`real` unless `--semantics integer`).
+    #[serde(default)]
+    pub semantics: SemanticsArg,
+    /// With `--semantics integer`: the activation formats, input first (complete iff certified).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activations: Vec<ActFormat>,
+    /// With `--semantics integer`: seconds of the activation search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_seconds: Option<f64>,
+    /// With `--semantics integer`: why no activation formats were found although the weight
+    /// strategy was certified under the real semantics (the status is then `unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integer_failure: Option<String>,
 }
 
 /// Library options from the CLI vocabulary.
@@ -144,6 +159,15 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
         dump_mps: o.dump_mps.clone(),
     };
     s
+}
+
+/// The activation search's options from the CLI vocabulary.
+pub fn act_options(o: &SynthOpts) -> ActOptions {
+    ActOptions {
+        min_frac: 0,
+        max_frac: o.act_max_frac,
+        acc_bits: o.acc_bits,
+    }
 }
 
 /// One robustness task on an already loaded model and data set.
@@ -217,10 +241,59 @@ pub fn run_task(
         attack_counterexample: None,
         qnn_model: None,
         certificate: None,
+        semantics: opts.semantics,
+        activations: Vec::new(),
+        activation_seconds: None,
+        integer_failure: None,
     };
+    // Under the integer semantics, the weight strategy is followed by the activation formats;
+    // the certificate then rests on the proof of the integer network (docs/method.md §17).
+    let mut semantics = Semantics::Real;
+    let mut program = None;
+    if opts.semantics == SemanticsArg::Integer
+        && let (Some(qnn), Some(strategy)) = (&outcome.qnn, &outcome.strategy)
+    {
+        // The activation formats keep an accuracy floor on --data (without one, the input
+        // would round to one bit): the guided method's (float − --guided-max-drop), else
+        // the weight-quantized network's accuracy − --guided-max-drop.
+        let floor = match &sopts.accuracy_floor {
+            Some(f) => f.clone(),
+            None => {
+                AccuracyFloor::new(qnn, std::sync::Arc::new(t.ds.clone()), opts.guided_max_drop)
+            }
+        };
+        let acts = activation_search(
+            qnn,
+            strategy,
+            &[&prop],
+            Some(&floor),
+            &Cbc,
+            &act_options(opts),
+        )?;
+        report.activation_seconds = Some(acts.seconds);
+        report.activations = acts.layers.iter().filter_map(|l| l.format).collect();
+        match acts.semantics {
+            Some(sem) => {
+                report.qnn_margin = acts.proofs.first().map(|p| p.margin);
+                program = Some(IntProgram::new(qnn, &strategy.0, &sem)?);
+                semantics = Semantics::Integer(sem);
+            }
+            None => {
+                report.status = SynthStatus::Unknown;
+                report.qnn_margin = None;
+                report.integer_failure = acts.failure;
+            }
+        }
+    }
+    let certified = report.status == SynthStatus::Certified;
     if opts.attack {
-        report.attack_counterexample = attack_target(&t.model.net, &outcome, &sopts)
-            .map(|q| find_counterexample(&q, &prop, &AttackOptions::default()).is_some());
+        report.attack_counterexample = match &program {
+            Some(p) => outcome.qnn.as_ref().map(|q| {
+                find_integer_counterexample(q, p, &prop, &AttackOptions::default()).is_some()
+            }),
+            None => attack_target(&t.model.net, &outcome, &sopts)
+                .map(|q| find_counterexample(&q, &prop, &AttackOptions::default()).is_some()),
+        };
         if report.status == SynthStatus::Certified && report.attack_counterexample == Some(true) {
             return Err(SoundnessBug(format!(
                 "the attack found a counterexample to a certified result (id {}, eps {})",
@@ -229,9 +302,12 @@ pub fn run_task(
             .into());
         }
     }
-    if let (Some(qnn), Some(strategy)) = (&outcome.qnn, &outcome.strategy) {
+    if let (Some(qnn), Some(strategy), true) = (&outcome.qnn, &outcome.strategy, certified) {
         if with_accuracy {
-            report.qnn_accuracy = Some(accuracy(qnn, t.ds, None)?.0);
+            report.qnn_accuracy = Some(match &program {
+                Some(p) => integer_accuracy(p, t.ds),
+                None => accuracy(qnn, t.ds, None)?.0,
+            });
         }
         if let Some(dir) = out {
             let props = vec![CertifiedProperty {
@@ -258,6 +334,7 @@ pub fn run_task(
                     properties: props,
                     chi: vec![report.chi.clone()],
                     statistical: None,
+                    semantics: semantics.clone(),
                 },
             )?;
             report.qnn_model = Some(q);
@@ -300,6 +377,8 @@ pub struct Claim {
     pub properties: Vec<CertifiedProperty>,
     pub chi: Vec<Vec<f64>>,
     pub statistical: Option<Statistical>,
+    /// The arithmetic the properties were proven for (docs/method.md §17).
+    pub semantics: Semantics,
 }
 
 /// Writes `qnn.onnx` and `certificate.json` into `dir`; returns their paths.
@@ -315,6 +394,7 @@ pub fn write_outputs(
         properties,
         chi,
         statistical,
+        semantics,
     } = claim;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output directory {}", dir.display()))?;
@@ -334,7 +414,7 @@ pub fn write_outputs(
             file: Some(qnn_path.display().to_string()),
         },
         strategy: strategy.0.clone(),
-        semantics: Default::default(),
+        semantics,
         chi,
         verifier: if properties.iter().any(|p| p.multipliers.is_some()) {
             "deeppoly (certquant::bounds, outward-rounded f64) + LP multipliers".to_string()

@@ -27,6 +27,7 @@ use super::ops::affine::{AffineStep, error_weights};
 use super::ops::relu::{Relaxation, ReluStep};
 use super::ops::{Block, BoundStep, Rows, SparseRows, settle};
 use certquant_core::model::Network;
+use certquant_core::semantics::{ActFormat, Semantics};
 use certquant_core::spec::{InputBox, OutputSpec};
 
 /// Why bounds could not be computed.
@@ -51,6 +52,9 @@ pub enum BoundsError {
     /// The network's input map (normalisation) sends the box outside the finite floats.
     #[error("the input normalisation maps the input region to an invalid box: {0}")]
     InputMap(String),
+    /// The integer semantics does not fit the network (docs/method.md §17).
+    #[error("integer semantics: {0}")]
+    Semantics(String),
 }
 
 /// Which side of a quantity a linear function bounds.
@@ -171,15 +175,57 @@ impl<'a> DeepPoly<'a> {
         input: &'a InputBox,
         layers: usize,
     ) -> Result<Self, BoundsError> {
-        Self::run_blocked(net, input, layers, ROW_BLOCK)
+        Self::run_blocked(net, input, layers, ROW_BLOCK, &[])
     }
 
-    /// [`DeepPoly::run_upto`] with rows processed in blocks of at most `block` coefficients.
+    /// DeepPoly on the network under `sem`: [`DeepPoly::run`] for [`Semantics::Real`], the
+    /// integer network N̂_{S,A} of eq. (55) (every activation rounded and saturated, relaxed
+    /// by eq. (58)) for [`Semantics::Integer`]. The logits are exact rationals in both, so
+    /// the output proofs ([`crate::prove_property`]) apply unchanged; robustness needs a margin
+    /// `> 0`, which also excludes ties of integer logits.
+    pub fn run_semantics(
+        net: &'a Network,
+        input: &'a InputBox,
+        sem: &Semantics,
+    ) -> Result<Self, BoundsError> {
+        match sem {
+            Semantics::Real => Self::run(net, input),
+            Semantics::Integer(s) => {
+                if s.acts.len() != net.depth() {
+                    return Err(BoundsError::Semantics(format!(
+                        "{} activation formats for {} affine layers",
+                        s.acts.len(),
+                        net.depth()
+                    )));
+                }
+                let acts: Vec<Option<ActFormat>> = s.acts.iter().copied().map(Some).collect();
+                Self::run_with_acts(net, input, net.depth(), &acts)
+            }
+        }
+    }
+
+    /// DeepPoly on the first `layers` affine layers with the activation formats `acts`:
+    /// `acts[0]` quantizes the input, `acts[k]` the output of hidden layer `k − 1` (the input
+    /// of layer `k`); `None`, or an index past the slice, keeps that activation real (eq. (1)).
+    /// The forward search of `--semantics integer` judges a partly quantized network with it
+    /// (docs/method.md, eqs. (55), (58)). A quantized input needs a network without an input
+    /// map: the input box becomes `[r(lo), r(hi)]` (exact; `r` is monotone).
+    pub fn run_with_acts(
+        net: &'a Network,
+        input: &'a InputBox,
+        layers: usize,
+        acts: &[Option<ActFormat>],
+    ) -> Result<Self, BoundsError> {
+        Self::run_blocked(net, input, layers, ROW_BLOCK, acts)
+    }
+
+    /// [`DeepPoly::run_with_acts`] with rows processed in blocks of at most `block` coefficients.
     fn run_blocked(
         net: &'a Network,
         input: &'a InputBox,
         layers: usize,
         block: usize,
+        acts: &[Option<ActFormat>],
     ) -> Result<Self, BoundsError> {
         if input.dim() != net.input_dim() {
             return Err(BoundsError::Dimension {
@@ -188,8 +234,19 @@ impl<'a> DeepPoly<'a> {
             });
         }
         // Soundness: the bounds are over layer 0's input, so the raw box is mapped first
-        // (SOUNDNESS.md, "input map"); without a map this is the box itself.
-        let input = if net.input_map().is_some() {
+        // (SOUNDNESS.md, "input map"); without a map this is the box itself. Under the integer
+        // semantics the input is rounded onto A_0 instead (eq. (55)).
+        let input = if let Some(Some(a0)) = acts.first() {
+            if net.input_map().is_some() {
+                return Err(BoundsError::Semantics(
+                    "the network has an input normalisation, which would run in floating point"
+                        .into(),
+                ));
+            }
+            let lo = input.lo().iter().map(|&v| a0.quantize(v)).collect();
+            let hi = input.hi().iter().map(|&v| a0.quantize(v)).collect();
+            InputBox::new(lo, hi).map_err(|e| BoundsError::Semantics(e.to_string()))?
+        } else if net.input_map().is_some() {
             let (lo, hi) = net.map_input_box(input.lo(), input.hi());
             InputBox::new(lo, hi).map_err(|e| BoundsError::InputMap(e.to_string()))?
         } else {
@@ -262,7 +319,10 @@ impl<'a> DeepPoly<'a> {
                 hi.extend(ch);
             }
             if k + 1 < net.depth() {
-                dp.relax.push(Relaxation::new(&lo, &hi));
+                dp.relax.push(match acts.get(k + 1) {
+                    Some(Some(fmt)) => Relaxation::quantized(&lo, &hi, *fmt),
+                    _ => Relaxation::new(&lo, &hi),
+                });
             }
             dp.layers.push(LayerBounds {
                 lower,
@@ -807,9 +867,9 @@ mod tests {
                 reference
             );
             for block in [1, 7, 20] {
-                let d = DeepPoly::run_blocked(&dense, &bx, dense.depth(), block).unwrap();
+                let d = DeepPoly::run_blocked(&dense, &bx, dense.depth(), block, &[]).unwrap();
                 assert_eq!(all_numbers(&d), reference, "block {block}");
-                let s = DeepPoly::run_blocked(&sparse, &bx, sparse.depth(), block).unwrap();
+                let s = DeepPoly::run_blocked(&sparse, &bx, sparse.depth(), block, &[]).unwrap();
                 assert_eq!(all_numbers(&s), reference, "sparse, block {block}");
             }
             assert_sound(&sparse, &bx, &mut rng, 20);

@@ -43,7 +43,9 @@ pub enum SemanticsError {
     #[error("invalid accumulator width {0}: must be in 8..=64")]
     AccBits(u32),
     /// One activation format per affine layer input is needed.
-    #[error("integer semantics has {got} activation formats, the network needs {expected} (its input and every hidden layer's output)")]
+    #[error(
+        "integer semantics has {got} activation formats, the network needs {expected} (its input and every hidden layer's output)"
+    )]
     Length {
         /// Affine layers of the network.
         expected: usize,
@@ -59,10 +61,14 @@ pub enum SemanticsError {
         got: usize,
     },
     /// The network maps its input before layer 1 (eq. (1c)); that map would run in floating point.
-    #[error("integer semantics: the network has an input normalisation (Sub/Div before the first layer); fold it into the first layer or use --semantics real")]
+    #[error(
+        "integer semantics: the network has an input normalisation (Sub/Div before the first layer); fold it into the first layer or use --semantics real"
+    )]
     InputMap,
     /// A weight or bias of the QNN is not on its layer's grid.
-    #[error("integer semantics: layer {layer} has a {what} {value} that is not a code of ⟨Q={total}, F={frac}⟩ (only weights on the layer's own grid run as integers; folded pooling is not supported)")]
+    #[error(
+        "integer semantics: layer {layer} has a {what} {value} that is not a code of ⟨Q={total}, F={frac}⟩ (only weights on the layer's own grid run as integers; folded pooling is not supported)"
+    )]
     OffGrid {
         /// Affine layer, from 0.
         layer: usize,
@@ -76,7 +82,9 @@ pub enum SemanticsError {
         frac: u32,
     },
     /// Eq. (57) fails: an accumulator could overflow on some input.
-    #[error("integer semantics: layer {layer}, row {row}: accumulator bound {bound} exceeds the {acc_bits}-bit range (eq. (57)); use fewer activation bits or a wider accumulator")]
+    #[error(
+        "integer semantics: layer {layer}, row {row}: accumulator bound {bound} exceeds the {acc_bits}-bit range (eq. (57)); use fewer activation bits or a wider accumulator"
+    )]
     Overflow {
         /// Affine layer, from 0.
         layer: usize,
@@ -606,7 +614,10 @@ mod tests {
         let l0 = Affine::new(0, 2, 2, vec![0.75, -0.5, 0.25, 1.0], vec![0.25, -0.25]).unwrap();
         let l1 = Affine::new(1, 2, 2, vec![1.0, -0.5, 0.5, 0.5], vec![0.0, 0.5]).unwrap();
         let net = Network::new(vec![l0, l1]).unwrap();
-        let s = vec![QuantConfig::new(4, 2).unwrap(), QuantConfig::new(3, 1).unwrap()];
+        let s = vec![
+            QuantConfig::new(4, 2).unwrap(),
+            QuantConfig::new(3, 1).unwrap(),
+        ];
         (net, s)
     }
 

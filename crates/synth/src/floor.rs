@@ -53,7 +53,19 @@ impl AccuracyFloor {
 
     /// Whether `net` misclassifies at most the allowed number of images.
     pub fn admits(&self, net: &Network) -> bool {
-        errors(net, &self.data, self.max_errors) <= self.max_errors
+        self.admits_by(|x| Some(net.predict(x)))
+    }
+
+    /// Whether a classifier misclassifies at most the allowed number of images; `None` (e.g.
+    /// a tie of integer logits, eq. (55)) counts as a misclassification. For networks run
+    /// under another semantics than eq. (1) (`crate::activations`).
+    pub fn admits_by(&self, predict: impl Fn(&[f64]) -> Option<usize> + Sync) -> bool {
+        errors_by(&predict, &self.data, self.max_errors) <= self.max_errors
+    }
+
+    /// The labelled images (for reporting accuracies under another semantics).
+    pub fn data(&self) -> &Dataset {
+        &self.data
     }
 }
 
@@ -64,6 +76,15 @@ fn labelled(data: &Dataset) -> usize {
 /// Misclassified labelled images of `data`, counted exactly up to `stop`; once the count is
 /// above `stop` the rest is skipped (the result is then some number above `stop`).
 fn errors(net: &Network, data: &Dataset, stop: usize) -> usize {
+    errors_by(&|x: &[f64]| Some(net.predict(x)), data, stop)
+}
+
+/// [`errors`] for any classifier (`None` = wrong).
+fn errors_by(
+    predict: &(impl Fn(&[f64]) -> Option<usize> + Sync),
+    data: &Dataset,
+    stop: usize,
+) -> usize {
     let wrong = AtomicUsize::new(0);
     let starts: Vec<usize> = (0..data.len()).step_by(CHUNK).collect();
     starts.par_iter().for_each(|&s| {
@@ -72,7 +93,7 @@ fn errors(net: &Network, data: &Dataset, stop: usize) -> usize {
         }
         let e = (s..(s + CHUNK).min(data.len()))
             .filter(|&i| match (data.image(i), data.label(i)) {
-                (Some(x), Some(y)) => net.predict(x) != y,
+                (Some(x), Some(y)) => predict(x) != Some(y),
                 _ => false,
             })
             .count();

@@ -12,6 +12,7 @@
 // Index loops mirror the paper's subscripts in the numeric code.
 #![allow(clippy::needless_range_loop)]
 
+pub mod activations;
 pub mod algorithm1;
 pub mod backdoor;
 pub mod floor;

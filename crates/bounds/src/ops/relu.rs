@@ -1,18 +1,23 @@
 //! The ReLU step: rows over the post-activations `z = max(y, 0)` of a hidden layer become rows
 //! over its pre-activations `y`, through the DeepPoly relaxation of each neuron.
 
+use certquant_core::semantics::ActFormat;
+
 use super::{Block, BoundStep, Rows, SparseRows, Substituted};
 use crate::arith::{UNIT_ROUNDOFF, gamma};
 use crate::deeppoly::Side;
 
-/// The ReLU relaxation of one hidden layer: `z ≥ ls·y` and `z ≤ us·y + ui` per neuron, exact
-/// over the reals for the stored floats on the neuron's pre-activation range `[l, u]`, plus
-/// the magnitudes the rounding-error terms of the neighbouring steps need.
+/// The relaxation of one hidden layer's activation: `z ≥ ls·y + li` and `z ≤ us·y + ui` per
+/// neuron, exact over the reals for the stored floats on the neuron's pre-activation range
+/// `[l, u]`, plus the magnitudes the rounding-error terms of the neighbouring steps need.
+/// `z = max(y, 0)` under the real semantics ([`Relaxation::new`], `li = 0`), `z = r(y)` of an
+/// activation format under the integer semantics ([`Relaxation::quantized`]).
 ///
-/// (docs/method.md, eqs. (7), (12))
+/// (docs/method.md, eqs. (7), (12), (58))
 #[derive(Debug, Clone)]
 pub struct Relaxation {
     ls: Vec<f64>,
+    li: Vec<f64>,
     us: Vec<f64>,
     ui: Vec<f64>,
     /// `max |y|` over the box (for rounding-error terms of the ReLU substitution).
@@ -41,6 +46,7 @@ impl Relaxation {
         let n = lo.len();
         let mut r = Relaxation {
             ls: vec![0.0; n],
+            li: vec![0.0; n],
             us: vec![0.0; n],
             ui: vec![0.0; n],
             pre_abs: vec![0.0; n],
@@ -62,6 +68,93 @@ impl Relaxation {
                 r.us[j] = mu;
                 // −μl > 0 rounded up: the line μy + ui passes above (l, 0) and (u, u).
                 r.ui[j] = (-mu * l).next_up();
+            }
+        }
+        r
+    }
+
+    /// The relaxation of `z = r(y)`, the activation rounded half to even onto the unsigned
+    /// format `fmt` and saturated at `M` (docs/method.md, eqs. (54), (58)), on `lo ≤ y ≤ hi`.
+    //
+    // With `h(y) = clamp(y, 0, M)` and `δ = 2^−(F+1)`: `h − δ ≤ r ≤ h + δ` and `0 ≤ r ≤ M`
+    // (`r(y) = h(y)` for `y ≤ 0` and `y ≥ M`; between, rounding to the nearest grid point moves
+    // by at most `δ`). Per neuron, with `r` monotone:
+    // * `r(u) = 0` (so `u ≤ δ`): `z = 0` exactly;
+    // * `r(l) = M`: `z = M` exactly (`ls = us = 0`, `li = ui = M`);
+    // * `u ≤ M` (no saturation on the range): the ReLU lines of `new`, lower minus `δ` unless it
+    //   is the constant 0 (`z ≥ 0` holds), upper plus `δ`;
+    // * `0 ≤ l < M < u`: `h` is concave there. Lower: the chord from `(l, l)` to `(u, M)`,
+    //   slope `s* = (M − l)/(u − l)`; with `ls = fl(s*)` any float, the intercept
+    //   `li ≤ min(l − ls·l, M − ls·u) − δ` (each product rounded up before the subtraction,
+    //   which is rounded down) puts the stored line below `h − δ` at both ends, hence on the
+    //   range. Upper: `z ≤ y + δ` (`h ≤ y` for `y ≥ 0`) if `u − M < M − l`, else `z ≤ M`
+    //   (saturation; no `δ` needed);
+    // * `l < 0 < M < u`: lower `λy − δ` with `λ = fl↓(M/u) ≤ M/u` if `u > −l` (below `h − δ` at
+    //   `l`, `0` and `u`, `h` concave on `[0, u]` and 0 left of 0), else `z ≥ 0`. Upper: the
+    //   line through `(l, 0)` and `(M, M)`, slope `μ* = M/(M − l) < 1`: `μ ≥ μ*` (three ulps up,
+    //   capped at 1), `ui ≥ −μl + δ` rounded up; it lies above `h` at `l` and `M`, so on
+    //   `[l, M]` (h convex there), and it rises above `M` beyond.
+    /// (docs/method.md, eq. (58))
+    pub fn quantized(lo: &[f64], hi: &[f64], fmt: ActFormat) -> Self {
+        let n = lo.len();
+        let m = fmt.max_value();
+        let delta = fmt.half_step();
+        let mut r = Relaxation {
+            ls: vec![0.0; n],
+            li: vec![0.0; n],
+            us: vec![0.0; n],
+            ui: vec![0.0; n],
+            pre_abs: vec![0.0; n],
+            post_abs: vec![0.0; n],
+        };
+        for j in 0..n {
+            let (l, u) = (lo[j], hi[j]);
+            r.pre_abs[j] = l.abs().max(u.abs());
+            // r(u) ≥ z: exact (r is monotone and computed exactly).
+            r.post_abs[j] = fmt.quantize(u);
+            if fmt.code(u) == 0 {
+                continue; // z = 0
+            }
+            if fmt.code(l) == fmt.max_code() {
+                r.li[j] = m;
+                r.ui[j] = m;
+                continue; // z = M
+            }
+            if u <= m {
+                if l >= 0.0 {
+                    r.ls[j] = 1.0;
+                    r.li[j] = (-delta).next_down();
+                    r.us[j] = 1.0;
+                    r.ui[j] = delta.next_up();
+                } else {
+                    if u > -l {
+                        r.ls[j] = 1.0;
+                        r.li[j] = (-delta).next_down();
+                    }
+                    let mu = (u / (u - l)).next_up().next_up().next_up().min(1.0);
+                    r.us[j] = mu;
+                    r.ui[j] = ((-mu * l).next_up() + delta).next_up();
+                }
+            } else if l >= 0.0 {
+                let s = (m - l) / (u - l);
+                let at_l = (l - (s * l).next_up()).next_down();
+                let at_u = (m - (s * u).next_up()).next_down();
+                r.ls[j] = s;
+                r.li[j] = (at_l.min(at_u) - delta).next_down();
+                if u - m < m - l {
+                    r.us[j] = 1.0;
+                    r.ui[j] = delta.next_up();
+                } else {
+                    r.ui[j] = m;
+                }
+            } else {
+                if u > -l {
+                    r.ls[j] = (m / u).next_down().max(0.0);
+                    r.li[j] = (-delta).next_down();
+                }
+                let mu = (m / (m - l)).next_up().next_up().next_up().min(1.0);
+                r.us[j] = mu;
+                r.ui[j] = ((-mu * l).next_up() + delta).next_up();
             }
         }
         r
@@ -171,7 +264,7 @@ impl ReluStep<'_> {
             }
             let use_lower = (at >= 0.0) == (side == Side::Lower);
             let (slope, icpt) = if use_lower {
-                (rx.ls[t], 0.0)
+                (rx.ls[t], rx.li[t])
             } else {
                 (rx.us[t], rx.ui[t])
             };
