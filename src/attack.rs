@@ -62,9 +62,20 @@ fn violation(spec: OutputSpec, y: &[f64]) -> (f64, usize) {
     }
 }
 
-/// Gradient with respect to the raw input `x` of `y[a] − y[b]`: through the layers, then
-/// through the network's input map (normalisation), so the step is taken in raw pixels.
+/// Gradient with respect to the raw input `x` of `y[a] − y[b]` ([`gradient_along`] with
+/// the direction `e_a − e_b`).
 fn gradient(net: &Network, x: &[f64], a: usize, b: usize) -> Vec<f64> {
+    let mut dir = vec![0.0; net.output_dim()];
+    dir[a] += 1.0;
+    dir[b] -= 1.0;
+    gradient_along(net, x, &dir)
+}
+
+/// Gradient with respect to the raw input `x` of `dir · y(x)` (a linear function of the
+/// logits): through the layers, then through the network's input map (normalisation,
+/// docs/method.md eq. (1d)), so a step is taken in raw inputs. The attack follows logit
+/// differences; falsification of VNN-LIB constraints follows their coefficient vectors.
+pub fn gradient_along(net: &Network, x: &[f64], dir: &[f64]) -> Vec<f64> {
     // forward, keeping activation masks
     let mut masks = Vec::with_capacity(net.depth());
     let mut v = net.map_input(x);
@@ -76,11 +87,8 @@ fn gradient(net: &Network, x: &[f64], a: usize, b: usize) -> Vec<f64> {
         }
     }
     // backward
-    let last = net.depth() - 1;
-    let mut g: Vec<f64> = vec![0.0; net.output_dim()];
-    g[a] += 1.0;
-    g[b] -= 1.0;
-    for i in (0..=last).rev() {
+    let mut g = dir.to_vec();
+    for i in (0..net.depth()).rev() {
         let l = &net.layers()[i];
         let mut gin = vec![0.0; l.inputs()];
         for (j, &gj) in g.iter().enumerate() {
@@ -237,6 +245,19 @@ mod tests {
         assert!(sparse.layers().iter().all(Affine::is_sparse));
         assert_eq!(gradient(&sparse, &x, 0, 1), g);
         assert_eq!(sparse.forward(&x), net.forward(&x));
+        // Any direction (falsification follows a VNN-LIB constraint's coefficients).
+        let a = [0.7, -1.3];
+        let ga = gradient_along(&net, &x, &a);
+        let fa = |x: &[f64]| {
+            let y = net.forward(x);
+            a[0] * y[0] + a[1] * y[1]
+        };
+        for i in 0..2 {
+            let mut xp = x.to_vec();
+            xp[i] += 1e-6;
+            let fd = (fa(&xp) - fa(&x)) / 1e-6;
+            assert!((fd - ga[i]).abs() < 1e-4, "{fd} vs {}", ga[i]);
+        }
     }
 
     #[test]

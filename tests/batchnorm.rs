@@ -7,34 +7,17 @@
 //! so that `BN(W'x + b') = W x + b` up to rounding. certquant folds the normalisation back
 //! into the `Gemm` at import (docs/method.md §1a); the folded network is the one certified.
 
-use std::process::Command;
-
 use certquant::onnx::proto;
 use prost::Message;
-use serde_json::Value;
+
+mod common;
+use common::run_json as run;
 
 const GAMMA: f32 = 1.75;
 const BETA: f32 = 0.125;
 const MU: f32 = 0.0625;
 const VAR: f32 = 2.5;
 const EPS: f32 = 1e-5;
-
-fn run(args: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_certquant"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: exit {code}, stdout not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, v)
-}
 
 fn f32s(t: &proto::TensorProto) -> Vec<f32> {
     t.raw_data

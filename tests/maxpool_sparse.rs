@@ -4,14 +4,8 @@
 //! certifies a quantization, and the independent checker accepts the certificate — with no
 //! dense matrix of those sizes ever built. Skipped when `../shared` is absent.
 
-use std::process::Command;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_certquant"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+mod common;
+use common::{assert_success, check_dir, run};
 
 #[test]
 fn verivital_maxpool_verifies_synthesizes_and_checks() {
@@ -98,22 +92,8 @@ fn verivital_maxpool_verifies_synthesizes_and_checks() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let cert = dir.path().join("certificate.json");
+    assert_success(&check_dir(dir.path(), m));
     let qnn = dir.path().join("qnn.onnx");
-    let out = run(&[
-        "check",
-        "--certificate",
-        cert.to_str().unwrap(),
-        "--model",
-        m,
-        "--qnn",
-        qnn.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     // The QNN keeps the max pooling as one MaxPool.
     let g = certquant::onnx::import_graph(&qnn).expect("qnn imports");
     let ops: Vec<&str> = g.nodes().iter().map(|n| n.op_name()).collect();

@@ -8,37 +8,17 @@
 //! model file holds `Sub(m)`, `Div(s)`, then the original layers.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use certquant::graph::{Elementwise, ElementwiseKind, InputMap, Node};
 use certquant::model::{Affine, Network};
 use certquant::onnx;
 use serde_json::Value;
 
+mod common;
+use common::{run_json as run, s};
+
 const MEAN: f32 = 0.1307;
 const STD: f32 = 0.3081;
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// `certquant <args> --json`: exit code and the JSON object printed.
-fn run(args: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_certquant"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: exit {code}, stdout not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, v)
-}
 
 /// The normalised equivalent of `orig` (see the module documentation).
 fn normalise(orig: &Network) -> Network {

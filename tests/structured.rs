@@ -4,7 +4,6 @@
 //! convnet (skipped with a message when `../shared` is absent).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use certquant::bounds::DeepPoly;
 use certquant::onnx::import_bytes;
@@ -12,6 +11,9 @@ use certquant::spec::InputBox;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
+
+mod common;
+use common::{assert_success, check_dir, run};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -88,13 +90,6 @@ fn deeppoly_is_sound_on_every_structured_operator() {
     assert!(checked >= 15, "only {checked} fixtures lowered");
 }
 
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_certquant"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
 /// verivital's `Convnet_avgpool` (Conv, Relu, Pad, AveragePool, Flatten, Gemm): eval gives
 /// ONNX Runtime's accuracy, Algorithm 1 certifies a quantization at eps 1/255 whose
 /// certificate the checker accepts, and the QNN keeps the network's operators.
@@ -136,22 +131,8 @@ fn verivital_avgpool_end_to_end() {
         out.status.success() && stdout.contains("CERTIFIED"),
         "{stdout}"
     );
-    let cert = dir.path().join("certificate.json");
+    assert_success(&check_dir(dir.path(), m));
     let qnn = dir.path().join("qnn.onnx");
-    let out = run(&[
-        "check",
-        "--certificate",
-        cert.to_str().unwrap(),
-        "--model",
-        m,
-        "--qnn",
-        qnn.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     let g = certquant::onnx::import_graph(&qnn).expect("qnn imports");
     let ops: Vec<&str> = g.nodes().iter().map(|n| n.op_name()).collect();
     assert_eq!(

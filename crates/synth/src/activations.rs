@@ -1,4 +1,4 @@
-//! Activation bits for `--semantics integer` (docs/method.md §17, eqs. (54)–(58)): given a
+//! Activation bits for `--semantics integer` (docs/method.md §17, eqs. (54)–(58a)): given a
 //! weight strategy (Algorithm 1's, or the property-set search's), choose an unsigned format
 //! ⟨Q^a_k, F^a_k⟩ for the network's input and for every hidden layer's output, input side
 //! first, each the fewest fractional bits such that DeepPoly still proves every property on
