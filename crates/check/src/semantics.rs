@@ -179,8 +179,8 @@ pub fn weight_codes(
 /// `Σ_j |w_ij|·(2^{Q^a_{k−1}} − 1) + |β_i|·2^{F^a_{k−1}} ≤ 2^{b_acc−1} − 1`, in `i128`
 /// with checked arithmetic (an overflow of `i128` counts as exceeding the range). The sum of
 /// absolute values bounds every partial sum too, in any order. Returns one reason per layer
-/// (its first failing row), e.g. `layer 2 row 17: accumulator bound … exceeds the 16-bit
-/// range`.
+/// (its row with the largest bound, and how many rows exceed), e.g. `layer 2 row 17:
+/// accumulator bound … exceeds the 16-bit range`.
 pub fn check_overflow(
     qnn: &Network,
     strategy: &[(u32, u32)],
@@ -214,6 +214,9 @@ pub fn check_overflow(
             }
         };
         let max_code = (1i128 << q_a) - 1;
+        // `None` stands for a bound beyond i128 (then certainly beyond the range).
+        let mut worst: Option<(usize, Option<i128>)> = None;
+        let mut over = 0usize;
         for (i, (row, &b)) in rows.iter().zip(&bias).enumerate() {
             let bound = row
                 .iter()
@@ -222,18 +225,25 @@ pub fn check_overflow(
                     |acc, &(_, w)| Some(acc?.checked_add((w as i128).abs().checked_mul(max_code)?)),
                 )
                 .flatten();
-            let exceeds = match bound {
-                Some(s) => s > limit,
-                None => true,
-            };
-            if exceeds {
-                let shown = bound.map_or_else(|| "> 2^127".to_string(), |s| s.to_string());
-                reasons.push(format!(
-                    "layer {k} row {i}: accumulator bound {shown} (Σ|w|·(2^{q_a} − 1) + \
-                     |β|·2^{f_a}) exceeds the {acc_bits}-bit range (max {limit}; eq. (57))"
-                ));
-                break;
+            if bound.is_none_or(|s| s > limit) {
+                over += 1;
+                let larger = match worst {
+                    None => true,
+                    Some((_, w)) => w.is_some_and(|w| bound.is_none_or(|s| s > w)),
+                };
+                if larger {
+                    worst = Some((i, bound));
+                }
             }
+        }
+        if let Some((i, bound)) = worst {
+            let shown = bound.map_or_else(|| "> 2^127".to_string(), |s| s.to_string());
+            reasons.push(format!(
+                "layer {k} row {i}: accumulator bound {shown} (Σ|w|·(2^{q_a} − 1) + \
+                 |β|·2^{f_a}) exceeds the {acc_bits}-bit range (max {limit}; eq. (57)); \
+                 {over} of {} rows of the layer exceed it",
+                rows.len()
+            ));
         }
     }
     reasons
