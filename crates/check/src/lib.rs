@@ -161,7 +161,7 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 /// as the bytes they were parsed from). See the module documentation for what is checked.
 ///
 /// Never fails: every problem becomes a reason in the report. The checks are
-/// docs/method.md, eqs. (44), (45), (46), (47).
+/// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58).
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,

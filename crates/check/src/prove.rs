@@ -41,7 +41,7 @@
 //! each such neuron by eq. (58) ([`quantized`]); the substitution step is the same with two
 //! more relaxation kinds (a constant, and general interval-coefficient lines).
 
-mod quantized;
+pub mod quantized;
 
 use rayon::prelude::*;
 

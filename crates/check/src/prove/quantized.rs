@@ -30,7 +30,8 @@
 //! outward rounding and intersected with `[0, 1]` (every exact slope above lies in `[0, 1]`),
 //! and each intercept (`−μl + δ`, `l − σl − δ`, …) is enclosed with the outward-rounded
 //! interval operations of [`crate::interval`]. So the exact line of the table has its
-//! coefficients in the stored intervals — the invariant [`super::relu_step`] needs.
+//! coefficients in the stored intervals — the invariant the substitution step (`relu_step`)
+//! needs.
 
 use certquant_core::model::Network;
 use certquant_core::semantics::ActFormat;
