@@ -9,8 +9,12 @@ use certquant_core::certificate::{
 use certquant_core::graph::{Elementwise, ElementwiseKind, InputMap, Node};
 use certquant_core::model::Network;
 use certquant_core::quant::QuantConfig;
-use certquant_core::semantics::{ActFormat, IntProgram, IntegerSemantics, Semantics};
+use certquant_core::semantics::{
+    ActFormat, IntProgram, IntegerSemantics, Semantics, strict_argmax,
+};
 use certquant_core::spec::{InputBox, OutputSpec};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Raw pixels and label of a test image.
 type Image = (Vec<u8>, usize);
@@ -159,6 +163,30 @@ fn mp1_integer_certificate_and_its_tamperings() {
     let r = check(&s, &good);
     assert!(r.valid, "{:?}", r.reasons);
     assert!(r.properties.iter().all(|p| p.proven && p.margin > 0.0));
+    // Cross-check: the exact integer program (core's `IntProgram`, an independent reference)
+    // classifies sampled points of every box (ends and interior) strictly as the label.
+    let sem = IntegerSemantics::new(vec![fmt(A0), fmt(A1)], 32).unwrap();
+    let prog = IntProgram::new(&s.qnn, &s.strategy, &sem).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for prop in &good.properties {
+        let OutputSpec::Robust { label } = prop.output else {
+            unreachable!()
+        };
+        let (lo, hi) = (prop.input.lo(), prop.input.hi());
+        for _ in 0..300 {
+            let x: Vec<f64> = lo
+                .iter()
+                .zip(hi)
+                .map(|(&l, &h)| match rng.random_range(0..3) {
+                    0 => l,
+                    1 => h,
+                    _ => l + rng.random_range(0.0..=1.0) * (h - l),
+                })
+                .collect();
+            let logits = prog.run(&x).unwrap();
+            assert_eq!(strict_argmax(&logits), Some(label), "{logits:?}");
+        }
+    }
     // The same certificate round-trips through JSON with its semantics.
     let path = std::env::temp_dir().join(format!("cq-int-cert-{}.json", std::process::id()));
     good.write(&path).unwrap();
