@@ -20,6 +20,10 @@
 //!    only a hint: a wrong one fails the proof, it cannot fake one; docs/method.md,
 //!    eqs. (46), (47)).
 //!
+//! Under the integer semantics (docs/method.md §17) step 4 proves the integer program
+//! (eqs. (54)–(58)) and [`semantics`] first checks its formats, that there is no input map,
+//! and that no accumulator can overflow (eq. (57)), with its own integer arithmetic.
+//!
 //! The certificate is valid iff all four hold for every property. A statistical guarantee
 //! (backdoor-freeness by SPRT) cannot be re-derived from the certificate; its parameters are
 //! echoed in the report, and its per-property proofs are checked like any other.
@@ -50,6 +54,7 @@ pub mod lower;
 pub mod prove;
 pub mod quant;
 pub mod region;
+pub mod semantics;
 
 use serde::Serialize;
 use thiserror::Error;
@@ -156,7 +161,7 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 /// as the bytes they were parsed from). See the module documentation for what is checked.
 ///
 /// Never fails: every problem becomes a reason in the report. The checks are
-/// docs/method.md, eqs. (44), (45), (46), (47).
+/// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58).
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,
@@ -193,6 +198,12 @@ pub fn check_certificate(
     reasons.extend(lower::check_lowering(qnn));
     reasons.extend(input_map::compare_maps(original, qnn));
 
+    // 2b. The integer semantics: formats, no input map, eq. (57) (`None`: real semantics).
+    let formats = semantics::check_integer_semantics(cert, original, qnn);
+    if let Err(r) = &formats {
+        reasons.extend(r.iter().cloned());
+    }
+
     // 3 + 4. Statement and proof, per property.
     if cert.properties.is_empty() {
         reasons.push("the certificate has no properties".into());
@@ -204,7 +215,13 @@ pub fn check_certificate(
         local.extend(region::check_output(prop.output, qnn.output_dim()));
         let mut margin = f64::NAN;
         if local.is_empty() {
-            match prove::Prover::new(qnn, prop.input.lo(), prop.input.hi()) {
+            let (lo, hi) = (prop.input.lo(), prop.input.hi());
+            let prover = match &formats {
+                Ok(None) => prove::Prover::new(qnn, lo, hi),
+                Ok(Some(f)) => prove::Prover::with_formats(qnn, lo, hi, f),
+                Err(_) => Err("the integer semantics is rejected (see above)".into()),
+            };
+            match prover {
                 Ok(p) => {
                     margin = p.margin(prop.output);
                     if let (OutputSpec::NotTarget { target }, Some(lambda), false) =

@@ -34,6 +34,14 @@
 //!
 //! Nothing here uses `certquant-bounds`; only the network's weights and the box are read.
 //! The relaxation is docs/method.md, eq. (7); the interval version, eq. (46); margins, eq. (47).
+//!
+//! Under the integer semantics (docs/method.md §17) a hidden neuron's output is the rounded
+//! and saturated `r(y)` of eq. (54) instead of `max(y, 0)`: [`Prover::with_formats`] takes one
+//! optional activation format per layer input, quantizes the input box exactly, and relaxes
+//! each such neuron by eq. (58) ([`quantized`]); the substitution step is the same with two
+//! more relaxation kinds (a constant, and general interval-coefficient lines).
+
+pub mod quantized;
 
 use rayon::prelude::*;
 
@@ -41,6 +49,7 @@ use super::interval::{
     Interval, add_down, add_up, div_down, div_up, mul_down, mul_up, sub_down, sub_up,
 };
 use certquant_core::model::{Affine, Network};
+use certquant_core::semantics::ActFormat;
 use certquant_core::spec::OutputSpec;
 
 /// Which side of the target a bound is for.
@@ -53,9 +62,20 @@ pub enum Side {
 }
 
 /// The relaxation of one ReLU, fixed once its pre-activation bounds are known
-/// (docs/method.md, eqs. (7), (46)).
+/// (docs/method.md, eqs. (7), (46); under the integer semantics, eq. (58)).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Relu {
+    /// Integer semantics, `r(l) = r(u)`: the output is exactly this constant (`r` is
+    /// monotone).
+    Const(f64),
+    /// Integer semantics: `lower.slope·y + lower.icpt ≤ z ≤ upper.slope·y + upper.icpt` for
+    /// exact reals in the intervals (eq. (58), widened by the rounding error).
+    Linear {
+        /// The lower line.
+        lower: Line,
+        /// The upper line.
+        upper: Line,
+    },
     /// `u ≤ 0`: `z = 0`.
     Dead,
     /// `l ≥ 0`: `z = y`.
@@ -69,6 +89,14 @@ enum Relu {
         /// Enclosure of `−μ*·l`.
         icpt: Interval,
     },
+}
+
+/// A line `slope·y + icpt` with enclosed coefficients: some exact real line with
+/// coefficients in the intervals is a valid bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Line {
+    slope: Interval,
+    icpt: Interval,
 }
 
 impl Relu {
@@ -127,12 +155,15 @@ pub const ROW_BLOCK: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Prover<'a> {
     net: &'a Network,
-    /// The box over layer 0's input: the raw box mapped through the input map.
+    /// The box over layer 0's input: the raw box mapped through the input map (and rounded
+    /// onto the input format under the integer semantics).
     lo: Vec<f64>,
     hi: Vec<f64>,
     /// Concrete bounds `[l, u]` of the pre-activations of each hidden layer.
     bounds: Vec<Vec<Interval>>,
     relax: Vec<Vec<Relu>>,
+    /// The activation format of each layer input (`None`: real input / real ReLU).
+    formats: Vec<Option<ActFormat>>,
 }
 
 impl<'a> Prover<'a> {
@@ -141,6 +172,39 @@ impl<'a> Prover<'a> {
     ///
     /// Fails (with a reason) if the box does not fit the network or a bound overflowed.
     pub fn new(net: &'a Network, lo: &'a [f64], hi: &'a [f64]) -> Result<Self, String> {
+        Self::with_formats(net, lo, hi, &vec![None; net.depth()])
+    }
+
+    /// Like [`Prover::new`], for a semantics given per affine layer input: `formats[0]` for
+    /// the network's input, `formats[k]` for the output of hidden layer `k` (the input of
+    /// layer `k`). `None` is the real semantics there (the input as is, a real ReLU,
+    /// eq. (7)); `Some(A)` rounds onto `A` (eq. (54)): the box becomes
+    /// `[r_A(lo), r_A(hi)]` (exact, [`crate::semantics::act_value`]; `r` is monotone), and a
+    /// hidden neuron is relaxed by eq. (58). With every entry `None` this is exactly
+    /// [`Prover::new`] (same code path, bit-identical bounds).
+    ///
+    /// Fails (with a reason) also if `formats` does not have one entry per affine layer, or
+    /// the input is formatted and the network has an input map (which would run in floating
+    /// point; docs/method.md §17).
+    pub fn with_formats(
+        net: &'a Network,
+        lo: &'a [f64],
+        hi: &'a [f64],
+        formats: &[Option<ActFormat>],
+    ) -> Result<Self, String> {
+        Self::build(net, lo, hi, formats, Relu::quantized)
+    }
+
+    /// [`Prover::with_formats`] with the relaxation of formatted neurons as a parameter (tests
+    /// substitute a deliberately wrong one to show the soundness test catches it).
+    fn build(
+        net: &'a Network,
+        lo: &'a [f64],
+        hi: &'a [f64],
+        formats: &[Option<ActFormat>],
+        quantized: impl Fn(f64, f64, ActFormat) -> Option<Relu>,
+    ) -> Result<Self, String> {
+        quantized::check_formats(net, formats)?;
         if lo.len() != net.input_dim() || hi.len() != net.input_dim() {
             return Err(format!(
                 "the box has dimension {}, the network takes {} inputs",
@@ -156,7 +220,9 @@ impl<'a> Prover<'a> {
         }
         // Soundness: the raw box is mapped through the input normalisation with the
         // checker's own outward-rounded arithmetic before it meets layer 0.
-        let (lo, hi) = crate::input_map::map_box(net, lo, hi)?;
+        let (mut lo, mut hi) = crate::input_map::map_box(net, lo, hi)?;
+        // Soundness: under an input format, [r(lo), r(hi)] (exact; r is monotone).
+        quantized::round_input_box(net, formats[0], &mut lo, &mut hi)?;
         if lo.len() != net.layers()[0].inputs() {
             return Err(format!(
                 "the input map produces {} values, layer 0 takes {}",
@@ -170,6 +236,7 @@ impl<'a> Prover<'a> {
             hi,
             bounds: Vec::new(),
             relax: Vec::new(),
+            formats: formats.to_vec(),
         };
         let mut widest = 0;
         for k in 0..net.depth() - 1 {
@@ -194,7 +261,12 @@ impl<'a> Prover<'a> {
                     }
                     // Both enclose the true range, which is non-empty, so l ≤ u.
                     b.push(Interval::new(l, u));
-                    r.push(Relu::new(l, u));
+                    r.push(match formats[k + 1] {
+                        None => Relu::new(l, u),
+                        Some(a) => quantized(l, u, a).ok_or_else(|| {
+                            format!("layer {k} neuron {}: no relaxation", start + i)
+                        })?,
+                    });
                 }
             }
             p.bounds.push(b);
@@ -373,6 +445,21 @@ fn relu_step(rows: &mut Rows, relax: &[Relu], side: Side) {
                     continue;
                 }
                 match *r {
+                    Relu::Const(c) => {
+                        // a·z = a·c exactly: the constant's enclosure, no coefficient left.
+                        *cst = *cst + a.scale(c);
+                        *a = Interval::ZERO;
+                    }
+                    Relu::Linear { lower, upper } => {
+                        let (p, n) = (a.pos_part(), a.neg_part());
+                        // a z ≥ a⁺·lower(y) − a⁻·upper(y), a z ≤ a⁺·upper(y) − a⁻·lower(y)
+                        let (plus, minus) = match side {
+                            Side::Lower => (lower, upper),
+                            Side::Upper => (upper, lower),
+                        };
+                        *a = p * plus.slope - n * minus.slope;
+                        *cst = *cst + (p * plus.icpt - n * minus.icpt);
+                    }
                     Relu::Dead => *a = Interval::ZERO,
                     Relu::Active => {}
                     Relu::Unstable {
