@@ -44,6 +44,8 @@ struct CheckOutput<'a> {
     #[serde(flatten)]
     report: &'a CheckReport,
     certificate: String,
+    /// The arithmetic the certificate speaks of (docs/method.md §17).
+    semantics: &'a certquant::semantics::Semantics,
     model: String,
     qnn: String,
     seconds: f64,
@@ -107,6 +109,7 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
         print_json(&CheckOutput {
             report: &report,
             certificate: a.certificate.display().to_string(),
+            semantics: &cert.semantics,
             model: model.name.clone(),
             qnn: qnn.name.clone(),
             seconds,
@@ -120,6 +123,23 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
         );
         println!("  original {}", model.name);
         println!("  QNN      {}", qnn.name);
+        match &cert.semantics {
+            certquant::semantics::Semantics::Real => {
+                println!("  semantics real (quantized weights, real-valued activations)")
+            }
+            certquant::semantics::Semantics::Integer(s) => {
+                let acts: Vec<String> = s
+                    .acts
+                    .iter()
+                    .map(|a| format!("⟨{},{}⟩", a.total(), a.frac()))
+                    .collect();
+                println!(
+                    "  semantics integer-only: activations {}, {}-bit accumulators",
+                    acts.join(" "),
+                    s.acc_bits
+                );
+            }
+        }
         for p in &report.properties {
             println!(
                 "  property {}: {} (re-proven margin {:.6}, claimed {:.6})",
