@@ -29,7 +29,17 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as e:  # the optional Python extra
+    sys.stderr.write(f"error: {e}; install it with: python3 -m pip install numpy onnxruntime\n")
+    sys.exit(2)
+
+
+def die(msg):
+    """Prints `msg` on stderr and exits with code 2 (bad input or a failed step)."""
+    sys.stderr.write(msg.rstrip() + "\n")
+    sys.exit(2)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -41,7 +51,7 @@ def find_idx(data, stem):
         p = os.path.join(data, name)
         if os.path.isfile(p):
             return p
-    raise SystemExit(f"error: {data}: no {stem}[.gz]")
+    die(f"error: {data}: no {stem}[.gz]")
 
 
 def read_bytes(path):
@@ -53,7 +63,7 @@ def read_bytes(path):
 def read_labels(path):
     b = read_bytes(path)
     if int.from_bytes(b[0:4], "big") != 0x801:
-        raise SystemExit(f"error: {path}: not an IDX1 label file")
+        die(f"error: {path}: not an IDX1 label file")
     n = int.from_bytes(b[4:8], "big")
     return np.frombuffer(b, dtype=np.uint8, count=n, offset=8).astype(np.int64)
 
@@ -70,7 +80,7 @@ def run(cmd, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
-        raise SystemExit(f"error: {' '.join(map(str, cmd))} exited {r.returncode}")
+        die(f"error: {' '.join(map(str, cmd))} exited {r.returncode}")
     return r.stdout
 
 
@@ -98,7 +108,7 @@ def main():
         if a.acc_bits:
             src += ["--acc-bits", a.acc_bits]
     else:
-        raise SystemExit("error: give --certificate, or --weights and --acts")
+        die("error: give --certificate, or --weights and --acts")
     work = a.work or tempfile.mkdtemp(prefix="certquant-issue17-")
     os.makedirs(work, exist_ok=True)
     cq = a.certquant

@@ -10,8 +10,18 @@ tests/export_int.rs.
 import gzip
 import sys
 
-import numpy as np
-import onnxruntime as ort
+try:
+    import numpy as np
+    import onnxruntime as ort
+except ImportError as e:  # the optional Python extra
+    sys.stderr.write(f"error: {e}; install it with: python3 -m pip install numpy onnxruntime\n")
+    sys.exit(2)
+
+
+def die(msg):
+    """Prints `msg` on stderr and exits with code 2 (bad input or a failed step)."""
+    sys.stderr.write(msg.rstrip() + "\n")
+    sys.exit(2)
 
 
 def read_idx_images(path):
@@ -21,7 +31,7 @@ def read_idx_images(path):
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     if len(data) < 16 or int.from_bytes(data[0:4], "big") != 0x803:
-        raise SystemExit(f"{path}: not an IDX3 u8 image file")
+        die(f"{path}: not an IDX3 u8 image file")
     n, rows, cols = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
     pixels = np.frombuffer(data, dtype=np.uint8, count=n * rows * cols, offset=16)
     return pixels.reshape(n, rows * cols)
@@ -38,13 +48,13 @@ def run_model(model, images, batch=500):
     ]
     out = np.concatenate(outs, axis=0)
     if out.dtype != np.int64:
-        raise SystemExit(f"{model}: logits of type {out.dtype}, expected int64")
+        die(f"{model}: logits of type {out.dtype}, expected int64")
     return out
 
 
 def main():
     if len(sys.argv) != 4:
-        raise SystemExit(__doc__)
+        die(__doc__)
     logits = run_model(sys.argv[1], read_idx_images(sys.argv[2]))
     with open(sys.argv[3], "w") as f:
         for row in logits:

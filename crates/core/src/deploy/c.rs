@@ -293,7 +293,7 @@ pub fn export_c(
     for b in 0..buffers {
         let _ = writeln!(f, "    {buf_t} buf{b}[{buf_len}];");
     }
-    f.push_str("    int i, best, tie;\n");
+    f.push_str("    long i, best;\n    int tie;\n");
     let mut any_j = false;
     let mut layers_code = String::new();
     for (k, l) in program.layers.iter().enumerate() {
@@ -357,7 +357,7 @@ pub fn export_c(
     f.push_str(&layers_code);
     let _ = writeln!(
         f,
-        "    /* the unique largest logit, -1 on a tie (eq. (55)) */\n    best = 0;\n    tie = 0;\n    for (i = 1; i < {upper}_CLASSES; ++i) {{\n        if (logits[i] > logits[best]) {{\n            best = i;\n            tie = 0;\n        }} else if (logits[i] == logits[best]) {{\n            tie = 1;\n        }}\n    }}\n    return tie ? -1 : best;\n}}"
+        "    /* the unique largest logit, -1 on a tie (eq. (55)) */\n    best = 0;\n    tie = 0;\n    for (i = 1; i < {upper}_CLASSES; ++i) {{\n        if (logits[i] > logits[best]) {{\n            best = i;\n            tie = 0;\n        }} else if (logits[i] == logits[best]) {{\n            tie = 1;\n        }}\n    }}\n    return tie ? -1 : (int)best;\n}}"
     );
 
     let mut formats = String::new();

@@ -228,6 +228,42 @@ mod tests {
     }
 
     #[test]
+    fn plan_refuses_only_what_64_bit_code_cannot_write() {
+        use crate::model::{Affine, Network};
+        use crate::quant::QuantConfig;
+        use crate::semantics::{ActFormat, IntegerSemantics};
+        // s = F_w + F^a_0 − F^a_1 = 30 + 33 − 0 = 63.
+        let l0 = Affine::new(0, 1, 1, vec![(-30f64).exp2()], vec![0.0]).unwrap();
+        let l1 = Affine::new(1, 1, 1, vec![1.0], vec![0.0]).unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let s = vec![
+            QuantConfig::new(31, 30).unwrap(),
+            QuantConfig::new(2, 0).unwrap(),
+        ];
+        let acts = vec![
+            ActFormat::new(1, 33).unwrap(),
+            ActFormat::new(1, 0).unwrap(),
+        ];
+        let program = |acc| {
+            IntProgram::new(&net, &s, &IntegerSemantics::new(acts.clone(), acc).unwrap()).unwrap()
+        };
+        let e = requant_plan(&program(64)).unwrap_err();
+        assert_eq!(
+            e,
+            DeployError::Shift {
+                layer: 0,
+                shift: 63,
+                acc_bits: 64
+            }
+        );
+        assert!(e.to_string().contains("s = 63"));
+        assert_eq!(
+            requant_plan(&program(32)).unwrap(),
+            vec![Some(Requant::Zero), None]
+        );
+    }
+
+    #[test]
     fn integer_sizes_and_names() {
         assert_eq!(signed_bytes(-128, 127), 1);
         assert_eq!(signed_bytes(-129, 127), 2);
