@@ -42,9 +42,10 @@ pub enum ExportCommand {
 #[command(group(clap::ArgGroup::new("program").required(true).args(["certificate", "acts"])))]
 pub struct ProgramArgs {
     /// The quantized network (ONNX, as written by `synth … --out`); its SHA-256 must match the
-    /// certificate's.
-    #[arg(long)]
-    pub qnn: PathBuf,
+    /// certificate's [default with --certificate: the QNN file the certificate records,
+    /// relative to the current directory].
+    #[arg(long, required_unless_present = "certificate")]
+    pub qnn: Option<PathBuf>,
     /// A certificate with `--semantics integer`: it gives the weight strategy, the activation
     /// formats and the accumulator width (re-check it with `certquant check`).
     #[arg(long, conflicts_with_all = ["weights", "acts", "acc_bits"])]
@@ -162,8 +163,6 @@ fn fitting_total(layer: &certquant::model::Affine, frac: u32) -> u32 {
 
 /// Loads the QNN and builds its integer program from the certificate or the given formats.
 pub fn load_program(a: &ProgramArgs) -> Result<Loaded> {
-    let qnn = load_model(&a.qnn)?;
-    let qnn_sha = sha256_hex(&qnn.bytes);
     if let Some(path) = &a.certificate {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read certificate {}", path.display()))?;
@@ -175,10 +174,20 @@ pub fn load_program(a: &ProgramArgs) -> Result<Loaded> {
                 path.display()
             );
         };
+        let qnn_path = match (&a.qnn, &cert.qnn.file) {
+            (Some(p), _) => p.clone(),
+            (None, Some(f)) => PathBuf::from(f),
+            (None, None) => bail!(
+                "certificate {} records no QNN file; pass --qnn",
+                path.display()
+            ),
+        };
+        let qnn = load_model(&qnn_path)?;
+        let qnn_sha = sha256_hex(&qnn.bytes);
         if cert.qnn.sha256 != qnn_sha {
             bail!(
                 "QNN {} has SHA-256 {qnn_sha}, but certificate {} is for the QNN {}",
-                a.qnn.display(),
+                qnn_path.display(),
                 path.display(),
                 cert.qnn.sha256
             );
@@ -193,9 +202,11 @@ pub fn load_program(a: &ProgramArgs) -> Result<Loaded> {
             },
         });
     }
-    let (Some(weights), Some(acts)) = (&a.weights, &a.acts) else {
-        bail!("give --certificate, or --weights and --acts");
+    let (Some(qnn_path), Some(weights), Some(acts)) = (&a.qnn, &a.weights, &a.acts) else {
+        bail!("give --certificate, or --qnn, --weights and --acts");
     };
+    let qnn = load_model(qnn_path)?;
+    let qnn_sha = sha256_hex(&qnn.bytes);
     let depth = qnn.net.depth();
     if weights.len() != depth {
         bail!(
