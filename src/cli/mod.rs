@@ -6,6 +6,7 @@ mod check;
 mod common;
 mod demo;
 mod eval;
+mod export;
 mod set;
 mod synth;
 mod train;
@@ -50,6 +51,10 @@ enum Command {
     Attack(AttackArgs),
     /// Re-check a certificate independently (exit 0 valid, 1 invalid, 2 unreadable input).
     Check(check::CheckArgs),
+    /// Export the integer program of an integer-semantics certificate (docs/method.md §17):
+    /// C99, integer ONNX, or its integer logits on a data set.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Internal: run one bench task read as JSON from stdin and print its record (the bench
     /// pool starts this binary so; not for direct use).
     #[command(hide = true)]
@@ -456,6 +461,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bench(BenchCommand::Merge(a)) => bench::merge(&a),
         Command::Bench(BenchCommand::Vnncomp(a)) => bench::vnncomp(&a),
         Command::Check(a) => check::check(&a),
+        Command::Export(a) => export::run(&a),
         Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),
         Command::Worker => bench::worker::worker(),
     }

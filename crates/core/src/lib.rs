@@ -2,7 +2,7 @@
 //!
 //! The untrusted-input side of certquant, shared by the synthesis and by the independent
 //! checker: the network IR ([`model`]), ONNX import and export ([`onnx`]), IDX/NPY data sets
-//! ([`data`]), properties and input boxes ([`spec`]), the fixed-point format type ([`quant`]), the integer-only program ([`semantics`])
+//! ([`data`]), properties and input boxes ([`spec`]), the fixed-point format type ([`quant`]), the integer-only program ([`semantics`]), its exports ([`deploy`])
 //! and the certificate format ([`certificate`]).
 //!
 //! Nothing here proves anything: bounds live in `certquant-bounds`, the checker's own proofs
@@ -13,6 +13,7 @@
 
 pub mod certificate;
 pub mod data;
+pub mod deploy;
 pub mod graph;
 pub mod model;
 pub mod onnx;

@@ -60,6 +60,8 @@
 pub mod proto;
 
 mod export;
+/// The integer-operator export of the integer program (docs/method.md §17).
+mod export_int;
 mod import;
 mod node;
 mod ops;
@@ -70,6 +72,8 @@ mod test_util;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
+
+pub use export_int::{export_int_bytes, model_proto_int};
 
 use crate::graph::{Graph, GraphError};
 use crate::model::{ModelError, Network};
