@@ -274,14 +274,28 @@ pub struct SynthOpts {
     /// saturated, integer accumulators, shifts; docs/method.md §17). With `integer` the
     /// activation formats are chosen after the weight bits.
     #[arg(long, value_enum, default_value_t = SemanticsArg::Real)]
+    #[serde(skip_serializing_if = "SemanticsArg::is_real")]
     pub semantics: SemanticsArg,
     /// With `--semantics integer`: accumulator width in bits; a strategy whose accumulators
     /// could overflow on some input is refused (docs/method.md, eq. (57)).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(8..=64))]
+    #[serde(skip_serializing_if = "is_default_acc_bits")]
     pub acc_bits: u32,
     /// With `--semantics integer`: the largest activation fractional width tried.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=40))]
+    #[serde(skip_serializing_if = "is_default_act_max_frac")]
     pub act_max_frac: u32,
+}
+
+/// Records and worker messages leave the integer-semantics options out at their defaults, so
+/// results files of the real semantics read and write back unchanged.
+fn is_default_acc_bits(v: &u32) -> bool {
+    *v == 32
+}
+
+/// See [`is_default_acc_bits`].
+fn is_default_act_max_frac(v: &u32) -> bool {
+    *v == 16
 }
 
 /// Which arithmetic a certificate speaks of (docs/method.md §17).
@@ -293,6 +307,13 @@ pub enum SemanticsArg {
     Real,
     /// Integer-only inference with quantized activations.
     Integer,
+}
+
+impl SemanticsArg {
+    /// `true` for the real semantics (left out of records, which then read as before).
+    pub fn is_real(&self) -> bool {
+        *self == SemanticsArg::Real
+    }
 }
 
 /// Checks the form of a `--solver-param` value.

@@ -110,8 +110,8 @@ pub struct RobustnessReport {
     /// With an output directory: the certificate written (when certified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
-    /// The arithmetic of the certificate (`real` unless `--semantics integer`).
-    #[serde(default)]
+    /// The arithmetic of the certificate (`real` unless `--semantics integer`; left out when real).
+    #[serde(default, skip_serializing_if = "SemanticsArg::is_real")]
     pub semantics: SemanticsArg,
     /// With `--semantics integer`: the activation formats, input first (complete iff certified).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
