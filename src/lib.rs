@@ -20,7 +20,9 @@
 pub use certquant_bounds as bounds;
 pub use certquant_bounds::quantize;
 pub use certquant_check as check;
-pub use certquant_core::{certificate, data, graph, model, onnx, semantics, shared, spec, vnnlib};
+pub use certquant_core::{
+    certificate, data, deploy, graph, model, onnx, semantics, shared, spec, vnnlib,
+};
 pub use certquant_milp as milp;
 pub use certquant_synth::algorithm1 as synth;
 pub use certquant_synth::{activations, backdoor, floor, preimage, search, sprt};

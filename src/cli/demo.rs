@@ -41,6 +41,21 @@ struct DemoReport {
     certificate_check_valid: Option<bool>,
     backdoor: super::backdoor::BackdoorReport,
     backdoor_certificate_check_valid: Option<bool>,
+    integer: Option<IntegerStep>,
+}
+
+/// Step 5 of the demo: the integer-only program (docs/method.md §17), certified, re-checked and
+/// exported.
+#[derive(Serialize)]
+struct IntegerStep {
+    /// The synthesis under `--semantics integer`.
+    report: RobustnessReport,
+    /// The independent check of its certificate.
+    check_valid: Option<bool>,
+    /// The exported C pair and integer ONNX model (when certified).
+    exports: Vec<String>,
+    /// Accuracy of the integer program on the 20 embedded images (ties count as errors).
+    accuracy: Option<f64>,
 }
 
 /// The demo's synthesis options: the defaults, a 60 s MILP limit, and attacks on every QNN.
@@ -248,8 +263,17 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
             );
         }
     }
+    // 5. The integer-only program a device runs: the first proven image under
+    // `--semantics integer`, re-checked and exported as C and integer ONNX.
+    let integer = match ids.first() {
+        Some(&id) => Some(integer_step(&model, &ds, id, &out.join("integer"), json)?),
+        None => None,
+    };
     let all_certified = !reports.is_empty()
         && reports.iter().all(|r| r.status == SynthStatus::Certified)
+        && integer
+            .as_ref()
+            .is_some_and(|i| i.check_valid == Some(true))
         && check_valid != Some(false)
         && bd.status == certquant::backdoor::BackdoorStatus::Certified
         && bd_check == Some(true);
@@ -263,6 +287,7 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
             certificate_check_valid: check_valid,
             backdoor: bd,
             backdoor_certificate_check_valid: bd_check,
+            integer,
         })?;
     } else if wrote {
         println!(
@@ -277,4 +302,81 @@ pub fn demo(out: &Path, json: bool) -> Result<Outcome> {
     } else {
         Outcome::NotProven
     })
+}
+
+/// Step 5: `synth robustness --semantics integer` on demo image `id`, written to `dir`, its
+/// certificate re-checked, and the proven program exported to `dir/c/qnn.{h,c}` and
+/// `dir/qnn_int.onnx`.
+fn integer_step(
+    model: &LoadedModel,
+    ds: &certquant::data::Dataset,
+    id: usize,
+    dir: &Path,
+    json: bool,
+) -> Result<IntegerStep> {
+    let mut opts = demo_opts(false);
+    opts.semantics = SemanticsArg::Integer;
+    let task = Task {
+        model,
+        model_path: Path::new("<embedded demo model>"),
+        ds,
+        data_path: Path::new("<embedded demo images>"),
+        id,
+        eps_text: DEMO_EPS,
+        given_chi: None,
+    };
+    let (report, outcome) = run_task(&task, &opts, true, Some(dir))?;
+    let mut step = IntegerStep {
+        report,
+        check_valid: None,
+        exports: Vec::new(),
+        accuracy: None,
+    };
+    if let Some(c) = &step.report.certificate {
+        let cert_bytes = std::fs::read(c).with_context(|| format!("cannot read {c}"))?;
+        let cert = certquant::check::read_certificate(Path::new(c))?;
+        let (qnn, qnn_bytes) = certquant::check::read_model(&dir.join("qnn.onnx"))?;
+        let r =
+            certquant::check::check_certificate(&cert, &model.net, &model.bytes, &qnn, &qnn_bytes);
+        step.check_valid = Some(r.valid);
+        let certquant::semantics::Semantics::Integer(sem) = &cert.semantics else {
+            anyhow::bail!("the integer step wrote a certificate of another semantics")
+        };
+        let program = certquant::semantics::IntProgram::new(&qnn, &cert.strategy, sem)?;
+        step.accuracy = Some(certquant::activations::integer_accuracy(&program, ds));
+        let provenance = certquant::deploy::Provenance {
+            qnn_sha256: certquant::certificate::sha256_hex(&qnn_bytes),
+            certificate_sha256: Some(certquant::certificate::sha256_hex(&cert_bytes)),
+        };
+        let c_dir = dir.join("c");
+        std::fs::create_dir_all(&c_dir)
+            .with_context(|| format!("cannot create {}", c_dir.display()))?;
+        let e = certquant::deploy::c::export_c(&program, "qnn", &provenance)?;
+        for (file, text) in [("qnn.h", &e.header), ("qnn.c", &e.source)] {
+            let p = c_dir.join(file);
+            std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
+            step.exports.push(p.display().to_string());
+        }
+        let p = dir.join("qnn_int.onnx");
+        std::fs::write(&p, onnx::export_int_bytes(&program, &provenance)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        step.exports.push(p.display().to_string());
+    }
+    if !json {
+        println!("\n5. Integer-only inference (--semantics integer), image {id}:");
+        print_table(&step.report, &outcome);
+        if let Some(a) = step.accuracy {
+            println!(
+                "   certificate check: {}; integer program accuracy on the embedded images {:.3}",
+                match step.check_valid {
+                    Some(true) => "VALID",
+                    Some(false) => "INVALID",
+                    None => "—",
+                },
+                a
+            );
+            println!("   exported (bit-exact): {}", step.exports.join(", "));
+        }
+    }
+    Ok(step)
 }

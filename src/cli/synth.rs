@@ -519,6 +519,26 @@ pub fn print_table(r: &RobustnessReport, o: &SynthOutcome) {
         r.quantize_seconds,
         r.deeppoly_calls
     );
+    if r.semantics == SemanticsArg::Integer {
+        let acts: Vec<String> = r
+            .activations
+            .iter()
+            .map(|a| format!("⟨{},{}⟩", a.total(), a.frac()))
+            .collect();
+        println!(
+            "  integer-only semantics: activations (input first) {}{}{}",
+            if acts.is_empty() {
+                "—".into()
+            } else {
+                acts.join(" ")
+            },
+            r.activation_seconds
+                .map_or(String::new(), |s| format!(", chosen in {s:.2} s")),
+            r.integer_failure
+                .as_deref()
+                .map_or(String::new(), |f| format!(" — {f}"))
+        );
+    }
     if let Some(a) = r.qnn_accuracy {
         println!("  QNN accuracy {a:.4}");
     }
