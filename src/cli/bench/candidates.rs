@@ -86,6 +86,10 @@ pub struct BenchCandidatesArgs {
     /// Largest accuracy drop of the floor, percentage points.
     #[arg(long, default_value_t = 1.0)]
     max_acc_drop: f64,
+    /// Accuracy evaluations alone (old full count, old floor, batched count, batched floor)
+    /// are timed on the first this many candidates (each also compares the two counts).
+    #[arg(long, default_value_t = 50)]
+    acc_n: usize,
     /// Which test(s) to time.
     #[arg(long, value_enum, default_value_t = PathArg::Both)]
     path: PathArg,
@@ -196,7 +200,7 @@ pub fn candidates(a: &BenchCandidatesArgs) -> Result<Outcome> {
     // (exact count and early-rejecting floor)
     let mut acc = AccTimes::default();
     if a.path == PathArg::Both {
-        for fr in &cands {
+        for fr in cands.iter().take(a.acc_n) {
             let q = Strategy::from_fracs(net, fr)?.apply(net)?;
             let t = Instant::now();
             let old = scalar_floor.errors(&q, usize::MAX);
@@ -217,7 +221,8 @@ pub fn candidates(a: &BenchCandidatesArgs) -> Result<Outcome> {
     }
     let stats = floor.batch().map(|b| b.stats()).unwrap_or_default();
     let n = cands.len() as f64;
-    let per_s = |s: f64| if s > 0.0 { n / s } else { f64::INFINITY };
+    let acc_n = cands.len().min(a.acc_n) as f64;
+    let per_s = |s: f64| if s > 0.0 { acc_n / s } else { f64::INFINITY };
     let summary = json!({
         "kind": "summary",
         "model": a.model.display().to_string(),
@@ -232,6 +237,7 @@ pub fn candidates(a: &BenchCandidatesArgs) -> Result<Outcome> {
         "scalar": totals[0].json(n),
         "batched": totals[1].json(n),
         "candidate_test_speedup": totals[0].seconds() / totals[1].seconds(),
+        "accuracy_candidates": cands.len().min(a.acc_n),
         "accuracy_per_s": {
             "scalar_full": per_s(acc.scalar_full),
             "scalar_floor": per_s(acc.scalar_floor),
