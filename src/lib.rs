@@ -25,7 +25,7 @@ pub use certquant_core::{
 };
 pub use certquant_milp as milp;
 pub use certquant_synth::algorithm1 as synth;
-pub use certquant_synth::{activations, backdoor, floor, preimage, search, sprt};
+pub use certquant_synth::{activations, backdoor, batch, floor, preimage, search, sprt};
 
 pub mod attack;
 pub mod bench;

@@ -74,6 +74,9 @@ enum BenchCommand {
     /// VNN-COMP instance list (network, VNN-LIB property, timeout): `verify --vnnlib` per
     /// instance, a competition-shaped results CSV and a table against `verdicts.csv`.
     Vnncomp(bench::BenchVnncompArgs),
+    /// Candidate tests per second of the property-set search: the old one-image-at-a-time
+    /// accuracy against the batched one, on the same candidates (issue 16).
+    Candidates(bench::BenchCandidatesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -403,6 +406,10 @@ struct SynthRobustnessArgs {
     /// Property sets: largest allowed accuracy drop in percentage points (with --accuracy-data).
     #[arg(long, default_value_t = 1.0)]
     max_acc_drop: f64,
+    /// Property sets: exact enumeration, descent (polynomial in depth), or auto (exact up to
+    /// 4 affine layers).
+    #[arg(long, value_enum, default_value_t = set::SearchArg::Auto)]
+    search: set::SearchArg,
     /// Also report the quantized network's accuracy on the whole --data set.
     #[arg(long)]
     accuracy: bool,
@@ -468,6 +475,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     objective: a.objective,
                     accuracy_data: a.accuracy_data.as_deref(),
                     max_acc_drop: a.max_acc_drop,
+                    search: a.search,
                     out: a.out.as_deref(),
                     json: a.json,
                 })
@@ -481,6 +489,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bench(BenchCommand::Preimages(a)) => bench::preimages(&a),
         Command::Bench(BenchCommand::Merge(a)) => bench::merge(&a),
         Command::Bench(BenchCommand::Vnncomp(a)) => bench::vnncomp(&a),
+        Command::Bench(BenchCommand::Candidates(a)) => bench::candidates(&a),
         Command::Check(a) => check::check(&a),
         Command::Export(a) => export::run(&a),
         Command::Attack(AttackArgs { point, seed }) => eval::attack(&point, seed),

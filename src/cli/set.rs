@@ -12,13 +12,28 @@ use certquant::certificate::{CertifiedProperty, PropertySource};
 use certquant::floor::AccuracyFloor;
 use certquant::milp::cbc::Cbc;
 use certquant::quantize::QuantConfig;
-use certquant::search::{Objective, PropertyStatus, SearchOptions, search};
+use certquant::search::{Objective, PropertyStatus, SearchMethod, SearchOptions, search};
 use certquant::semantics::{ActFormat, IntProgram, Semantics};
 use certquant::spec::{InputBox, OutputSpec, Property, parse_eps};
 
 use super::common::{Outcome, accuracy, input, load_data, load_model, print_json, spinner};
 use super::synth::{Claim, SoundnessBug, act_options, write_outputs};
 use super::{ObjectiveArg, SemanticsArg, SynthOpts};
+
+/// How `--ids` searches the lattice of bit-widths (docs/method.md, eqs. (43), (63)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchArg {
+    /// Exact enumeration up to 4 affine layers, descent beyond (see BENCHMARKS.md, issue 16).
+    Auto,
+    /// Best-first enumeration in memory order: optimal, exponential in depth.
+    Exact,
+    /// Bisection, coordinate descent and bit moves from B_u: polynomial in depth.
+    Descent,
+}
+
+/// Deepest network `--search auto` enumerates exactly.
+const AUTO_EXACT_DEPTH: usize = 4;
 
 /// Arguments of the property-set mode.
 pub struct SetRequest<'a> {
@@ -30,6 +45,7 @@ pub struct SetRequest<'a> {
     pub objective: ObjectiveArg,
     pub accuracy_data: Option<&'a Path>,
     pub max_acc_drop: f64,
+    pub search: SearchArg,
     pub out: Option<&'a Path>,
     pub json: bool,
 }
@@ -49,6 +65,8 @@ struct SetReport {
     eps: f64,
     eps_text: String,
     objective: &'static str,
+    /// `exact` or `descent` (after resolving `auto`).
+    search: SearchArg,
     properties: Vec<PropertyRow>,
     certified: usize,
     property_fails: usize,
@@ -127,6 +145,10 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
         min_frac: r.opts.min_frac.unwrap_or(1),
         max_frac: r.opts.max_frac,
         min_accuracy,
+        method: match search_method(r.search, model.net.depth()) {
+            SearchArg::Descent => SearchMethod::Descent,
+            _ => SearchMethod::Exact,
+        },
         ..SearchOptions::default()
     };
     let sp = spinner(&format!(
@@ -148,6 +170,7 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
             Objective::Memory => "memory",
             Objective::Paper => "paper",
         },
+        search: search_method(r.search, model.net.depth()),
         properties: r
             .ids
             .iter()
@@ -336,8 +359,15 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
             );
         }
         println!(
-            "  {} candidates, {} DeepPoly runs, {} accuracy evaluations, {:.2} s",
-            report.candidates, report.deeppoly_calls, report.accuracy_evaluations, report.seconds
+            "  {} search: {} candidates, {} DeepPoly runs, {} accuracy evaluations, {:.2} s",
+            match report.search {
+                SearchArg::Descent => "descent",
+                _ => "exact",
+            },
+            report.candidates,
+            report.deeppoly_calls,
+            report.accuracy_evaluations,
+            report.seconds
         );
         if let (Some(q), Some(c)) = (&report.qnn_model, &report.certificate) {
             println!("  wrote {q} and {c}");
@@ -348,4 +378,13 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
     } else {
         Outcome::NotProven
     })
+}
+
+/// `--search auto` resolved by depth: exact enumeration while it is cheap, descent beyond.
+fn search_method(a: SearchArg, depth: usize) -> SearchArg {
+    match a {
+        SearchArg::Auto if depth <= AUTO_EXACT_DEPTH => SearchArg::Exact,
+        SearchArg::Auto => SearchArg::Descent,
+        other => other,
+    }
 }

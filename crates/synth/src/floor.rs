@@ -1,6 +1,9 @@
 //! The accuracy floor: a quantized candidate is admitted only if its accuracy on a labelled data
 //! set stays within a given drop of the float network's (docs/method.md, eq. (43)). Checking a
 //! candidate stops as soon as its misclassifications exceed the budget, an exact rejection.
+//! Networks are classified in batches ([`crate::batch`], exactly `Network::predict`'s class per
+//! image, docs/method.md eqs. (61)–(62)); [`AccuracyFloor::scalar`] keeps the one-image-at-a-time
+//! path for comparison.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use certquant_core::data::Dataset;
 use certquant_core::model::Network;
 use rayon::prelude::*;
+
+use crate::batch::BatchEval;
 
 /// Images per parallel chunk: small enough to stop early, large enough to keep both cores busy.
 const CHUNK: usize = 256;
@@ -19,6 +24,7 @@ pub struct AccuracyFloor {
     data: Arc<Dataset>,
     max_errors: usize,
     float_accuracy: f64,
+    batch: Option<Arc<BatchEval>>,
 }
 
 impl std::fmt::Debug for AccuracyFloor {
@@ -27,6 +33,7 @@ impl std::fmt::Debug for AccuracyFloor {
             .field("images", &self.data.len())
             .field("max_errors", &self.max_errors)
             .field("float_accuracy", &self.float_accuracy)
+            .field("batched", &self.batch.is_some())
             .finish()
     }
 }
@@ -34,15 +41,44 @@ impl std::fmt::Debug for AccuracyFloor {
 impl AccuracyFloor {
     /// The floor "accuracy ≥ float accuracy − `max_drop_points`/100" on the labelled images of
     /// `data` (unlabelled images do not count).
+    /// Candidates are classified in batches ([`BatchEval`], ordered hardest-first by `float`).
     pub fn new(float: &Network, data: Arc<Dataset>, max_drop_points: f64) -> Self {
         let n = labelled(&data);
-        let float_errors = errors(float, &data, usize::MAX);
+        let batch = Arc::new(BatchEval::new(float, data.clone()));
+        let float_errors = batch.errors(float, usize::MAX);
         let float_accuracy = 1.0 - float_errors as f64 / n.max(1) as f64;
         let slack = (max_drop_points.max(0.0) / 100.0 * n as f64).floor() as usize;
         Self {
             data,
             max_errors: float_errors + slack,
             float_accuracy,
+            batch: Some(batch),
+        }
+    }
+
+    /// The same floor judged one image at a time with `Network::predict` (the path before
+    /// issue 16; same answers, for benchmarks).
+    pub fn scalar(mut self) -> Self {
+        self.batch = None;
+        self
+    }
+
+    /// The batched evaluator, if this floor uses one (its counters, for reports).
+    pub fn batch(&self) -> Option<&BatchEval> {
+        self.batch.as_deref()
+    }
+
+    /// The largest number of misclassified labelled images the floor allows.
+    pub fn max_errors(&self) -> usize {
+        self.max_errors
+    }
+
+    /// Misclassified labelled images of `net`, exact up to `stop` (above it: some larger
+    /// number).
+    pub fn errors(&self, net: &Network, stop: usize) -> usize {
+        match &self.batch {
+            Some(b) => b.errors(net, stop),
+            None => errors(net, &self.data, stop),
         }
     }
 
@@ -53,7 +89,7 @@ impl AccuracyFloor {
 
     /// Whether `net` misclassifies at most the allowed number of images.
     pub fn admits(&self, net: &Network) -> bool {
-        self.admits_by(|x| Some(net.predict(x)))
+        self.errors(net, self.max_errors) <= self.max_errors
     }
 
     /// Whether a classifier misclassifies at most the allowed number of images; `None` (e.g.
@@ -134,5 +170,9 @@ mod tests {
         assert!(!floor.admits(&threshold(0.9)));
         assert_eq!(errors(&threshold(0.9), &d, usize::MAX), 400);
         assert!(errors(&threshold(0.9), &d, 10) > 10);
+        let old = floor.clone().scalar();
+        for t in [0.5099, 0.51, 0.5111, 0.9] {
+            assert_eq!(floor.admits(&threshold(t)), old.admits(&threshold(t)));
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The search side of certquant: preimages of the hidden layers ([`preimage`], Problem (3)),
 //! Algorithm 1 ([`algorithm1`]: preimages, then the forward search over fractional bits, with
-//! the relaxed mode's count in [`relaxed`]), one strategy for a property set ([`search`]),
+//! the relaxed mode's count in [`relaxed`]), one strategy for a property set ([`search`], exact, or [`descent`] polynomial in depth,
+//! with candidates' accuracy computed in batches by [`batch`]),
 //! Algorithm 2 for backdoor-freeness ([`backdoor`], with its SPRT in [`sprt`]) and the LP that
 //! proposes not-target multipliers ([`multipliers`]).
 //!
@@ -15,6 +16,8 @@
 pub mod activations;
 pub mod algorithm1;
 pub mod backdoor;
+pub mod batch;
+pub mod descent;
 pub mod floor;
 pub mod forward;
 pub mod multipliers;

@@ -15,6 +15,12 @@
 //! Evaluation stops a candidate at its first unproven property; properties are kept
 //! hardest-first (smallest float margin, and a property that refutes a candidate moves to the
 //! front). Candidates are evaluated in parallel batches (rayon). See docs/method.md, eq. (43).
+//!
+//! The accuracy floor is tested before the proofs, with the batched evaluator
+//! ([`crate::batch`], eqs. (61)–(62)): hardest images first, an exact rejection once the error
+//! budget is exceeded, hidden activations of unchanged layer prefixes reused.
+//! [`SearchMethod::Descent`] ([`crate::descent`], eq. (63)) replaces the exponential
+//! enumeration by a walk polynomial in depth.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -31,6 +37,8 @@ use certquant_bounds::{BoundsError, DeepPoly};
 use certquant_core::data::Dataset;
 use certquant_core::model::Network;
 use certquant_core::spec::Property;
+
+use crate::batch::BatchEval;
 
 /// Errors of the search.
 #[derive(Debug, Error)]
@@ -57,11 +65,25 @@ pub enum Objective {
     Paper,
 }
 
+/// How the lattice of `F` vectors is searched (docs/method.md, eqs. (43), (63)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchMethod {
+    /// Best-first enumeration in the objective's order: optimal, exponential in depth.
+    #[default]
+    Exact,
+    /// Per-layer bisection, coordinate descent and bit moves from `B_u` ([`crate::descent`]):
+    /// polynomial in depth, a passing point that no single tried move improves.
+    Descent,
+}
+
 /// Search options.
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
     /// Objective.
     pub objective: Objective,
+    /// Exact enumeration or descent.
+    pub method: SearchMethod,
     /// Smallest fractional width per layer.
     pub min_frac: u32,
     /// Largest fractional width per layer.
@@ -78,6 +100,7 @@ impl Default for SearchOptions {
     fn default() -> Self {
         Self {
             objective: Objective::Memory,
+            method: SearchMethod::Exact,
             min_frac: 1,
             max_frac: 16,
             min_accuracy: None,
@@ -124,7 +147,8 @@ pub struct SearchOutcome {
     pub seconds: f64,
 }
 
-/// Accuracy of `net` on a labelled data set (parallel).
+/// Accuracy of `net` on a labelled data set (parallel, one image at a time; unlabelled images
+/// count as wrong).
 pub fn accuracy(net: &Network, ds: &Dataset) -> f64 {
     let n = ds.len();
     let ok = (0..n)
@@ -138,39 +162,216 @@ pub fn accuracy(net: &Network, ds: &Dataset) -> f64 {
 }
 
 /// A candidate that proves every property: strategy, QNN, margins.
-type Passing = (Strategy, Network, Vec<f64>);
+pub(crate) type Passing = (Strategy, Network, Vec<f64>);
 
-struct Evaluator<'a> {
+/// The accuracy side of a candidate test: [`accuracy`] computed exactly with the batched
+/// evaluator, and "accuracy ≥ floor" as an error budget with early rejection (eq. (61)).
+struct AccuracyTest {
+    eval: BatchEval,
+    /// All images (unlabelled ones count as wrong, as in [`accuracy`]).
+    n: usize,
+    labelled: usize,
+    /// With a floor: the most misclassified labelled images whose accuracy keeps it
+    /// (`None` inside: no number of errors does).
+    budget: Option<Option<usize>>,
+}
+
+impl AccuracyTest {
+    fn new(net: &Network, ds: &Dataset, floor: Option<f64>) -> Self {
+        let eval = BatchEval::new(net, std::sync::Arc::new(ds.clone()));
+        let (n, labelled) = (ds.len(), eval.len());
+        let acc = |e: usize| (labelled - e) as f64 / n.max(1) as f64;
+        // the largest e with acc(e) ≥ floor (acc does not increase with e)
+        let budget = floor.map(|f| {
+            if acc(0) < f {
+                return None;
+            }
+            let (mut lo, mut hi) = (0usize, labelled);
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if acc(mid) >= f {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            Some(lo)
+        });
+        Self {
+            eval,
+            n,
+            labelled,
+            budget,
+        }
+    }
+
+    /// Whether `q` keeps the floor (always true without one).
+    fn admits(&self, q: &Network) -> bool {
+        match self.budget {
+            None => true,
+            Some(None) => false,
+            Some(Some(b)) => self.eval.errors(q, b) <= b,
+        }
+    }
+
+    /// [`accuracy`] of `q`, exactly.
+    fn accuracy(&self, q: &Network) -> f64 {
+        let e = self.eval.errors(q, usize::MAX);
+        (self.labelled - e.min(self.labelled)) as f64 / self.n.max(1) as f64
+    }
+}
+
+/// The candidate test shared by the exact and the descent search: the accuracy floor first
+/// (cheap, batched), then DeepPoly proofs of every property, hardest first.
+pub(crate) struct Evaluator<'a> {
     net: &'a Network,
     props: Vec<&'a Property>,
     order: Mutex<Vec<usize>>,
     deeppoly: AtomicUsize,
+    accuracy: Option<AccuracyTest>,
+    accuracy_evals: AtomicUsize,
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
+    /// The properties with a positive float margin, hardest (smallest margin) first.
+    fn new(
+        net: &'a Network,
+        props: Vec<&'a Property>,
+        margins: &[f64],
+        accuracy_data: Option<&Dataset>,
+        floor: Option<f64>,
+    ) -> Self {
+        let mut order: Vec<usize> = (0..props.len()).collect();
+        order.sort_by(|&a, &b| margins[a].total_cmp(&margins[b]));
+        Self {
+            net,
+            props,
+            order: Mutex::new(order),
+            deeppoly: AtomicUsize::new(0),
+            accuracy: accuracy_data.map(|d| AccuracyTest::new(net, d, floor)),
+            accuracy_evals: AtomicUsize::new(0),
+        }
+    }
+
+    /// The float network.
+    pub(crate) fn net(&self) -> &Network {
+        self.net
+    }
+
+    /// Tests the candidate with fractional widths `fr`: floor, then proofs (in parallel over
+    /// the properties if `parallel`). Returns the strategy, QNN and margins if it passes.
+    pub(crate) fn test(&self, fr: &[u32], parallel: bool) -> Result<Option<Passing>, SearchError> {
+        let s = Strategy::from_fracs(self.net, fr)?;
+        let q = s.apply(self.net)?;
+        if let Some(a) = &self.accuracy
+            && a.budget.is_some()
+        {
+            self.accuracy_evals.fetch_add(1, Ordering::Relaxed);
+            if !a.admits(&q) {
+                return Ok(None);
+            }
+        }
+        let m = if parallel {
+            self.prove_all_parallel(&q)?
+        } else {
+            self.prove_all(&q)?
+        };
+        Ok(m.map(|m| (s, q, m)))
+    }
+
+    /// The exact accuracy of a chosen QNN (None without accuracy data).
+    pub(crate) fn accuracy(&self, q: &Network) -> Option<f64> {
+        self.accuracy.as_ref().map(|a| {
+            self.accuracy_evals.fetch_add(1, Ordering::Relaxed);
+            a.accuracy(q)
+        })
+    }
+
+    fn current_order(&self) -> Vec<usize> {
+        match self.order.lock() {
+            Ok(o) => o.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Moves property `i` to the front of the order (it refuted a candidate).
+    fn promote(&self, i: usize) {
+        if let Ok(mut o) = self.order.lock()
+            && let Some(k) = o.iter().position(|&x| x == i)
+            && k > 0
+        {
+            let v = o.remove(k);
+            o.insert(0, v);
+        }
+    }
+
+    fn prove_one(&self, qnn: &Network, i: usize) -> Result<Option<f64>, BoundsError> {
+        let p = self.props[i];
+        let dp = DeepPoly::run(qnn, &p.input)?;
+        self.deeppoly.fetch_add(1, Ordering::Relaxed);
+        let (ok, m) = dp.prove_output(p.output)?;
+        Ok(ok.then_some(m))
+    }
+
     /// Proves every property on `qnn`; returns the margins (in the caller's property order)
     /// or `None` at the first failure (moving the refuting property to the front).
     fn prove_all(&self, qnn: &Network) -> Result<Option<Vec<f64>>, BoundsError> {
-        let order = self.order.lock().map(|o| o.clone()).unwrap_or_default();
         let mut margins = vec![0.0; self.props.len()];
-        for (pos, &i) in order.iter().enumerate() {
-            let p = self.props[i];
-            let dp = DeepPoly::run(qnn, &p.input)?;
-            self.deeppoly.fetch_add(1, Ordering::Relaxed);
-            let (ok, m) = dp.prove_output(p.output)?;
-            if !ok {
-                if pos > 0
-                    && let Ok(mut o) = self.order.lock()
-                    && let Some(k) = o.iter().position(|&x| x == i)
-                {
-                    let v = o.remove(k);
-                    o.insert(0, v);
+        for i in self.current_order() {
+            match self.prove_one(qnn, i)? {
+                Some(m) => margins[i] = m,
+                None => {
+                    self.promote(i);
+                    return Ok(None);
                 }
-                return Ok(None);
             }
-            margins[i] = m;
         }
         Ok(Some(margins))
+    }
+
+    /// [`Evaluator::prove_all`] with the properties shared among the threads, still taken
+    /// hardest first; all stop at the first failure.
+    fn prove_all_parallel(&self, qnn: &Network) -> Result<Option<Vec<f64>>, BoundsError> {
+        let order = self.current_order();
+        let next = AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let margins: Mutex<Vec<f64>> = Mutex::new(vec![0.0; self.props.len()]);
+        let threads = rayon::current_num_threads().max(1);
+        let errs: Vec<BoundsError> = (0..threads)
+            .into_par_iter()
+            .filter_map(|_| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let &i = order.get(k)?;
+                    match self.prove_one(qnn, i) {
+                        Ok(Some(m)) => {
+                            if let Ok(mut g) = margins.lock() {
+                                g[i] = m;
+                            }
+                        }
+                        Ok(None) => {
+                            failed.store(true, Ordering::Relaxed);
+                            self.promote(i);
+                            return None;
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            return Some(e);
+                        }
+                    }
+                }
+            })
+            .collect();
+        if let Some(e) = errs.into_iter().next() {
+            return Err(e);
+        }
+        if failed.into_inner() {
+            return Ok(None);
+        }
+        Ok(Some(margins.into_inner().unwrap_or_default()))
     }
 }
 
@@ -257,8 +458,15 @@ impl Frontier {
     }
 }
 
-/// Finds one strategy proving every property (those DeepPoly proves on the float network)
-/// (docs/method.md, eq. (43)).
+/// The `F` vectors of `net` with entries in `lo..=hi` in non-decreasing weight memory (the
+/// exact search's order, eq. (43)), lazily; for benchmarks of the candidate test.
+pub fn memory_order(net: &Network, lo: u32, hi: u32) -> impl Iterator<Item = Vec<u32>> {
+    let mut f = Frontier::new(net, lo, hi, Objective::Memory);
+    std::iter::from_fn(move || f.next().map(|(_, fr)| fr))
+}
+
+/// Finds one strategy proving every property (those DeepPoly proves on the float network),
+/// by exact enumeration or by descent as `opts.method` says (docs/method.md, eqs. (43), (63)).
 pub fn search(
     net: &Network,
     props: &[Property],
@@ -289,69 +497,18 @@ pub fn search(
     let active: Vec<usize> = (0..props.len())
         .filter(|&i| float_margins[i] > 0.0)
         .collect();
-    let mut order: Vec<usize> = (0..active.len()).collect();
-    order.sort_by(|&a, &b| float_margins[active[a]].total_cmp(&float_margins[active[b]]));
-    let ev = Evaluator {
+    let active_margins: Vec<f64> = active.iter().map(|&i| float_margins[i]).collect();
+    let ev = Evaluator::new(
         net,
-        props: active.iter().map(|&i| &props[i]).collect(),
-        order: Mutex::new(order),
-        deeppoly: AtomicUsize::new(0),
+        active.iter().map(|&i| &props[i]).collect(),
+        &active_margins,
+        accuracy_data,
+        opts.min_accuracy,
+    );
+    let (best, candidates) = match opts.method {
+        SearchMethod::Exact => exact(&ev, opts)?,
+        SearchMethod::Descent => crate::descent::descent(&ev, opts)?,
     };
-    let mut frontier = Frontier::new(net, opts.min_frac, opts.max_frac, opts.objective);
-    let mut candidates = 0;
-    let mut acc_evals = 0;
-    // best passing candidate: (memory, accuracy, fracs, qnn, margins)
-    type Best = (u64, Option<f64>, Strategy, Network, Vec<f64>);
-    let mut best: Option<Best> = None;
-    'outer: while candidates < opts.max_candidates {
-        let mut batch = Vec::with_capacity(opts.batch);
-        while batch.len() < opts.batch {
-            match frontier.next() {
-                Some(c) => batch.push(c),
-                None => break,
-            }
-        }
-        if batch.is_empty() {
-            break;
-        }
-        candidates += batch.len();
-        let results: Vec<Result<Option<Passing>, SearchError>> = batch
-            .par_iter()
-            .map(|(_, fr)| {
-                let s = Strategy::from_fracs(ev.net, fr)?;
-                let q = s.apply(ev.net)?;
-                Ok(ev.prove_all(&q)?.map(|m| (s, q, m)))
-            })
-            .collect();
-        for ((mem, _), r) in batch.iter().zip(results) {
-            if opts.objective == Objective::Memory && best.as_ref().is_some_and(|b| *mem > b.0) {
-                break 'outer;
-            }
-            let Some((s, q, m)) = r? else { continue };
-            let acc = match accuracy_data {
-                Some(ds) => {
-                    acc_evals += 1;
-                    Some(accuracy(&q, ds))
-                }
-                None => None,
-            };
-            if let (Some(floor), Some(a)) = (opts.min_accuracy, acc)
-                && a < floor
-            {
-                continue;
-            }
-            let better = match &best {
-                None => true,
-                Some(b) => acc.unwrap_or(0.0) > b.1.unwrap_or(0.0),
-            };
-            if better {
-                best = Some((*mem, acc, s, q, m));
-            }
-            if opts.objective == Objective::Paper {
-                break 'outer;
-            }
-        }
-    }
     let mut status: Vec<PropertyStatus> = float_margins
         .iter()
         .map(|&m| {
@@ -364,7 +521,7 @@ pub fn search(
         .collect();
     let mut qnn_margins = vec![None; props.len()];
     let (strategy, qnn, qnn_accuracy) = match best {
-        Some((_, acc, s, q, m)) => {
+        Some((s, q, m, acc)) => {
             for (k, &i) in active.iter().enumerate() {
                 status[i] = PropertyStatus::Certified;
                 qnn_margins[i] = Some(m[k]);
@@ -382,9 +539,55 @@ pub fn search(
         qnn_accuracy,
         candidates,
         deeppoly_calls: ev.deeppoly.load(Ordering::Relaxed),
-        accuracy_evaluations: acc_evals,
+        accuracy_evaluations: ev.accuracy_evals.load(Ordering::Relaxed),
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// A chosen candidate: strategy, QNN, margins (active properties) and exact accuracy.
+pub(crate) type Chosen = (Strategy, Network, Vec<f64>, Option<f64>);
+
+/// Best-first enumeration (eq. (43)): the first passing candidate in memory order is optimal
+/// (ties within its memory go to the higher accuracy); in the paper's order, the first one.
+fn exact(ev: &Evaluator<'_>, opts: &SearchOptions) -> Result<(Option<Chosen>, usize), SearchError> {
+    let mut frontier = Frontier::new(ev.net, opts.min_frac, opts.max_frac, opts.objective);
+    let mut candidates = 0;
+    // best passing candidate: (memory, accuracy, strategy, qnn, margins)
+    type Best = (u64, Option<f64>, Strategy, Network, Vec<f64>);
+    let mut best: Option<Best> = None;
+    'outer: while candidates < opts.max_candidates {
+        let mut batch = Vec::with_capacity(opts.batch);
+        while batch.len() < opts.batch {
+            match frontier.next() {
+                Some(c) => batch.push(c),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        candidates += batch.len();
+        let results: Vec<Result<Option<Passing>, SearchError>> =
+            batch.par_iter().map(|(_, fr)| ev.test(fr, false)).collect();
+        for ((mem, _), r) in batch.iter().zip(results) {
+            if opts.objective == Objective::Memory && best.as_ref().is_some_and(|b| *mem > b.0) {
+                break 'outer;
+            }
+            let Some((s, q, m)) = r? else { continue };
+            let acc = ev.accuracy(&q);
+            let better = match &best {
+                None => true,
+                Some(b) => acc.unwrap_or(0.0) > b.1.unwrap_or(0.0),
+            };
+            if better {
+                best = Some((*mem, acc, s, q, m));
+            }
+            if opts.objective == Objective::Paper {
+                break 'outer;
+            }
+        }
+    }
+    Ok((best.map(|(_, a, s, q, m)| (s, q, m, a)), candidates))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! gets back a typed record ([`record::WorkerRecord`]). `--shard K/N` runs a deterministic
 //! part of the tasks and `bench merge` ([`merge`]) joins the parts ([`shard`]).
 
+mod candidates;
 mod merge;
 mod pool;
 mod record;
@@ -25,6 +26,7 @@ use certquant::spec::parse_eps;
 
 use super::common::Outcome;
 use super::{PreimageArg, SynthOpts};
+pub use candidates::{BenchCandidatesArgs, candidates};
 pub use merge::{BenchMergeArgs, merge};
 use pool::{pool_settings, run_pool};
 use record::RobustnessRecord;
