@@ -49,6 +49,7 @@ pub mod linear_spec;
 pub mod lower;
 pub mod prove;
 pub mod quant;
+pub mod query;
 pub mod region;
 
 use serde::Serialize;
@@ -120,6 +121,10 @@ pub struct CheckReport {
     /// The certificate's statistical parameters, echoed (not re-checkable from the
     /// certificate alone).
     pub statistical: Option<Statistical>,
+    /// The re-proof of a VNN-LIB query (certificates with a `vnnlib` part only;
+    /// [`query`], docs/method.md eqs. (59), (60)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<query::QueryCheck>,
 }
 
 /// Reads and parses a certificate file.
@@ -156,13 +161,28 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 /// as the bytes they were parsed from). See the module documentation for what is checked.
 ///
 /// Never fails: every problem becomes a reason in the report. The checks are
-/// docs/method.md, eqs. (44), (45), (46), (47).
+/// docs/method.md, eqs. (44), (45), (46), (47). A certificate about a VNN-LIB query needs the
+/// file: see [`check_certificate_with_query`].
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,
     original_bytes: &[u8],
     qnn: &Network,
     qnn_bytes: &[u8],
+) -> CheckReport {
+    check_certificate_with_query(cert, original, original_bytes, qnn, qnn_bytes, None)
+}
+
+/// [`check_certificate`], plus the VNN-LIB file's bytes for a certificate with a `vnnlib`
+/// part: its hash, cover and refutations are re-proven on the QNN ([`query`]; eqs. (59),
+/// (60)). Such a certificate is invalid without the file.
+pub fn check_certificate_with_query(
+    cert: &Certificate,
+    original: &Network,
+    original_bytes: &[u8],
+    qnn: &Network,
+    qnn_bytes: &[u8],
+    query_bytes: Option<&[u8]>,
 ) -> CheckReport {
     let mut reasons = Vec::new();
     if cert.format != FORMAT {
@@ -189,12 +209,20 @@ pub fn check_certificate(
     }
 
     // 2. Derivation, and the checker's own lowering of structured layers.
-    reasons.extend(check_derivation(cert, original, qnn));
+    if cert.strategy.is_empty() && cert.vnnlib.is_some() {
+        // nothing quantized: the QNN must be the original model itself (same bytes)
+        if !cert.is_unquantized() {
+            reasons
+                .push("no strategy, but the QNN's hash differs from the original model's".into());
+        }
+    } else {
+        reasons.extend(check_derivation(cert, original, qnn));
+    }
     reasons.extend(lower::check_lowering(qnn));
     reasons.extend(input_map::compare_maps(original, qnn));
 
     // 3 + 4. Statement and proof, per property.
-    if cert.properties.is_empty() {
+    if cert.properties.is_empty() && cert.vnnlib.is_none() {
         reasons.push("the certificate has no properties".into());
     }
     let mut properties = Vec::with_capacity(cert.properties.len());
@@ -235,11 +263,34 @@ pub fn check_certificate(
         });
     }
 
+    // 3 + 4 for a VNN-LIB query: the file by hash, the cover and every refutation.
+    let query = cert.vnnlib.as_ref().map(|q| {
+        if !cert.semantics.is_real() {
+            reasons.push("a VNN-LIB query is certified for real-valued semantics only".into());
+        }
+        match query_bytes {
+            Some(bytes) => {
+                let (r, check) = query::check_query_certificate(q, bytes, qnn);
+                reasons.extend(r.into_iter().map(|r| format!("VNN-LIB query: {r}")));
+                check
+            }
+            None => {
+                reasons.push("the certificate is about a VNN-LIB query: its file is needed".into());
+                query::QueryCheck {
+                    file: q.file.clone(),
+                    hash_ok: false,
+                    regions: Vec::new(),
+                }
+            }
+        }
+    });
+
     CheckReport {
         valid: reasons.is_empty(),
         reasons,
         properties,
         statistical: cert.statistical.clone(),
+        query,
     }
 }
 
@@ -368,6 +419,7 @@ mod tests {
                 multipliers: None,
             }],
             statistical: None,
+            vnnlib: None,
         };
         (cert, orig, ob, q, qb)
     }
