@@ -268,6 +268,31 @@ fn old_certificates_and_the_library_checker_without_the_file() {
     assert!(!serde_json::to_string(&c).unwrap().contains("vnnlib"));
 }
 
+/// The fuzzing seed of a VNN-LIB certificate (a hand-split tree on the demo model) stays a
+/// valid certificate, so the fuzzer starts from the checker's accepting path.
+#[test]
+fn the_fuzz_seed_is_a_valid_split_certificate() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cert = certquant::check::read_certificate(
+        &root.join("fuzz/regressions/certificate_parse/vnnlib_split_certificate.json"),
+    )
+    .unwrap();
+    let model = std::fs::read(root.join("assets/demo/fashion_mlp.onnx")).unwrap();
+    let net = certquant::onnx::import_bytes(&model).unwrap();
+    let query = std::fs::read(root.join("tests/fixtures/vnnlib/fashion_box.vnnlib")).unwrap();
+    let r = certquant::check::check_certificate_with_query(
+        &cert,
+        &net,
+        &model,
+        &net,
+        &model,
+        Some(&query),
+    );
+    assert!(r.valid, "{:?}", r.reasons);
+    let q = r.query.unwrap();
+    assert_eq!((q.regions[0].nodes, q.regions[0].leaves), (3, 2));
+}
+
 /// The mnistfc `holds` instances proven in `tests/vnnlib.rs`, certified and checked.
 #[test]
 fn mnistfc_holds_instances_are_certified_and_checked() {

@@ -20,6 +20,12 @@
 //!    only a hint: a wrong one fails the proof, it cannot fake one; docs/method.md,
 //!    eqs. (46), (47)).
 //!
+//! A certificate about a VNN-LIB query (its `vnnlib` part) is checked against the query file
+//! as well ([`check_certificate_with_query`], [`query`]): its hash, the exact cover of every
+//! region by the recorded split tree, and every recorded refutation re-proven
+//! (docs/method.md, eqs. (59), (60)). Such a certificate may have no strategy only when the QNN
+//! is the original model itself (nothing to re-derive).
+//!
 //! The certificate is valid iff all four hold for every property. A statistical guarantee
 //! (backdoor-freeness by SPRT) cannot be re-derived from the certificate; its parameters are
 //! echoed in the report, and its per-property proofs are checked like any other.
