@@ -268,6 +268,61 @@ fn old_certificates_and_the_library_checker_without_the_file() {
     assert!(!serde_json::to_string(&c).unwrap().contains("vnnlib"));
 }
 
+/// `bench vnncomp --certificates DIR`: every `holds` comes with a certificate that the bench
+/// re-checks with the independent checker (and so does `check`); `violated` has none.
+#[test]
+fn bench_vnncomp_writes_and_rechecks_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    certquant::onnx::export(&acas_like(), &dir.path().join("acas_like.onnx")).unwrap();
+    std::fs::create_dir(dir.path().join("specs")).unwrap();
+    std::fs::write(dir.path().join("specs/holds.vnnlib"), PROPERTY).unwrap();
+    // y_4 = relu(x_0) + relu(−x_1) reaches 2 at (1, −1, …)
+    std::fs::write(
+        dir.path().join("specs/violated.vnnlib"),
+        PROPERTY.replace("(>= Y_0 0.5)", "(>= Y_4 1.5)"),
+    )
+    .unwrap();
+    let csv = dir.path().join("instances.csv");
+    std::fs::write(
+        &csv,
+        "acas_like.onnx,specs/holds.vnnlib,60\nacas_like.onnx,specs/violated.vnnlib,60\n",
+    )
+    .unwrap();
+    let certs = dir.path().join("certs");
+    let out_csv = dir.path().join("out/results.csv");
+    let out = run(&[
+        "bench",
+        "vnncomp",
+        "--instances",
+        s(&csv),
+        "--out",
+        s(&out_csv),
+        "--certificates",
+        s(&certs),
+        "--jobs",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["results"]["holds"], 1, "{v}");
+    assert_eq!(v["results"]["violated"], 1, "{v}");
+    assert_eq!(
+        (&v["certificates_valid"], &v["certificates_invalid"]),
+        (&Value::from(1), &Value::from(0))
+    );
+    let cert = certs.join("acas_like.onnx__specs_holds.vnnlib.certificate.json");
+    assert!(
+        !certs
+            .join("acas_like.onnx__specs_violated.vnnlib.certificate.json")
+            .exists()
+    );
+    let out = run(&["check", "--certificate", s(&cert)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let recs = std::fs::read_to_string(dir.path().join("out/results.csv.jsonl")).unwrap();
+    assert!(recs.contains("\"certificate_valid\":true"), "{recs}");
+}
+
 /// The fuzzing seed of a VNN-LIB certificate (a hand-split tree on the demo model) stays a
 /// valid certificate, so the fuzzer starts from the checker's accepting path.
 #[test]
