@@ -323,6 +323,95 @@ fn bench_vnncomp_writes_and_rechecks_certificates() {
     assert!(recs.contains("\"certificate_valid\":true"), "{recs}");
 }
 
+/// The format also states a query about a QNN: a strategy, the QNN's own hash, and the split
+/// trees proven on the QNN. The checker re-derives the QNN from the original and re-proves the
+/// trees on it; a wrong strategy is caught by the derivation.
+#[test]
+fn a_query_certificate_about_a_qnn() {
+    use certquant::certificate::{Certificate, FORMAT, ModelRef, QueryCertificate, sha256_hex};
+    use certquant::check::quant::{integer_bits, quantize};
+    use certquant::split::{SplitOptions, Verdict, verify_query};
+    use certquant_core::quant::QuantConfig;
+    // the ACAS-like network with y_3 = 1.1 (not dyadic: quantization moves it)
+    let net = acas_like();
+    let l1 = &net.layers()[1];
+    let mut b = l1.bias().to_vec();
+    b[3] = 1.1f32 as f64;
+    let l1 = Affine::new(1, 5, 7, l1.weights().unwrap().to_vec(), b).unwrap();
+    let net = net.with_layer(1, l1).unwrap();
+    let ob = certquant::onnx::export_bytes(&net).unwrap();
+    let orig = certquant::onnx::import_bytes(&ob).unwrap();
+    let strategy: Vec<QuantConfig> = orig
+        .layers()
+        .iter()
+        .map(|l| QuantConfig::new(integer_bits(l) + 4, 4).unwrap())
+        .collect();
+    let qnn = Network::new(
+        orig.layers()
+            .iter()
+            .zip(&strategy)
+            .map(|(l, c)| l.map_params(|v| quantize(v, c.total(), c.frac())).unwrap())
+            .collect(),
+    )
+    .unwrap();
+    let qb = certquant::onnx::export_bytes(&qnn).unwrap();
+    let qnn = certquant::onnx::import_bytes(&qb).unwrap();
+    assert_ne!(sha256_hex(&qb), sha256_hex(&ob));
+    assert_eq!(qnn.layers()[1].bias()[3], 1.125);
+    let query = certquant::vnnlib::parse(PROPERTY).unwrap();
+    let out = verify_query(
+        &qnn,
+        &query,
+        &certquant_synth::multipliers::LpMultipliers(&certquant::milp::cbc::Cbc),
+        &SplitOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(out.verdict, Verdict::Holds, "{out:?}");
+    let cert = Certificate {
+        format: FORMAT.into(),
+        tool: "test".into(),
+        original_model: ModelRef {
+            sha256: sha256_hex(&ob),
+            file: None,
+        },
+        qnn: ModelRef {
+            sha256: sha256_hex(&qb),
+            file: None,
+        },
+        strategy: strategy.clone(),
+        semantics: Default::default(),
+        chi: Vec::new(),
+        verifier: "test".into(),
+        properties: Vec::new(),
+        statistical: None,
+        vnnlib: Some(QueryCertificate {
+            sha256: sha256_hex(PROPERTY.as_bytes()),
+            file: None,
+            regions: out.proof.unwrap(),
+        }),
+    };
+    let text = serde_json::to_vec(&cert).unwrap();
+    let cert = Certificate::parse(&text).unwrap();
+    let q = Some(PROPERTY.as_bytes());
+    let r = certquant::check::check_certificate_with_query(&cert, &orig, &ob, &qnn, &qb, q);
+    assert!(r.valid, "{:?}", r.reasons);
+    // another strategy does not derive this QNN
+    let mut wrong = cert.clone();
+    wrong.strategy[1] = QuantConfig::new(integer_bits(&orig.layers()[1]) + 5, 5).unwrap();
+    let r = certquant::check::check_certificate_with_query(&wrong, &orig, &ob, &qnn, &qb, q);
+    assert!(!r.valid, "{:?}", r.reasons);
+    // no strategy is not a way around the derivation: the parser and the checker refuse it
+    let mut none = cert.clone();
+    none.strategy.clear();
+    assert!(Certificate::parse(&serde_json::to_vec(&none).unwrap()).is_err());
+    let r = certquant::check::check_certificate_with_query(&none, &orig, &ob, &qnn, &qb, q);
+    assert!(
+        r.reasons.iter().any(|s| s.contains("no strategy")),
+        "{:?}",
+        r.reasons
+    );
+}
+
 /// The fuzzing seed of a VNN-LIB certificate (a hand-split tree on the demo model) stays a
 /// valid certificate, so the fuzzer starts from the checker's accepting path.
 #[test]

@@ -3,6 +3,12 @@
 //! the strategy (so the QNN can be re-derived from the original), the properties (input box,
 //! output condition), and what was proven (the verifier and its margins).
 //!
+//! A certificate may instead (or also) state that a VNN-LIB query holds: the optional
+//! `vnnlib` part records the query file's hash and one split tree per region
+//! ([`QueryCertificate`], docs/method.md eqs. (59), (60)). Such a certificate may be about the
+//! float network itself: no strategy, and the QNN is the original model
+//! ([`Certificate::is_unquantized`]).
+//!
 //! Boxes are stored as JSON numbers printed with shortest round-trip formatting and parsed
 //! with `serde_json`'s `float_roundtrip`, so the checker sees bit-identical `f64` values.
 
