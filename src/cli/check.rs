@@ -155,7 +155,14 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
             seconds * 1e3
         );
         println!("  original {}", model.name);
-        println!("  QNN      {}", qnn.name);
+        if cert.is_unquantized() {
+            println!(
+                "  QNN      {} (no strategy: the original model itself)",
+                qnn.name
+            );
+        } else {
+            println!("  QNN      {}", qnn.name);
+        }
         if let Some((name, _)) = &query {
             println!("  VNN-LIB  {name}");
         }

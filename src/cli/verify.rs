@@ -225,6 +225,9 @@ pub fn run_vnnlib(model: &Path, a: &VnnlibArgs) -> Result<VnnlibReport> {
         ..SplitOptions::default()
     };
     let outcome = verify_query(&m.net, &query, &LpMultipliers(&Cbc), &opts)?;
+    if a.certificate.is_some() && outcome.verdict != Verdict::Holds {
+        eprintln!("note: no certificate written: the property is not proven to hold");
+    }
     let seconds = t.elapsed().as_secs_f64();
     let mut certificate = None;
     let (result, counterexample) = match &outcome.verdict {
