@@ -11,16 +11,21 @@
 //! (rayon), level by level, within a budget of splits and a deadline. Unproven boxes are also
 //! attacked (a short PGD), so splitting can end in `violated` too.
 //!
-//! The answer `holds` needs every leaf refuted **and** every leaf proof re-proven by the
-//! independent checker's own interval arithmetic (`certquant_check::linear_spec`), which reads
-//! the recorded refutation (constraint or multipliers) of each disjunct on each box.
+//! The answer `holds` needs every leaf refuted **and** the whole proof re-checked by the
+//! independent checker (`certquant_check::query`): the search is recorded as one split tree
+//! per region ([`RegionProof`], the form a certificate stores), whose cover of the region's box
+//! is checked exactly (eq. (59)) and whose refutations (constraint or multipliers of each
+//! disjunct on each box) are re-proven with the checker's own interval arithmetic (eqs. (51),
+//! (60)).
 
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use crate::bounds::{DeepPoly, ProposeMultipliers, refute_conjunction};
-use crate::check::linear_spec::{Refutation, reprove_box};
+use crate::certificate::{DisjunctRefutation, ProofNode, RefutationProof, RegionProof, Split};
+use crate::check::linear_spec::Refutation;
+use crate::check::query::check_query_proof;
 use crate::falsify::{Counterexample, FalsifyOptions, falsify, falsify_box};
 use crate::model::Network;
 use crate::spec::InputBox;
@@ -87,11 +92,16 @@ pub struct VerifyOutcome {
     pub worst_upper: Option<f64>,
     /// Why the answer is `unknown` (empty otherwise).
     pub note: String,
+    /// When the answer is `holds`: the proof, one split tree per region, as re-checked by the
+    /// independent checker (what a certificate records).
+    pub proof: Option<Vec<RegionProof>>,
 }
 
-/// One box of the search: its region, its ends and the disjuncts still open on it.
+/// One box of the search: its place in the tree, its region, its ends and the disjuncts still
+/// open on it.
 #[derive(Debug, Clone)]
 struct Node {
+    id: usize,
     region: usize,
     lo: Vec<f64>,
     hi: Vec<f64>,
@@ -99,20 +109,24 @@ struct Node {
     depth: usize,
 }
 
-/// A proof record: on this box, these disjuncts are refuted so.
+/// The disjuncts refuted on a box: (disjunct, how, proven upper bound).
+type Claims = Vec<(usize, Refutation, f64)>;
+
+/// A processed box of the search tree: its ends, what was refuted there, and its split
+/// (input, cut, left child, right child) if it has one.
 #[derive(Debug, Clone)]
-struct Record {
-    region: usize,
+struct TreeNode {
     lo: Vec<f64>,
     hi: Vec<f64>,
-    claims: Vec<(usize, Refutation, f64)>,
+    claims: Claims,
+    split: Option<(usize, f64, usize, usize)>,
 }
 
 /// What processing one node gave.
 enum Step {
-    Proven(Record),
-    Split(Option<Record>, Box<Node>, Box<Node>),
-    Stuck(Option<Record>, String),
+    Proven(Claims),
+    Split(Claims, usize, Box<Node>, Box<Node>),
+    Stuck(Claims, String),
     Found(Box<Counterexample>),
     Late,
 }
@@ -147,6 +161,7 @@ pub fn verify_query(
         depth: 0,
         worst_upper: None,
         note: String::new(),
+        proof: None,
     };
     let late = || opts.deadline.is_some_and(|d| Instant::now() >= d);
     // falsification runs once DeepPoly on the query's own boxes has not settled everything
@@ -156,6 +171,7 @@ pub fn verify_query(
         .iter()
         .enumerate()
         .map(|(i, r)| Node {
+            id: i,
             region: i,
             lo: r.lo.clone(),
             hi: r.hi.clone(),
@@ -163,7 +179,8 @@ pub fn verify_query(
             depth: 0,
         })
         .collect();
-    let mut records: Vec<Record> = Vec::new();
+    // the search tree: node `i < regions` is region i's root; ids are indices
+    let mut tree: Vec<Option<TreeNode>> = vec![None; frontier.len()];
     while !frontier.is_empty() {
         if late() {
             out.verdict = Verdict::Timeout;
@@ -178,7 +195,15 @@ pub fn verify_query(
             .map(|n| process(net, query, n, proposer, opts))
             .collect::<anyhow::Result<_>>()?;
         let mut next = Vec::new();
-        for s in steps {
+        for (n, s) in frontier.iter().zip(steps) {
+            let done = |tree: &mut Vec<Option<TreeNode>>, claims: Claims, split| {
+                tree[n.id] = Some(TreeNode {
+                    lo: n.lo.clone(),
+                    hi: n.hi.clone(),
+                    claims,
+                    split,
+                });
+            };
             match s {
                 Step::Found(cx) => {
                     out.verdict = Verdict::Violated(cx);
@@ -188,15 +213,20 @@ pub fn verify_query(
                     out.verdict = Verdict::Timeout;
                     return Ok(out);
                 }
-                Step::Proven(r) => records.push(r),
-                Step::Split(r, a, b) => {
-                    records.extend(r);
+                Step::Proven(claims) => done(&mut tree, claims, None),
+                Step::Split(claims, dim, mut a, mut b) => {
+                    let (ia, ib) = (tree.len(), tree.len() + 1);
+                    done(&mut tree, claims, Some((dim, a.hi[dim], ia, ib)));
+                    tree.push(None);
+                    tree.push(None);
+                    a.id = ia;
+                    b.id = ib;
                     next.push(*a);
                     next.push(*b);
                     out.splits += 1;
                 }
-                Step::Stuck(r, why) => {
-                    records.extend(r);
+                Step::Stuck(claims, why) => {
+                    done(&mut tree, claims, None);
                     if out.note.is_empty() {
                         out.note = why;
                     }
@@ -223,43 +253,71 @@ pub fn verify_query(
         }
         frontier = next;
     }
-    // every disjunct of every region is refuted on a cover of its box: re-prove independently
-    let rechecked: Vec<Result<Vec<f64>, String>> = records
-        .par_iter()
-        .map(|r| {
-            let reg = &query.regions[r.region];
-            let outs: Vec<_> = r
-                .claims
-                .iter()
-                .map(|(d, _, _)| reg.output[*d].clone())
-                .collect();
-            let claims: Vec<_> = r.claims.iter().map(|(_, c, _)| c.clone()).collect();
-            reprove_box(net, &r.lo, &r.hi, &outs, &claims)
-        })
-        .collect();
-    for (r, ub) in records.iter().zip(&rechecked) {
-        match ub {
-            Ok(ubs) if ubs.iter().all(|&u| u < 0.0) => {}
-            Ok(ubs) => {
-                out.note = format!(
-                    "the independent checker did not re-prove a refutation on a box of region {} (upper bounds {ubs:?})",
-                    r.region
-                );
-                return Ok(out);
-            }
-            Err(e) => {
-                out.note = format!("the independent checker could not run: {e}");
-                return Ok(out);
-            }
+    // every disjunct of every region is refuted on a cover of its box: the independent
+    // checker re-checks the cover and re-proves every refutation
+    let proof = match preorder(&tree, query.regions.len()) {
+        Ok(p) => p,
+        Err(e) => {
+            out.note = format!("internal: the search tree is malformed: {e}");
+            return Ok(out);
         }
+    };
+    let (reasons, checks) = check_query_proof(net, query, &proof);
+    if let Some(r) = reasons.first() {
+        out.note = format!("the independent checker did not accept the proof: {r}");
+        return Ok(out);
     }
-    out.leaves = records.len();
-    out.worst_upper = records
+    out.leaves = proof
         .iter()
-        .flat_map(|r| r.claims.iter().map(|c| c.2))
+        .map(|p| p.nodes.iter().filter(|n| !n.refuted.is_empty()).count())
+        .sum();
+    out.worst_upper = checks
+        .iter()
+        .map(|c| c.worst_upper)
+        .filter(|u| !u.is_nan())
         .reduce(f64::max);
+    out.proof = Some(proof);
     out.verdict = Verdict::Holds;
     Ok(out)
+}
+
+/// The search tree of every region, flat in preorder (the certificate's form).
+fn preorder(tree: &[Option<TreeNode>], regions: usize) -> Result<Vec<RegionProof>, String> {
+    (0..regions)
+        .map(|root| {
+            let mut nodes = Vec::new();
+            let mut stack = vec![root];
+            while let Some(id) = stack.pop() {
+                let t = tree
+                    .get(id)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| format!("node {id} was never processed"))?;
+                let refuted = t
+                    .claims
+                    .iter()
+                    .map(|(d, r, u)| DisjunctRefutation {
+                        disjunct: *d,
+                        proof: match r {
+                            Refutation::Constraint(i) => RefutationProof::Constraint(*i),
+                            Refutation::Multipliers(l) => RefutationProof::Multipliers(l.clone()),
+                        },
+                        upper: *u,
+                    })
+                    .collect();
+                nodes.push(ProofNode {
+                    lo: t.lo.clone(),
+                    hi: t.hi.clone(),
+                    refuted,
+                    split: t.split.map(|(dim, at, _, _)| Split { dim, at }),
+                });
+                if let Some((_, _, left, right)) = t.split {
+                    stack.push(right);
+                    stack.push(left);
+                }
+            }
+            Ok(RegionProof { nodes })
+        })
+        .collect()
 }
 
 /// DeepPoly on one node's box: refute its open disjuncts, else split (or attack) it.
@@ -312,22 +370,8 @@ fn process(
             }
         }
     }
-    let record = (!claims.is_empty()).then(|| Record {
-        region: n.region,
-        lo: n.lo.clone(),
-        hi: n.hi.clone(),
-        claims,
-    });
     if open.is_empty() {
-        return Ok(match record {
-            Some(r) => Step::Proven(r),
-            None => Step::Proven(Record {
-                region: n.region,
-                lo: n.lo.clone(),
-                hi: n.hi.clone(),
-                claims: Vec::new(),
-            }),
-        });
+        return Ok(Step::Proven(claims));
     }
     // attack the unproven part (inside the exact box)
     let lo: Vec<f64> =
@@ -355,7 +399,7 @@ fn process(
     }
     if opts.max_splits == 0 {
         return Ok(Step::Stuck(
-            record,
+            claims,
             "DeepPoly does not refute every disjunct (no splitting allowed)".into(),
         ));
     }
@@ -375,11 +419,12 @@ fn process(
     };
     if !(score > 0.0 && mid > n.lo[dim] && mid < n.hi[dim]) {
         return Ok(Step::Stuck(
-            record,
+            claims,
             "a box that cannot be split further is not proven".into(),
         ));
     }
     let mut left = Node {
+        id: n.id,
         region: n.region,
         lo: n.lo.clone(),
         hi: n.hi.clone(),
@@ -389,7 +434,7 @@ fn process(
     let mut right = left.clone();
     left.hi[dim] = mid;
     right.lo[dim] = mid;
-    Ok(Step::Split(record, Box::new(left), Box::new(right)))
+    Ok(Step::Split(claims, dim, Box::new(left), Box::new(right)))
 }
 
 #[cfg(test)]
@@ -468,6 +513,25 @@ mod tests {
         let r = verify_query(&net, &q, &p, &SplitOptions::default()).unwrap();
         assert_eq!(r.verdict, Verdict::Holds, "{r:?}");
         assert!(r.splits > 0 && r.leaves > 1, "{r:?}");
+        // the proof: one preorder split tree, a node per box DeepPoly ran on, accepted by
+        // the checker on its own
+        let proof = r.proof.clone().expect("holds carries its proof");
+        assert_eq!(proof.len(), 1);
+        assert_eq!(proof[0].nodes.len(), r.boxes);
+        assert_eq!(proof[0].leaves(), r.splits + 1);
+        assert!(proof[0].nodes[0].split.is_some());
+        assert!(
+            crate::check::query::check_query_proof(&net, &q, &proof)
+                .0
+                .is_empty()
+        );
+        let mut cut = proof.clone();
+        cut[0].nodes.truncate(r.boxes - 1);
+        assert!(
+            !crate::check::query::check_query_proof(&net, &q, &cut)
+                .0
+                .is_empty()
+        );
         // a budget too small for the proof is unknown, not holds
         let tight = SplitOptions {
             max_splits: 1,

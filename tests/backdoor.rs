@@ -269,6 +269,7 @@ fn a_joint_not_target_proof_is_certified_and_rechecked() {
         verifier: "test".into(),
         properties: props,
         statistical: None,
+        vnnlib: None,
     };
     let report = certquant::check::check_certificate(&cert, &net, &orig_bytes, &qnn, &qnn_bytes);
     assert!(report.valid, "{:?}", report.reasons);

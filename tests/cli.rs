@@ -305,7 +305,11 @@ fn demo_runs() {
     assert_eq!(v["backdoor_certificate_check_valid"], true);
     assert!(dir.path().join("backdoor/certificate.json").exists());
     // Step 5: the integer-only program, certified, re-checked and exported.
-    assert_eq!(v["integer"]["report"]["status"], "certified", "{}", v["integer"]);
+    assert_eq!(
+        v["integer"]["report"]["status"], "certified",
+        "{}",
+        v["integer"]
+    );
     assert_eq!(v["integer"]["check_valid"], true);
     for f in ["integer/c/qnn.h", "integer/c/qnn.c", "integer/qnn_int.onnx"] {
         assert!(dir.path().join(f).exists(), "{f}");

@@ -79,6 +79,7 @@ fn integer_certificate(
             multipliers: None,
         }],
         statistical: None,
+        vnnlib: None,
     };
     serde_json::to_vec_pretty(&c).unwrap()
 }

@@ -54,6 +54,17 @@ fn certificate_parse_corpus() {
     for (_, bytes) in corpus("certificate_parse") {
         if let Ok(cert) = certquant::certificate::Certificate::parse(&bytes) {
             let _ = certquant::check::check_certificate(&cert, &net, model, &net, model);
+            if cert.vnnlib.is_some() {
+                let query = include_bytes!("fixtures/vnnlib/fashion_box.vnnlib");
+                let _ = certquant::check::check_certificate_with_query(
+                    &cert,
+                    &net,
+                    model,
+                    &net,
+                    model,
+                    Some(query),
+                );
+            }
         }
     }
 }

@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use certquant::check::{CheckReport, check_certificate, parse_model, read_certificate, read_model};
+use certquant::check::{
+    CheckReport, check_certificate_with_query, parse_model, read_certificate, read_model,
+};
 use certquant::model::Network;
 
 use super::common::{Outcome, print_json};
@@ -32,6 +34,11 @@ pub struct CheckArgs {
     /// the current directory].
     #[arg(long)]
     pub qnn: Option<PathBuf>,
+    /// The VNN-LIB file of a certificate about a VNN-LIB query (`verify --vnnlib …
+    /// --certificate`) [default: the file recorded in the certificate, relative to the current
+    /// directory].
+    #[arg(long, value_name = "FILE")]
+    pub vnnlib: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -48,6 +55,8 @@ struct CheckOutput<'a> {
     semantics: &'a certquant::semantics::Semantics,
     model: String,
     qnn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vnnlib: Option<String>,
     seconds: f64,
 }
 
@@ -102,8 +111,34 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
         "model",
     )?;
     let qnn = load(a.qnn.as_deref(), cert.qnn.file.as_deref(), "qnn")?;
+    let query = match &cert.vnnlib {
+        None => None,
+        Some(q) => {
+            let path = match (&a.vnnlib, &q.file) {
+                (Some(p), _) => p.clone(),
+                (None, Some(f)) => PathBuf::from(f),
+                (None, None) => {
+                    anyhow::bail!("the certificate records no VNN-LIB file; pass --vnnlib")
+                }
+            };
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read the VNN-LIB file {} (pass --vnnlib to use another)",
+                    path.display()
+                )
+            })?;
+            Some((path.display().to_string(), bytes))
+        }
+    };
     let t = Instant::now();
-    let report = check_certificate(&cert, &model.net, &model.bytes, &qnn.net, &qnn.bytes);
+    let report = check_certificate_with_query(
+        &cert,
+        &model.net,
+        &model.bytes,
+        &qnn.net,
+        &qnn.bytes,
+        query.as_ref().map(|q| q.1.as_slice()),
+    );
     let seconds = t.elapsed().as_secs_f64();
     if a.json {
         print_json(&CheckOutput {
@@ -112,6 +147,7 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
             semantics: &cert.semantics,
             model: model.name.clone(),
             qnn: qnn.name.clone(),
+            vnnlib: query.as_ref().map(|q| q.0.clone()),
             seconds,
         })?;
     } else {
@@ -122,7 +158,17 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
             seconds * 1e3
         );
         println!("  original {}", model.name);
-        println!("  QNN      {}", qnn.name);
+        if cert.is_unquantized() {
+            println!(
+                "  QNN      {} (no strategy: the original model itself)",
+                qnn.name
+            );
+        } else {
+            println!("  QNN      {}", qnn.name);
+        }
+        if let Some((name, _)) = &query {
+            println!("  VNN-LIB  {name}");
+        }
         match &cert.semantics {
             certquant::semantics::Semantics::Real => {
                 println!("  semantics real (quantized weights, real-valued activations)")
@@ -147,6 +193,21 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
                 if p.proven { "proven" } else { "NOT proven" },
                 p.margin,
                 p.claimed_margin
+            );
+        }
+        for r in report.query.iter().flat_map(|q| &q.regions) {
+            println!(
+                "  region {}: {} ({} box(es), {} leaves, {} refutation(s) re-proven, weakest upper bound {:.6})",
+                r.index,
+                if r.proven {
+                    "no counterexample"
+                } else {
+                    "NOT proven"
+                },
+                r.nodes,
+                r.leaves,
+                r.refutations,
+                r.worst_upper
             );
         }
         if let Some(s) = &report.statistical {

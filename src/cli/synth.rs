@@ -423,6 +423,7 @@ pub fn write_outputs(
         },
         properties,
         statistical,
+        vnnlib: None,
     };
     let cert_path = dir.join("certificate.json");
     cert.write(&cert_path)?;

@@ -15,6 +15,8 @@ use certquant::milp::cbc::Cbc;
 use certquant::split::{SplitOptions, Verdict, verify_query};
 use certquant_synth::multipliers::LpMultipliers;
 
+use certquant::certificate::{Certificate, FORMAT, ModelRef, QueryCertificate, sha256_hex};
+
 use super::common::{Outcome, load_model, print_json};
 
 /// Largest VNN-LIB file read (the mnistfc files are ~60 KB).
@@ -39,6 +41,10 @@ pub struct VnnlibArgs {
     /// Print the competition's words: unsat (holds), sat (violated), unknown, timeout.
     #[arg(long, requires = "vnnlib")]
     pub vnncomp: bool,
+    /// When the property holds, write a certificate here (the VNN-LIB file's hash and every
+    /// region's split tree with its refutations) for `certquant check`.
+    #[arg(long, requires = "vnnlib", value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
 }
 
 /// The verdict as written in reports.
@@ -119,10 +125,18 @@ pub struct VnnlibReport {
     pub counterexample: Option<CounterexampleReport>,
     /// Why not decided (unknown only).
     pub note: String,
+    /// Where the certificate was written (holds with `--certificate` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// Reads a VNN-LIB file with a size cap and names it in errors.
 pub fn read_query(path: &Path) -> Result<certquant::vnnlib::Query> {
+    Ok(read_query_bytes(path)?.0)
+}
+
+/// [`read_query`], also returning the file's bytes (what a certificate hashes).
+pub fn read_query_bytes(path: &Path) -> Result<(certquant::vnnlib::Query, Vec<u8>)> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > MAX_VNNLIB_BYTES {
@@ -134,7 +148,42 @@ pub fn read_query(path: &Path) -> Result<certquant::vnnlib::Query> {
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    certquant::vnnlib::parse_bytes(&bytes).with_context(|| format!("property {}", path.display()))
+    let q = certquant::vnnlib::parse_bytes(&bytes)
+        .with_context(|| format!("property {}", path.display()))?;
+    Ok((q, bytes))
+}
+
+/// The certificate of a `holds` answer about the float network itself: no strategy, the QNN
+/// is the original model, and the VNN-LIB part records the file's hash and the proof
+/// (`certquant_core::certificate::QueryCertificate`; docs/method.md eqs. (59), (60)).
+pub fn float_certificate(
+    model: &Path,
+    model_bytes: &[u8],
+    vnnlib: &Path,
+    vnnlib_bytes: &[u8],
+    proof: Vec<certquant::certificate::RegionProof>,
+) -> Certificate {
+    let m = ModelRef {
+        sha256: sha256_hex(model_bytes),
+        file: Some(model.display().to_string()),
+    };
+    Certificate {
+        format: FORMAT.to_string(),
+        tool: format!("certquant {}", env!("CARGO_PKG_VERSION")),
+        original_model: m.clone(),
+        qnn: m,
+        strategy: Vec::new(),
+        semantics: Default::default(),
+        chi: Vec::new(),
+        verifier: "deeppoly (certquant::bounds, outward-rounded f64) with input splitting and LP multipliers".into(),
+        properties: Vec::new(),
+        statistical: None,
+        vnnlib: Some(QueryCertificate {
+            sha256: sha256_hex(vnnlib_bytes),
+            file: Some(vnnlib.display().to_string()),
+            regions: proof,
+        }),
+    }
 }
 
 /// Decides the property of `a` on `model` and returns the report (no printing).
@@ -149,7 +198,7 @@ pub fn run_vnnlib(model: &Path, a: &VnnlibArgs) -> Result<VnnlibReport> {
     }
     let start = Instant::now();
     let m = load_model(model)?;
-    let query = read_query(path)?;
+    let (query, query_bytes) = read_query_bytes(path)?;
     if query.num_inputs != m.net.input_dim() {
         bail!(
             "{} declares {} inputs X_i but the model {} takes {} (flattened)",
@@ -176,9 +225,19 @@ pub fn run_vnnlib(model: &Path, a: &VnnlibArgs) -> Result<VnnlibReport> {
         ..SplitOptions::default()
     };
     let outcome = verify_query(&m.net, &query, &LpMultipliers(&Cbc), &opts)?;
+    if a.certificate.is_some() && outcome.verdict != Verdict::Holds {
+        eprintln!("note: no certificate written: the property is not proven to hold");
+    }
     let seconds = t.elapsed().as_secs_f64();
+    let mut certificate = None;
     let (result, counterexample) = match &outcome.verdict {
-        Verdict::Holds => (Answer::Holds, None),
+        Verdict::Holds => {
+            if let (Some(c), Some(proof)) = (&a.certificate, outcome.proof.clone()) {
+                float_certificate(model, &m.bytes, path, &query_bytes, proof).write(c)?;
+                certificate = Some(c.display().to_string());
+            }
+            (Answer::Holds, None)
+        }
         Verdict::Unknown => (Answer::Unknown, None),
         Verdict::Timeout => (Answer::Timeout, None),
         Verdict::Violated(cx) => {
@@ -215,6 +274,7 @@ pub fn run_vnnlib(model: &Path, a: &VnnlibArgs) -> Result<VnnlibReport> {
         worst_upper: outcome.worst_upper,
         counterexample,
         note: outcome.note,
+        certificate,
     })
 }
 
@@ -227,10 +287,15 @@ pub fn vnnlib(model: &Path, a: &VnnlibArgs, json: bool) -> Result<Outcome> {
         println!("{}", r.vnncomp);
     } else {
         match r.result {
-            Answer::Holds => println!(
-                "holds ({} region(s), {} disjunct(s); {} split(s), {} box proof(s) re-proven by the checker; {:.2} s)",
-                r.regions, r.disjuncts, r.splits, r.leaves, r.seconds
-            ),
+            Answer::Holds => {
+                println!(
+                    "holds ({} region(s), {} disjunct(s); {} split(s), {} box proof(s) re-proven by the checker; {:.2} s)",
+                    r.regions, r.disjuncts, r.splits, r.leaves, r.seconds
+                );
+                if let Some(c) = &r.certificate {
+                    println!("certificate written to {c}");
+                }
+            }
             Answer::Violated => {
                 let c = r.counterexample.as_ref();
                 println!(

@@ -24,6 +24,12 @@
 //! (eqs. (54)–(58)) and [`semantics`] first checks its formats, that there is no input map,
 //! and that no accumulator can overflow (eq. (57)), with its own integer arithmetic.
 //!
+//! A certificate about a VNN-LIB query (its `vnnlib` part) is checked against the query file
+//! as well ([`check_certificate_with_query`], [`query`]): its hash, the exact cover of every
+//! region by the recorded split tree, and every recorded refutation re-proven
+//! (docs/method.md, eqs. (59), (60)). Such a certificate may have no strategy only when the QNN
+//! is the original model itself (nothing to re-derive).
+//!
 //! The certificate is valid iff all four hold for every property. A statistical guarantee
 //! (backdoor-freeness by SPRT) cannot be re-derived from the certificate; its parameters are
 //! echoed in the report, and its per-property proofs are checked like any other.
@@ -53,6 +59,7 @@ pub mod linear_spec;
 pub mod lower;
 pub mod prove;
 pub mod quant;
+pub mod query;
 pub mod region;
 pub mod semantics;
 
@@ -125,6 +132,10 @@ pub struct CheckReport {
     /// The certificate's statistical parameters, echoed (not re-checkable from the
     /// certificate alone).
     pub statistical: Option<Statistical>,
+    /// The re-proof of a VNN-LIB query (certificates with a `vnnlib` part only;
+    /// [`query`], docs/method.md eqs. (59), (60)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<query::QueryCheck>,
 }
 
 /// Reads and parses a certificate file.
@@ -162,12 +173,27 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 ///
 /// Never fails: every problem becomes a reason in the report. The checks are
 /// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58).
+/// A certificate about a VNN-LIB query needs the file: see [`check_certificate_with_query`].
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,
     original_bytes: &[u8],
     qnn: &Network,
     qnn_bytes: &[u8],
+) -> CheckReport {
+    check_certificate_with_query(cert, original, original_bytes, qnn, qnn_bytes, None)
+}
+
+/// [`check_certificate`], plus the VNN-LIB file's bytes for a certificate with a `vnnlib`
+/// part: its hash, cover and refutations are re-proven on the QNN ([`query`]; eqs. (59),
+/// (60)). Such a certificate is invalid without the file.
+pub fn check_certificate_with_query(
+    cert: &Certificate,
+    original: &Network,
+    original_bytes: &[u8],
+    qnn: &Network,
+    qnn_bytes: &[u8],
+    query_bytes: Option<&[u8]>,
 ) -> CheckReport {
     let mut reasons = Vec::new();
     if cert.format != FORMAT {
@@ -194,7 +220,15 @@ pub fn check_certificate(
     }
 
     // 2. Derivation, and the checker's own lowering of structured layers.
-    reasons.extend(check_derivation(cert, original, qnn));
+    if cert.strategy.is_empty() && cert.vnnlib.is_some() {
+        // nothing quantized: the QNN must be the original model itself (same bytes)
+        if !cert.is_unquantized() {
+            reasons
+                .push("no strategy, but the QNN's hash differs from the original model's".into());
+        }
+    } else {
+        reasons.extend(check_derivation(cert, original, qnn));
+    }
     reasons.extend(lower::check_lowering(qnn));
     reasons.extend(input_map::compare_maps(original, qnn));
 
@@ -205,7 +239,7 @@ pub fn check_certificate(
     }
 
     // 3 + 4. Statement and proof, per property.
-    if cert.properties.is_empty() {
+    if cert.properties.is_empty() && cert.vnnlib.is_none() {
         reasons.push("the certificate has no properties".into());
     }
     let mut properties = Vec::with_capacity(cert.properties.len());
@@ -252,11 +286,34 @@ pub fn check_certificate(
         });
     }
 
+    // 3 + 4 for a VNN-LIB query: the file by hash, the cover and every refutation.
+    let query = cert.vnnlib.as_ref().map(|q| {
+        if !cert.semantics.is_real() {
+            reasons.push("a VNN-LIB query is certified for real-valued semantics only".into());
+        }
+        match query_bytes {
+            Some(bytes) => {
+                let (r, check) = query::check_query_certificate(q, bytes, qnn);
+                reasons.extend(r.into_iter().map(|r| format!("VNN-LIB query: {r}")));
+                check
+            }
+            None => {
+                reasons.push("the certificate is about a VNN-LIB query: its file is needed".into());
+                query::QueryCheck {
+                    file: q.file.clone(),
+                    hash_ok: false,
+                    regions: Vec::new(),
+                }
+            }
+        }
+    });
+
     CheckReport {
         valid: reasons.is_empty(),
         reasons,
         properties,
         statistical: cert.statistical.clone(),
+        query,
     }
 }
 
@@ -385,6 +442,7 @@ mod tests {
                 multipliers: None,
             }],
             statistical: None,
+            vnnlib: None,
         };
         (cert, orig, ob, q, qb)
     }

@@ -101,6 +101,7 @@ fn certificate(s: &Setup, images: &[Image], semantics: Semantics) -> Certificate
         verifier: "test".into(),
         properties,
         statistical: None,
+        vnnlib: None,
     }
 }
 

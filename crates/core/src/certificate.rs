@@ -3,6 +3,12 @@
 //! the strategy (so the QNN can be re-derived from the original), the properties (input box,
 //! output condition), and what was proven (the verifier and its margins).
 //!
+//! A certificate may instead (or also) state that a VNN-LIB query holds: the optional
+//! `vnnlib` part records the query file's hash and one split tree per region
+//! ([`QueryCertificate`], docs/method.md eqs. (59), (60)). Such a certificate may be about the
+//! float network itself: no strategy, and the QNN is the original model
+//! ([`Certificate::is_unquantized`]).
+//!
 //! Boxes are stored as JSON numbers printed with shortest round-trip formatting and parsed
 //! with `serde_json`'s `float_roundtrip`, so the checker sees bit-identical `f64` values.
 
@@ -15,6 +21,11 @@ use thiserror::Error;
 use crate::quant::QuantConfig;
 use crate::semantics::Semantics;
 use crate::spec::{InputBox, OutputSpec, Trigger};
+
+mod query;
+pub use query::{
+    DisjunctRefutation, ProofNode, QueryCertificate, RefutationProof, RegionProof, Split,
+};
 
 /// The format tag written into every certificate.
 pub const FORMAT: &str = "certquant-certificate/1";
@@ -121,7 +132,9 @@ pub struct Certificate {
     pub original_model: ModelRef,
     /// The shipped quantized model.
     pub qnn: ModelRef,
-    /// ⟨Q, F⟩ per affine layer, input side first.
+    /// ⟨Q, F⟩ per affine layer, input side first. Empty (omitted) only for a certificate
+    /// about the float network itself: then `qnn` is `original_model` ([`Self::is_unquantized`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strategy: Vec<QuantConfig>,
     /// The arithmetic the properties are proven for: real-valued activations (the paper's,
     /// omitted from the file) or integer-only inference with the activation formats and the
@@ -129,14 +142,21 @@ pub struct Certificate {
     #[serde(default, skip_serializing_if = "Semantics::is_real")]
     pub semantics: Semantics,
     /// The preimage `χ` per hidden layer, per property (informative: synthesis guidance).
+    #[serde(default)]
     pub chi: Vec<Vec<f64>>,
     /// The verifier whose proof the certificate reports.
     pub verifier: String,
-    /// The properties proven on the QNN.
+    /// The properties proven on the QNN (may be empty when `vnnlib` is present).
+    #[serde(default)]
     pub properties: Vec<CertifiedProperty>,
     /// Present when the guarantee is statistical (backdoor-freeness).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistical: Option<Statistical>,
+    /// A VNN-LIB query proven to hold on the QNN: the file's hash and the split tree of every
+    /// region ([`QueryCertificate`]; docs/method.md §16, eqs. (59), (60)). Absent in
+    /// certificates of robustness/backdoor properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnnlib: Option<QueryCertificate>,
 }
 
 impl Certificate {
@@ -170,13 +190,26 @@ impl Certificate {
         if c.format != FORMAT {
             return Err(format!("unsupported format {:?}", c.format));
         }
-        if c.properties.is_empty() {
+        if c.properties.is_empty() && c.vnnlib.is_none() {
             return Err("no properties".into());
         }
-        if c.strategy.is_empty() {
-            return Err("empty strategy".into());
+        if c.strategy.is_empty() && !(c.vnnlib.is_some() && c.is_unquantized()) {
+            return Err(
+                "empty strategy (allowed only for a VNN-LIB certificate whose QNN is the original model)"
+                    .into(),
+            );
         }
         Ok(c)
+    }
+
+    /// Whether the certificate is about the float network itself: no strategy, and the QNN
+    /// is the original model (same hash). Nothing is quantized; nothing is re-derived.
+    pub fn is_unquantized(&self) -> bool {
+        self.strategy.is_empty()
+            && self
+                .qnn
+                .sha256
+                .eq_ignore_ascii_case(&self.original_model.sha256)
     }
 }
 
@@ -232,6 +265,7 @@ mod tests {
                 multipliers: None,
             }],
             statistical: None,
+            vnnlib: None,
         };
         let text = serde_json::to_string(&c).unwrap();
         let back = Certificate::parse(text.as_bytes()).unwrap();

@@ -7,7 +7,10 @@
 //! instances finish; `--resume` skips what it holds). Every `violated` counterexample file is
 //! read back and re-confirmed in this process. With `--verdicts` the summary is a table
 //! against the competition's majority answers; a `holds` where the verdict is `violated`
-//! makes the command fail.
+//! makes the command fail. With `--certificates DIR` every `holds` also writes a certificate
+//! (`verify --vnnlib … --certificate`), which is re-checked here by the independent checker
+//! (`certquant_check::check_certificate_with_query`, docs/method.md eqs. (59), (60)); an
+//! invalid one makes the command fail too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -53,6 +56,11 @@ pub struct BenchVnncompArgs {
     /// folder `<out>.counterexamples`).
     #[arg(long)]
     counterexamples: Option<PathBuf>,
+    /// Write a certificate for every `holds` into this folder
+    /// (`<network>__<property>.certificate.json`) and re-check each with the independent
+    /// checker.
+    #[arg(long, value_name = "DIR")]
+    certificates: Option<PathBuf>,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -89,6 +97,9 @@ struct InstanceRecord {
     /// For `error`: the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// For `holds` with `--certificates`: whether the certificate was re-checked valid here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    certificate_valid: Option<bool>,
 }
 
 /// Reads the instance list.
@@ -144,16 +155,23 @@ fn key(network: &str, property: &str) -> (String, String) {
 
 /// A file name for an instance's counterexample.
 fn cx_name(i: &Instance) -> String {
+    file_name(i, "counterexample")
+}
+
+/// A file name for one of an instance's artifacts (`<network>__<property>.<ext>`).
+fn file_name(i: &Instance, ext: &str) -> String {
     let clean = |s: &str| norm(s).replace(['/', '\\'], "_");
-    format!(
-        "{}__{}.counterexample",
-        clean(&i.network),
-        clean(&i.property)
-    )
+    format!("{}__{}.{ext}", clean(&i.network), clean(&i.property))
 }
 
 /// Runs one instance in a worker process under its time limit (plus a grace for start-up).
-fn run_instance(i: &Instance, base: &Path, cx: &Path, max_splits: usize) -> Result<InstanceRecord> {
+fn run_instance(
+    i: &Instance,
+    base: &Path,
+    cx: &Path,
+    certs: Option<&Path>,
+    max_splits: usize,
+) -> Result<InstanceRecord> {
     let proc_exe = Path::new("/proc/self/exe");
     let exe = if proc_exe.exists() {
         proc_exe.to_path_buf()
@@ -161,9 +179,10 @@ fn run_instance(i: &Instance, base: &Path, cx: &Path, max_splits: usize) -> Resu
         std::env::current_exe().context("cannot find the certquant executable")?
     };
     let cx_file = cx.join(cx_name(i));
+    let cert_file = certs.map(|d| d.join(file_name(i, "certificate.json")));
     let start = Instant::now();
-    let mut child = Command::new(exe)
-        .arg("verify")
+    let mut cmd = Command::new(exe);
+    cmd.arg("verify")
         .arg("--model")
         .arg(base.join(&i.network))
         .arg("--vnnlib")
@@ -174,7 +193,11 @@ fn run_instance(i: &Instance, base: &Path, cx: &Path, max_splits: usize) -> Resu
         .arg(max_splits.to_string())
         .arg("--counterexample")
         .arg(&cx_file)
-        .arg("--json")
+        .arg("--json");
+    if let Some(c) = &cert_file {
+        cmd.arg("--certificate").arg(c);
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -229,6 +252,7 @@ fn run_instance(i: &Instance, base: &Path, cx: &Path, max_splits: usize) -> Resu
         report: None,
         counterexample_confirmed: None,
         error: None,
+        certificate_valid: None,
     };
     if status.is_none() {
         return Ok(rec);
@@ -240,6 +264,9 @@ fn run_instance(i: &Instance, base: &Path, cx: &Path, max_splits: usize) -> Resu
             rec.run_seconds = r.seconds;
             if r.result == Answer::Violated {
                 rec.counterexample_confirmed = Some(reconfirm(i, base, &cx_file, &r));
+            }
+            if let (Answer::Holds, Some(c)) = (r.result, &cert_file) {
+                rec.certificate_valid = Some(recheck(i, base, c));
             }
             rec.report = Some(r);
         }
@@ -270,6 +297,29 @@ fn reconfirm(i: &Instance, base: &Path, file: &Path, r: &VnnlibReport) -> bool {
             return Ok(false);
         }
         Ok(certquant::falsify::confirm(&m.net, region, c.disjunct, &a.x).is_some())
+    };
+    check().unwrap_or(false)
+}
+
+/// Re-checks a `holds` instance's certificate with the independent checker, against the
+/// instance's own model and VNN-LIB files.
+fn recheck(i: &Instance, base: &Path, cert: &Path) -> bool {
+    let check = || -> Result<bool> {
+        let c = certquant::check::read_certificate(cert)?;
+        let (net, bytes) = certquant::check::read_model(&base.join(&i.network))?;
+        let query = std::fs::read(base.join(&i.property))?;
+        let r = certquant::check::check_certificate_with_query(
+            &c,
+            &net,
+            &bytes,
+            &net,
+            &bytes,
+            Some(&query),
+        );
+        if !r.valid {
+            tracing::warn!(reasons = ?r.reasons, certificate = %cert.display(), "certificate rejected");
+        }
+        Ok(r.valid)
     };
     check().unwrap_or(false)
 }
@@ -323,6 +373,10 @@ struct Summary {
     violated_on_holds: usize,
     /// violated answers whose counterexample file re-confirmed
     counterexamples_confirmed: usize,
+    /// holds answers whose certificate the independent checker accepted (`--certificates`)
+    certificates_valid: usize,
+    /// holds answers whose certificate was missing or rejected (must be 0)
+    certificates_invalid: usize,
     /// median seconds of the decided answers (holds, violated)
     median_decided_seconds: Option<f64>,
     /// error messages, deduplicated
@@ -340,6 +394,8 @@ fn summarize(
         holds_on_violated: 0,
         violated_on_holds: 0,
         counterexamples_confirmed: 0,
+        certificates_valid: 0,
+        certificates_invalid: 0,
         median_decided_seconds: None,
         errors: Vec::new(),
     };
@@ -365,6 +421,11 @@ fn summarize(
         }
         if r.counterexample_confirmed == Some(true) {
             s.counterexamples_confirmed += 1;
+        }
+        match r.certificate_valid {
+            Some(true) => s.certificates_valid += 1,
+            Some(false) => s.certificates_invalid += 1,
+            None => {}
         }
         if r.result == "holds" || r.result == "violated" {
             times.push(r.prepare_seconds + r.run_seconds);
@@ -421,6 +482,13 @@ fn print_table(s: &Summary) {
         s.median_decided_seconds
             .map_or("-".into(), |t| format!("{t:.2} s"))
     );
+    if s.certificates_valid + s.certificates_invalid > 0 {
+        println!(
+            "certificates of holds answers re-checked valid: {}/{}",
+            s.certificates_valid,
+            s.certificates_valid + s.certificates_invalid
+        );
+    }
     for e in &s.errors {
         println!("error: {e}");
     }
@@ -459,6 +527,9 @@ pub fn vnncomp(a: &BenchVnncompArgs) -> Result<Outcome> {
         .unwrap_or_else(|| PathBuf::from(format!("{}.counterexamples", a.out.display())));
     std::fs::create_dir_all(&cx_dir)
         .with_context(|| format!("cannot create {}", cx_dir.display()))?;
+    if let Some(d) = &a.certificates {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -486,7 +557,13 @@ pub fn vnncomp(a: &BenchVnncompArgs) -> Result<Outcome> {
                 loop {
                     let next = queue.lock().map(|mut q| q.next()).ok().flatten();
                     let Some(inst) = next else { break };
-                    match run_instance(inst, &base, &cx_dir, a.max_splits)
+                    match run_instance(
+                        inst,
+                        &base,
+                        &cx_dir,
+                        a.certificates.as_deref(),
+                        a.max_splits,
+                    )
                         .and_then(|r| Ok((r.result.clone(), serde_json::to_string(&r)?)))
                     {
                         Ok((result, line)) => {
@@ -535,6 +612,12 @@ pub fn vnncomp(a: &BenchVnncompArgs) -> Result<Outcome> {
     } else {
         print_table(&summary);
     }
+    if summary.certificates_invalid > 0 {
+        bail!(
+            "{} holds answer(s) came with a certificate the independent checker rejected: a bug to investigate",
+            summary.certificates_invalid
+        );
+    }
     if summary.holds_on_violated > 0 {
         bail!(
             "{} instance(s) answered holds where the competition's majority found a counterexample: a soundness bug to investigate",
@@ -580,6 +663,7 @@ mod tests {
             report: None,
             counterexample_confirmed: (result == "violated").then_some(true),
             error: None,
+            certificate_valid: (result == "holds").then_some(true),
         };
         let mut v = BTreeMap::new();
         v.insert(key("n.onnx", "a"), "holds".to_string());
@@ -587,6 +671,7 @@ mod tests {
         let s = summarize(&[rec("a", "holds"), rec("b", "violated")], Some(&v));
         assert_eq!((s.holds_on_violated, s.violated_on_holds), (0, 0));
         assert_eq!(s.counterexamples_confirmed, 1);
+        assert_eq!((s.certificates_valid, s.certificates_invalid), (1, 0));
         let s = summarize(&[rec("b", "holds"), rec("./a", "violated")], Some(&v));
         assert_eq!((s.holds_on_violated, s.violated_on_holds), (1, 1));
     }
