@@ -28,6 +28,7 @@ pub use certquant_synth::{activations, backdoor, floor, preimage, search, sprt};
 pub mod attack;
 pub mod bench;
 pub mod falsify;
+pub mod float32;
 pub mod plots;
 pub mod split;
 pub mod train;

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use certquant::activations::{activation_search, integer_accuracy};
-use certquant::attack::{AttackOptions, find_integer_counterexample};
+use certquant::attack::{AttackOptions, find_float32_counterexample, find_integer_counterexample};
 use certquant::certificate::{CertifiedProperty, PropertySource};
 use certquant::floor::AccuracyFloor;
 use certquant::milp::cbc::Cbc;
@@ -253,6 +253,9 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
             }
         }
     }
+    if r.opts.semantics == SemanticsArg::Float32 && out.strategy.is_some() {
+        semantics = float32_proofs(r, &props, &mut out, &mut report)?;
+    }
     if let (Some(dir), Some(s), Some(q)) = (r.out, &out.strategy, &out.qnn) {
         let certified: Vec<CertifiedProperty> = r
             .ids
@@ -348,4 +351,55 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
     } else {
         Outcome::NotProven
     })
+}
+
+/// `--semantics float32` on a property set (docs/method.md, eqs. (58b), (58c)): every
+/// certified property is proven again on the binary32 network (`certquant::float32`); its
+/// margin replaces the real one. If one fails, the strategy is dropped and the status is
+/// `unknown` with the reason (as `--semantics integer` does). With `--attack`, each certified
+/// property is attacked with binary32 forward passes in several summation orders.
+fn float32_proofs(
+    r: &SetRequest<'_>,
+    props: &[Property],
+    out: &mut certquant::search::SearchOutcome,
+    report: &mut SetReport,
+) -> Result<Semantics> {
+    let Some(q) = out.qnn.clone() else {
+        return Ok(Semantics::Real);
+    };
+    let certified: Vec<usize> = (0..props.len())
+        .filter(|&i| out.status[i] == PropertyStatus::Certified)
+        .collect();
+    let chosen: Vec<&Property> = certified.iter().map(|&i| &props[i]).collect();
+    match certquant::float32::prove_all(&q, &chosen) {
+        Ok(margins) => {
+            for (&i, m) in certified.iter().zip(margins) {
+                out.qnn_margins[i] = Some(m);
+            }
+            for row in &mut report.properties {
+                if let Some(i) = r.ids.iter().position(|&id| id == row.id) {
+                    row.qnn_margin = out.qnn_margins[i];
+                }
+            }
+        }
+        Err(reason) => {
+            report.status = "unknown";
+            report.integer_failure = Some(reason);
+            out.strategy = None;
+            return Ok(Semantics::Real);
+        }
+    }
+    if r.opts.attack {
+        let broken = chosen
+            .iter()
+            .any(|p| find_float32_counterexample(&q, p, &AttackOptions::default()).is_some());
+        report.attack_counterexample = Some(broken);
+        if broken {
+            return Err(SoundnessBug(
+                "the attack found a binary32 counterexample to a certified float32 result".into(),
+            )
+            .into());
+        }
+    }
+    Ok(Semantics::Float32)
 }

@@ -23,6 +23,9 @@
 //! Under the integer semantics (docs/method.md §17) step 4 proves the integer program
 //! (eqs. (54)–(58)) and [`semantics`] first checks its formats, that there is no input map,
 //! and that no accumulator can overflow (eq. (57)), with its own integer arithmetic.
+//! Under the float32 semantics (eqs. (58b), (58c)) step 4 proves the binary32 network with
+//! [`prove::Prover::float32`]: weights must be normal `f32`s, no input map, the box rounded
+//! outward onto `f32`, every affine output widened by its accumulation error.
 //!
 //! The certificate is valid iff all four hold for every property. A statistical guarantee
 //! (backdoor-freeness by SPRT) cannot be re-derived from the certificate; its parameters are
@@ -161,7 +164,8 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 /// as the bytes they were parsed from). See the module documentation for what is checked.
 ///
 /// Never fails: every problem becomes a reason in the report. The checks are
-/// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58).
+/// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58),
+/// under the float32 semantics (58b), (58c).
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,
@@ -217,6 +221,7 @@ pub fn check_certificate(
         if local.is_empty() {
             let (lo, hi) = (prop.input.lo(), prop.input.hi());
             let prover = match &formats {
+                Ok(None) if cert.semantics.is_float32() => prove::Prover::float32(qnn, lo, hi),
                 Ok(None) => prove::Prover::new(qnn, lo, hi),
                 Ok(Some(f)) => prove::Prover::with_formats(qnn, lo, hi, f),
                 Err(_) => Err("the integer semantics is rejected (see above)".into()),
