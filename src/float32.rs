@@ -77,6 +77,21 @@ pub fn dot(terms: &[(f32, f32)], bias: f32, order: SumOrder) -> f32 {
     }
 }
 
+/// Accuracy of `net` run in binary32 (sequential order) on the labelled images of `data`:
+/// an image counts only if its label's `f32` logit is strictly the largest (a tie is wrong,
+/// as in eq. (58c)). The `qnn_accuracy` reported under `--semantics float32`.
+pub fn accuracy(net: &Network, data: &certquant_core::data::Dataset) -> f64 {
+    let (mut n, mut ok) = (0usize, 0usize);
+    for i in 0..data.len() {
+        if let (Some(x), Some(y)) = (data.image(i), data.label(i)) {
+            n += 1;
+            let l = forward_f32(net, x, SumOrder::Sequential);
+            ok += usize::from(y < l.len() && (0..l.len()).all(|j| j == y || l[y] > l[j]));
+        }
+    }
+    ok as f64 / n.max(1) as f64
+}
+
 /// The float32 proof of `prop` on `qnn` (eqs. (58b), (58c)): `Ok((proven, margin))`, or the
 /// reason the semantics does not apply (weights not normal `f32`, an input map, overflow).
 pub fn prove_float32(qnn: &Network, prop: &Property) -> Result<(bool, f64), String> {

@@ -54,6 +54,10 @@ fn float32_set_synthesis_is_certified_and_rechecked() {
     assert_eq!(v["status"], "certified", "{v}");
     assert_eq!(v["semantics"], "float32");
     assert_eq!(v["attack_counterexample"], false);
+    let acc = v["qnn_accuracy"]
+        .as_f64()
+        .expect("binary32 accuracy reported");
+    assert!(acc >= v["min_accuracy"].as_f64().unwrap() - 1e-12, "{v}");
     let cert_path = outdir.join("certificate.json");
     let cert = Certificate::read(&cert_path).unwrap();
     assert_eq!(cert.semantics, Semantics::Float32);
@@ -101,4 +105,29 @@ fn float32_per_input_certifies_or_says_why() {
         "unknown" => assert!(v["integer_failure"].is_string(), "{v}"),
         other => panic!("unexpected status {other}: {v}"),
     }
+}
+
+#[test]
+fn the_binary32_attack_finds_a_summation_order_tie_the_real_attack_misses() {
+    use certquant::attack::{AttackOptions, find_counterexample, find_float32_counterexample};
+    use certquant::model::{Affine, Network};
+    use certquant::spec::{InputBox, OutputSpec, Property};
+    // y0 = x0 + 2^−24·x1 + 2^−24·x2, y1 = x0 at x = (1, 1, 1): over the reals y0 > y1, in
+    // binary32 summed in order y0 = 1 = y1 (a tie), summed in reverse y0 > y1.
+    let t = 2f64.powi(-24);
+    let l = Affine::new(0, 2, 3, vec![1.0, t, t, 1.0, 0.0, 0.0], vec![0.0, 0.0]).unwrap();
+    let net = Network::new(vec![l]).unwrap();
+    let prop = Property {
+        input: InputBox::new(vec![1.0; 3], vec![1.0; 3]).unwrap(),
+        output: OutputSpec::Robust { label: 0 },
+    };
+    let opts = AttackOptions::default();
+    assert!(find_counterexample(&net, &prop, &opts).is_none());
+    assert!(find_float32_counterexample(&net, &prop, &opts).is_some());
+    let x = [1.0; 3];
+    assert_eq!(
+        forward_f32(&net, &x, certquant::float32::SumOrder::Sequential),
+        vec![1.0, 1.0]
+    );
+    assert!(certquant::float32::prove_float32(&net, &prop).is_ok_and(|(p, _)| !p));
 }

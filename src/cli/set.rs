@@ -80,10 +80,12 @@ struct SetReport {
     /// With `--semantics integer`: seconds of the activation search.
     #[serde(skip_serializing_if = "Option::is_none")]
     activation_seconds: Option<f64>,
-    /// With `--semantics integer`: why no activation formats were found.
+    /// With `--semantics integer`: why no activation formats were found; with `--semantics
+    /// float32`: why the float32 proof failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     integer_failure: Option<String>,
-    /// With `--attack` (integer semantics): whether any certified property was broken.
+    /// With `--attack` (integer or float32 semantics): whether any certified property was
+    /// broken.
     #[serde(skip_serializing_if = "Option::is_none")]
     attack_counterexample: Option<bool>,
 }
@@ -255,6 +257,11 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
     }
     if r.opts.semantics == SemanticsArg::Float32 && out.strategy.is_some() {
         semantics = float32_proofs(r, &props, &mut out, &mut report)?;
+        if let (Some(q), Some(d)) = (&out.qnn, &acc_ds)
+            && semantics.is_float32()
+        {
+            report.qnn_accuracy = Some(certquant::float32::accuracy(q, d));
+        }
     }
     if let (Some(dir), Some(s), Some(q)) = (r.out, &out.strategy, &out.qnn) {
         let certified: Vec<CertifiedProperty> = r
@@ -357,7 +364,8 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
 /// certified property is proven again on the binary32 network (`certquant::float32`); its
 /// margin replaces the real one. If one fails, the strategy is dropped and the status is
 /// `unknown` with the reason (as `--semantics integer` does). With `--attack`, each certified
-/// property is attacked with binary32 forward passes in several summation orders.
+/// property is attacked with binary32 forward passes in several summation orders; the
+/// caller then reports the binary32 accuracy (`certquant::float32::accuracy`).
 fn float32_proofs(
     r: &SetRequest<'_>,
     props: &[Property],

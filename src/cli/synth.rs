@@ -330,6 +330,7 @@ pub fn run_task(
         if with_accuracy {
             report.qnn_accuracy = Some(match &program {
                 Some(p) => integer_accuracy(p, t.ds),
+                None if semantics.is_float32() => certquant::float32::accuracy(qnn, t.ds),
                 None => accuracy(qnn, t.ds, None)?.0,
             });
         }
