@@ -100,19 +100,24 @@ pub fn prove_float32(qnn: &Network, prop: &Property) -> Result<(bool, f64), Stri
     dp.prove_output(prop.output).map_err(|e| e.to_string())
 }
 
-/// [`prove_float32`] for each property; `Err` names the first that fails and why.
-pub fn prove_all(qnn: &Network, props: &[&Property]) -> Result<Vec<f64>, String> {
-    props
-        .iter()
-        .enumerate()
-        .map(|(i, p)| match prove_float32(qnn, p)? {
-            (true, m) => Ok(m),
-            (false, m) => Err(format!(
-                "property {i}: not proven under float32 (margin {m:.3e}: the accumulation \
-                 error bound outweighs the real-semantics margin)"
-            )),
-        })
-        .collect()
+/// [`prove_float32`] for each property: `Ok(Ok(margins))` if all are proven, `Ok(Err(why))`
+/// naming the first that is not, and `Err` if the semantics does not apply to `qnn` at all
+/// (an input map, a weight that is not a normal `f32`, a neuron that could overflow): the
+/// CLI reports the first as `unknown`, the second as an error (exit 2).
+pub fn prove_all(qnn: &Network, props: &[&Property]) -> Result<Result<Vec<f64>, String>, String> {
+    let mut margins = Vec::with_capacity(props.len());
+    for (i, p) in props.iter().enumerate() {
+        match prove_float32(qnn, p)? {
+            (true, m) => margins.push(m),
+            (false, m) => {
+                return Ok(Err(format!(
+                    "property {i}: not proven under float32 (margin {m:.3e}: the accumulation \
+                     error bound outweighs the real-semantics margin)"
+                )));
+            }
+        }
+    }
+    Ok(Ok(margins))
 }
 
 #[cfg(test)]

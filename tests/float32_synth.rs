@@ -130,4 +130,26 @@ fn the_binary32_attack_finds_a_summation_order_tie_the_real_attack_misses() {
         vec![1.0, 1.0]
     );
     assert!(certquant::float32::prove_float32(&net, &prop).is_ok_and(|(p, _)| !p));
+    let why = certquant::float32::prove_all(&net, &[&prop])
+        .unwrap()
+        .unwrap_err();
+    assert!(why.contains("not proven under float32"), "{why}");
+}
+
+#[test]
+fn an_input_normalisation_is_refused_not_reported_unknown() {
+    use certquant::spec::{InputBox, OutputSpec, Property};
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/norm_cifar_nchw_op11.onnx");
+    let net = certquant::onnx::import(&model).unwrap();
+    assert!(net.input_map().is_some());
+    let prop = Property {
+        input: InputBox::new(vec![0.0; net.input_dim()], vec![1.0; net.input_dim()]).unwrap(),
+        output: OutputSpec::Robust { label: 0 },
+    };
+    let err = certquant::float32::prove_all(&net, &[&prop]).unwrap_err();
+    assert!(
+        err.contains("float32 semantics") && err.contains("normalisation"),
+        "{err}"
+    );
 }

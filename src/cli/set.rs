@@ -379,7 +379,7 @@ fn float32_proofs(
         .filter(|&i| out.status[i] == PropertyStatus::Certified)
         .collect();
     let chosen: Vec<&Property> = certified.iter().map(|&i| &props[i]).collect();
-    match certquant::float32::prove_all(&q, &chosen) {
+    match certquant::float32::prove_all(&q, &chosen).map_err(anyhow::Error::msg)? {
         Ok(margins) => {
             for (&i, m) in certified.iter().zip(margins) {
                 out.qnn_margins[i] = Some(m);

@@ -294,7 +294,7 @@ pub fn run_task(
         && report.status == SynthStatus::Certified
         && let Some(qnn) = &outcome.qnn
     {
-        match certquant::float32::prove_all(qnn, &[&prop]) {
+        match certquant::float32::prove_all(qnn, &[&prop]).map_err(anyhow::Error::msg)? {
             Ok(m) => {
                 report.qnn_margin = m.first().copied();
                 semantics = Semantics::Float32;

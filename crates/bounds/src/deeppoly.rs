@@ -55,6 +55,9 @@ pub enum BoundsError {
     /// The integer semantics does not fit the network (docs/method.md §17).
     #[error("integer semantics: {0}")]
     Semantics(String),
+    /// The float32 semantics does not apply to the network (docs/method.md, eq. (58b)).
+    #[error("float32 semantics: {0}")]
+    Float32(String),
 }
 
 /// Which side of a quantity a linear function bounds.
@@ -209,7 +212,7 @@ impl<'a> DeepPoly<'a> {
                 Self::run_with_acts(net, input, net.depth(), &acts)
             }
             Semantics::Float32 => {
-                check_float32_weights(net).map_err(|e| BoundsError::Semantics(e.to_string()))?;
+                check_float32_weights(net).map_err(|e| BoundsError::Float32(e.to_string()))?;
                 Self::run_blocked(net, input, net.depth(), ROW_BLOCK, &[], true)
             }
         }
@@ -251,13 +254,12 @@ impl<'a> DeepPoly<'a> {
         let input = if float32 {
             // Soundness (eq. (58b)): the runtime sees fl32(x); [fl32↓(lo), fl32↑(hi)] holds it.
             if net.input_map().is_some() {
-                return Err(BoundsError::Semantics(
-                    "float32 semantics: the network has an input normalisation".into(),
+                return Err(BoundsError::Float32(
+                    "the network has an input normalisation".into(),
                 ));
             }
-            let (lo, hi) = crate::float32::input_box(input.lo(), input.hi()).ok_or_else(|| {
-                BoundsError::Semantics("float32 semantics: the box exceeds the f32 range".into())
-            })?;
+            let (lo, hi) = crate::float32::input_box(input.lo(), input.hi())
+                .ok_or_else(|| BoundsError::Float32("the box exceeds the f32 range".into()))?;
             InputBox::new(lo, hi).map_err(|e| BoundsError::Semantics(e.to_string()))?
         } else if let Some(Some(a0)) = acts.first() {
             if net.input_map().is_some() {
@@ -305,8 +307,8 @@ impl<'a> DeepPoly<'a> {
             if let Some(fl) = &mut dp.fl_err {
                 let e = crate::float32::accumulation_errors(&dp.aff_v[k], layer.bias(), n_in);
                 if let Some(j) = e.iter().position(|v| !v.is_finite()) {
-                    return Err(BoundsError::Semantics(format!(
-                        "float32 semantics: layer {k} neuron {j} could overflow in f32 \
+                    return Err(BoundsError::Float32(format!(
+                        "layer {k} neuron {j} could overflow in f32 \
                          (or has more than 2^20 terms)"
                     )));
                 }

@@ -97,7 +97,7 @@ pub enum SemanticsError {
     },
     /// A weight or bias that binary32 cannot hold exactly as a normal number (eq. (58b)).
     #[error(
-        "float32 semantics: layer {layer} has a {what} {value} that is not a normal f32 (use at most 24 weight bits)"
+        "layer {layer} has a {what} {value} that is not a normal f32 (use at most 24 weight bits)"
     )]
     NotFloat32 {
         /// Affine layer, from 0.
@@ -282,7 +282,7 @@ pub enum Semantics {
     /// every dot product and bias summed in any order, with or without FMA, ReLU exact,
     /// logits compared in `f32` with a tie a violation (docs/method.md §17, eqs. (58b),
     /// (58c)). Needs every weight and bias to be a normal (or zero) `f32`
-    /// ([`check_float32_weights`]) and no input map.
+    /// ([`check_float32_weights`]) and no input map (it would add its own roundings).
     Float32,
 }
 
@@ -313,12 +313,9 @@ pub const F32_UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
 /// Checks that every weight and bias of `net` runs unchanged in binary32 (docs/method.md
 /// §17, eq. (58b)): it is `0` or a *normal* `f32` (exactly representable, and not flushed by
 /// a denormals-are-zero runtime). A ⟨Q, F⟩ weight with `Q ≤ 24` and `F ≤ 126` always is;
-/// the check reads the values themselves. Also refuses an input map (it would run in
-/// floating point with its own roundings).
+/// the check reads the values themselves. (An input map, which the semantics also refuses,
+/// is checked where the box meets the network.)
 pub fn check_float32_weights(net: &Network) -> Result<(), SemanticsError> {
-    if net.input_map().is_some() {
-        return Err(SemanticsError::InputMap);
-    }
     for (k, layer) in net.layers().iter().enumerate() {
         let bad = |v: f64| v != 0.0 && !((v as f32) as f64 == v && (v as f32).is_normal());
         for j in 0..layer.outputs() {
