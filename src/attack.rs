@@ -140,6 +140,28 @@ pub fn find_integer_counterexample(
     })
 }
 
+/// [`find_counterexample`] under the float32 semantics (docs/method.md §17, eq. (58b)): a
+/// point is judged by actual binary32 forward passes of `net` in every
+/// [`crate::float32::ORDERS`] summation order (sequential, reversed, pairwise, fused
+/// multiply-add), logits compared in `f32` (a tie violates); a point counts if *some* order
+/// violates, so every reported counterexample is a real binary32 run.
+pub fn find_float32_counterexample(
+    net: &Network,
+    prop: &Property,
+    opts: &AttackOptions,
+) -> Option<Vec<f64>> {
+    find_counterexample_of(net, prop, opts, &|x| {
+        let runs = crate::float32::ORDERS.map(|o| {
+            crate::float32::forward_f32(net, x, o)
+                .into_iter()
+                .map(f64::from)
+                .collect::<Vec<f64>>()
+        });
+        let bad = runs.iter().position(|l| !prop.output.holds(l)).unwrap_or(0);
+        runs[bad].clone()
+    })
+}
+
 /// The attack with `logits` deciding whether a point violates the property (`net` guides the
 /// gradient steps only).
 fn find_counterexample_of(

@@ -30,6 +30,7 @@ pub use certquant_synth::{activations, backdoor, batch, floor, preimage, search,
 pub mod attack;
 pub mod bench;
 pub mod falsify;
+pub mod float32;
 pub mod plots;
 pub mod split;
 pub mod train;

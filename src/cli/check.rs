@@ -173,6 +173,9 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
             certquant::semantics::Semantics::Real => {
                 println!("  semantics real (quantized weights, real-valued activations)")
             }
+            certquant::semantics::Semantics::Float32 => println!(
+                "  semantics float32 (quantized weights, IEEE binary32 inference in any summation order)"
+            ),
             certquant::semantics::Semantics::Integer(s) => {
                 let acts: Vec<String> = s
                     .acts

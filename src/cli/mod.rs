@@ -310,6 +310,9 @@ pub enum SemanticsArg {
     Real,
     /// Integer-only inference with quantized activations.
     Integer,
+    /// IEEE binary32 inference of the weight-quantized network, any summation order
+    /// (docs/method.md, eqs. (58b), (58c)).
+    Float32,
 }
 
 impl SemanticsArg {

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use certquant::activations::{activation_search, integer_accuracy};
-use certquant::attack::{AttackOptions, find_integer_counterexample};
+use certquant::attack::{AttackOptions, find_float32_counterexample, find_integer_counterexample};
 use certquant::certificate::{CertifiedProperty, PropertySource};
 use certquant::floor::AccuracyFloor;
 use certquant::milp::cbc::Cbc;
@@ -98,10 +98,12 @@ struct SetReport {
     /// With `--semantics integer`: seconds of the activation search.
     #[serde(skip_serializing_if = "Option::is_none")]
     activation_seconds: Option<f64>,
-    /// With `--semantics integer`: why no activation formats were found.
+    /// With `--semantics integer`: why no activation formats were found; with `--semantics
+    /// float32`: why the float32 proof failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     integer_failure: Option<String>,
-    /// With `--attack` (integer semantics): whether any certified property was broken.
+    /// With `--attack` (integer or float32 semantics): whether any certified property was
+    /// broken.
     #[serde(skip_serializing_if = "Option::is_none")]
     attack_counterexample: Option<bool>,
 }
@@ -276,6 +278,14 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
             }
         }
     }
+    if r.opts.semantics == SemanticsArg::Float32 && out.strategy.is_some() {
+        semantics = float32_proofs(r, &props, &mut out, &mut report)?;
+        if let (Some(q), Some(d)) = (&out.qnn, &acc_ds)
+            && semantics.is_float32()
+        {
+            report.qnn_accuracy = Some(certquant::float32::accuracy(q, d));
+        }
+    }
     if let (Some(dir), Some(s), Some(q)) = (r.out, &out.strategy, &out.qnn) {
         let certified: Vec<CertifiedProperty> = r
             .ids
@@ -387,4 +397,56 @@ fn search_method(a: SearchArg, depth: usize) -> SearchArg {
         SearchArg::Auto => SearchArg::Descent,
         other => other,
     }
+}
+
+/// `--semantics float32` on a property set (docs/method.md, eqs. (58b), (58c)): every
+/// certified property is proven again on the binary32 network (`certquant::float32`); its
+/// margin replaces the real one. If one fails, the strategy is dropped and the status is
+/// `unknown` with the reason (as `--semantics integer` does). With `--attack`, each certified
+/// property is attacked with binary32 forward passes in several summation orders; the
+/// caller then reports the binary32 accuracy (`certquant::float32::accuracy`).
+fn float32_proofs(
+    r: &SetRequest<'_>,
+    props: &[Property],
+    out: &mut certquant::search::SearchOutcome,
+    report: &mut SetReport,
+) -> Result<Semantics> {
+    let Some(q) = out.qnn.clone() else {
+        return Ok(Semantics::Real);
+    };
+    let certified: Vec<usize> = (0..props.len())
+        .filter(|&i| out.status[i] == PropertyStatus::Certified)
+        .collect();
+    let chosen: Vec<&Property> = certified.iter().map(|&i| &props[i]).collect();
+    match certquant::float32::prove_all(&q, &chosen).map_err(anyhow::Error::msg)? {
+        Ok(margins) => {
+            for (&i, m) in certified.iter().zip(margins) {
+                out.qnn_margins[i] = Some(m);
+            }
+            for row in &mut report.properties {
+                if let Some(i) = r.ids.iter().position(|&id| id == row.id) {
+                    row.qnn_margin = out.qnn_margins[i];
+                }
+            }
+        }
+        Err(reason) => {
+            report.status = "unknown";
+            report.integer_failure = Some(reason);
+            out.strategy = None;
+            return Ok(Semantics::Real);
+        }
+    }
+    if r.opts.attack {
+        let broken = chosen
+            .iter()
+            .any(|p| find_float32_counterexample(&q, p, &AttackOptions::default()).is_some());
+        report.attack_counterexample = Some(broken);
+        if broken {
+            return Err(SoundnessBug(
+                "the attack found a binary32 counterexample to a certified float32 result".into(),
+            )
+            .into());
+        }
+    }
+    Ok(Semantics::Float32)
 }

@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use certquant::activations::{ActOptions, activation_search, integer_accuracy};
-use certquant::attack::{AttackOptions, find_counterexample, find_integer_counterexample};
+use certquant::attack::{
+    AttackOptions, find_counterexample, find_float32_counterexample, find_integer_counterexample,
+};
 use certquant::certificate::{
     Certificate, CertifiedProperty, FORMAT, ModelRef, PropertySource, Statistical, sha256_hex,
 };
@@ -120,7 +122,8 @@ pub struct RobustnessReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_seconds: Option<f64>,
     /// With `--semantics integer`: why no activation formats were found although the weight
-    /// strategy was certified under the real semantics (the status is then `unknown`).
+    /// strategy was certified under the real semantics (the status is then `unknown`); with
+    /// `--semantics float32`: why the float32 proof failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integer_failure: Option<String>,
 }
@@ -285,9 +288,30 @@ pub fn run_task(
             }
         }
     }
+    // Under float32 the weight strategy is proven again on the binary32 network (eqs. (58b),
+    // (58c)); a failure leaves the task unknown, with the reason (src/float32.rs).
+    if opts.semantics == SemanticsArg::Float32
+        && report.status == SynthStatus::Certified
+        && let Some(qnn) = &outcome.qnn
+    {
+        match certquant::float32::prove_all(qnn, &[&prop]).map_err(anyhow::Error::msg)? {
+            Ok(m) => {
+                report.qnn_margin = m.first().copied();
+                semantics = Semantics::Float32;
+            }
+            Err(reason) => {
+                report.status = SynthStatus::Unknown;
+                report.qnn_margin = None;
+                report.integer_failure = Some(reason);
+            }
+        }
+    }
     let certified = report.status == SynthStatus::Certified;
     if opts.attack {
         report.attack_counterexample = match &program {
+            None if opts.semantics == SemanticsArg::Float32 => outcome.qnn.as_ref().map(|q| {
+                find_float32_counterexample(q, &prop, &AttackOptions::default()).is_some()
+            }),
             Some(p) => outcome.qnn.as_ref().map(|q| {
                 find_integer_counterexample(q, p, &prop, &AttackOptions::default()).is_some()
             }),
@@ -306,6 +330,7 @@ pub fn run_task(
         if with_accuracy {
             report.qnn_accuracy = Some(match &program {
                 Some(p) => integer_accuracy(p, t.ds),
+                None if semantics.is_float32() => certquant::float32::accuracy(qnn, t.ds),
                 None => accuracy(qnn, t.ds, None)?.0,
             });
         }
@@ -321,7 +346,12 @@ pub fn run_task(
                     eps: Some(eps),
                     trigger: None,
                 },
-                margin: outcome.qnn_margin.unwrap_or(f64::NAN),
+                margin: if semantics.is_float32() {
+                    report.qnn_margin
+                } else {
+                    outcome.qnn_margin
+                }
+                .unwrap_or(f64::NAN),
                 multipliers: None,
             }];
             let (q, c) = write_outputs(

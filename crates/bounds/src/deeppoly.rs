@@ -27,7 +27,7 @@ use super::ops::affine::{AffineStep, error_weights};
 use super::ops::relu::{Relaxation, ReluStep};
 use super::ops::{Block, BoundStep, Rows, SparseRows, settle};
 use certquant_core::model::Network;
-use certquant_core::semantics::{ActFormat, Semantics};
+use certquant_core::semantics::{ActFormat, Semantics, check_float32_weights};
 use certquant_core::spec::{InputBox, OutputSpec};
 
 /// Why bounds could not be computed.
@@ -55,6 +55,9 @@ pub enum BoundsError {
     /// The integer semantics does not fit the network (docs/method.md §17).
     #[error("integer semantics: {0}")]
     Semantics(String),
+    /// The float32 semantics does not apply to the network (docs/method.md, eq. (58b)).
+    #[error("float32 semantics: {0}")]
+    Float32(String),
 }
 
 /// Which side of a quantity a linear function bounds.
@@ -148,6 +151,9 @@ pub struct DeepPoly<'a> {
     relax: Vec<Relaxation>,
     /// Per computed layer `j`, `v = |W^j|·m` of eq. (13) ([`error_weights`]).
     aff_v: Vec<Vec<f64>>,
+    /// Float32 semantics (eq. (58b)): per computed layer, the accumulation error bound `E` of
+    /// each output ([`crate::float32::accumulation_errors`]); `None`: exact real layers.
+    fl_err: Option<Vec<Vec<f64>>>,
 }
 
 /// Largest number of coefficients (f64 values) of one block of rows that [`DeepPoly::run_upto`]
@@ -175,14 +181,18 @@ impl<'a> DeepPoly<'a> {
         input: &'a InputBox,
         layers: usize,
     ) -> Result<Self, BoundsError> {
-        Self::run_blocked(net, input, layers, ROW_BLOCK, &[])
+        Self::run_blocked(net, input, layers, ROW_BLOCK, &[], false)
     }
 
     /// DeepPoly on the network under `sem`: [`DeepPoly::run`] for [`Semantics::Real`], the
     /// integer network N̂_{S,A} of eq. (55) (every activation rounded and saturated, relaxed
     /// by eq. (58)) for [`Semantics::Integer`]. The logits are exact rationals in both, so
     /// the output proofs ([`crate::prove_property`]) apply unchanged; robustness needs a margin
-    /// `> 0`, which also excludes ties of integer logits.
+    /// `> 0`, which also excludes ties of integer logits. For [`Semantics::Float32`] the
+    /// binary32 network of eq. (58b): the box rounded outward onto binary32, every affine
+    /// output widened by its accumulation error `E` (in back-substitution and in the logit
+    /// differences, eq. (58c)); refuses weights that are not normal `f32` values, an input
+    /// map, and any neuron whose evaluation could overflow.
     pub fn run_semantics(
         net: &'a Network,
         input: &'a InputBox,
@@ -201,6 +211,10 @@ impl<'a> DeepPoly<'a> {
                 let acts: Vec<Option<ActFormat>> = s.acts.iter().copied().map(Some).collect();
                 Self::run_with_acts(net, input, net.depth(), &acts)
             }
+            Semantics::Float32 => {
+                check_float32_weights(net).map_err(|e| BoundsError::Float32(e.to_string()))?;
+                Self::run_blocked(net, input, net.depth(), ROW_BLOCK, &[], true)
+            }
         }
     }
 
@@ -216,7 +230,7 @@ impl<'a> DeepPoly<'a> {
         layers: usize,
         acts: &[Option<ActFormat>],
     ) -> Result<Self, BoundsError> {
-        Self::run_blocked(net, input, layers, ROW_BLOCK, acts)
+        Self::run_blocked(net, input, layers, ROW_BLOCK, acts, false)
     }
 
     /// [`DeepPoly::run_with_acts`] with rows processed in blocks of at most `block` coefficients.
@@ -226,6 +240,7 @@ impl<'a> DeepPoly<'a> {
         layers: usize,
         block: usize,
         acts: &[Option<ActFormat>],
+        float32: bool,
     ) -> Result<Self, BoundsError> {
         if input.dim() != net.input_dim() {
             return Err(BoundsError::Dimension {
@@ -236,7 +251,17 @@ impl<'a> DeepPoly<'a> {
         // Soundness: the bounds are over layer 0's input, so the raw box is mapped first
         // (SOUNDNESS.md, "input map"); without a map this is the box itself. Under the integer
         // semantics the input is rounded onto A_0 instead (eq. (55)).
-        let input = if let Some(Some(a0)) = acts.first() {
+        let input = if float32 {
+            // Soundness (eq. (58b)): the runtime sees fl32(x); [fl32↓(lo), fl32↑(hi)] holds it.
+            if net.input_map().is_some() {
+                return Err(BoundsError::Float32(
+                    "the network has an input normalisation".into(),
+                ));
+            }
+            let (lo, hi) = crate::float32::input_box(input.lo(), input.hi())
+                .ok_or_else(|| BoundsError::Float32("the box exceeds the f32 range".into()))?;
+            InputBox::new(lo, hi).map_err(|e| BoundsError::Semantics(e.to_string()))?
+        } else if let Some(Some(a0)) = acts.first() {
             if net.input_map().is_some() {
                 return Err(BoundsError::Semantics(
                     "the network has an input normalisation, which would run in floating point"
@@ -272,12 +297,23 @@ impl<'a> DeepPoly<'a> {
             layers: Vec::new(),
             relax: Vec::new(),
             aff_v: Vec::new(),
+            fl_err: float32.then(Vec::new),
         };
         let mut widest = 0;
         for k in 0..layers.min(net.depth()) {
             let layer = &net.layers()[k];
             dp.aff_v.push(error_weights(layer, dp.post_abs_below(k)));
             let (n_out, n_in) = (layer.outputs(), layer.inputs());
+            if let Some(fl) = &mut dp.fl_err {
+                let e = crate::float32::accumulation_errors(&dp.aff_v[k], layer.bias(), n_in);
+                if let Some(j) = e.iter().position(|v| !v.is_finite()) {
+                    return Err(BoundsError::Float32(format!(
+                        "layer {k} neuron {j} could overflow in f32 \
+                         (or has more than 2^20 terms)"
+                    )));
+                }
+                fl.push(e);
+            }
             widest = widest.max(n_in);
             let chunk = (block / widest).clamp(1, n_out);
             let dim = net.input_dim();
@@ -286,7 +322,11 @@ impl<'a> DeepPoly<'a> {
             let (mut lo, mut hi) = (Vec::with_capacity(n_out), Vec::with_capacity(n_out));
             for start in (0..n_out).step_by(chunk) {
                 let end = (start + chunk).min(n_out);
-                let zero = vec![0.0; end - start];
+                // The layer's own rows carry its accumulation error under float32 (eq. (58b)).
+                let zero = match &dp.fl_err {
+                    Some(fl) => fl[k][start..end].to_vec(),
+                    None => vec![0.0; end - start],
+                };
                 let b = layer.bias()[start..end].to_vec();
                 let (l, u) = if let Some(w) = layer.weights() {
                     // The layer's rows, copied bit for bit.
@@ -427,10 +467,30 @@ impl<'a> DeepPoly<'a> {
     fn steps_below(&self, k: usize) -> impl Iterator<Item = Box<dyn BoundStep + '_>> + '_ {
         (0..k).rev().flat_map(move |j| {
             let relu: Box<dyn BoundStep + '_> = Box::new(ReluStep::new(&self.relax[j]));
-            let affine: Box<dyn BoundStep + '_> =
-                Box::new(AffineStep::new(&self.net.layers()[j], &self.aff_v[j]));
+            let fl: &[f64] = self.fl_err.as_ref().map_or(&[], |f| &f[j]);
+            let affine: Box<dyn BoundStep + '_> = Box::new(
+                AffineStep::new(&self.net.layers()[j], &self.aff_v[j]).with_float_error(fl),
+            );
             [relu, affine]
         })
+    }
+
+    /// Float32 semantics: `E` of eq. (58b) for the logits (the last layer), computed here if
+    /// the last layer's bounds were not (`+∞` entries if it could overflow, which fails
+    /// every proof). `None` for exact real layers.
+    fn last_layer_errors(&self) -> Option<Vec<f64>> {
+        let fl = self.fl_err.as_ref()?;
+        let k = self.net.depth() - 1;
+        if let Some(e) = fl.get(k) {
+            return Some(e.clone());
+        }
+        let layer = &self.net.layers()[k];
+        let v = error_weights(layer, self.post_abs_below(k));
+        Some(crate::float32::accumulation_errors(
+            &v,
+            layer.bias(),
+            layer.inputs(),
+        ))
     }
 
     /// `max |v|` over the box for each input `v` of affine layer `j`: the network input's
@@ -472,6 +532,7 @@ impl<'a> DeepPoly<'a> {
         let mut consts = vec![0.0; m];
         let mut errs = vec![0.0; m];
         let ra = last.row_dense(a_class);
+        let last_err = self.last_layer_errors();
         for j in 0..m {
             let rj = last.row_dense(j);
             let mut e = 0.0;
@@ -484,6 +545,10 @@ impl<'a> DeepPoly<'a> {
             consts[j] = db;
             // each difference is one rounding: |exact − fl| ≤ u·|fl|(1+u)
             errs[j] = (e * (1.0 + 1e-6) + db.abs()) * UNIT_ROUNDOFF * 1.01;
+            // float32 (eq. (58c)): ŷ_a − ŷ_j is off the exact difference by ≤ E_a + E_j.
+            if let Some(fl) = &last_err {
+                errs[j] += (fl[a_class] + fl[j]) * (1.0 + 1e-6);
+            }
         }
         (rows, consts, errs)
     }
@@ -577,7 +642,17 @@ impl<'a> DeepPoly<'a> {
             cmag += l * db.abs();
         }
         let e: f64 = mag.iter().zip(below_abs).map(|(m, z)| m * z).sum();
-        let err = gamma(classes + 1) * (1.0 + 4.0 * UNIT_ROUNDOFF) * (e * (1.0 + 1e-6) + cmag);
+        let mut err = gamma(classes + 1) * (1.0 + 4.0 * UNIT_ROUNDOFF) * (e * (1.0 + 1e-6) + cmag);
+        // float32 (eq. (58c)): Σ_j λ_j (ŷ_j − ŷ_t) is off by ≤ Σ_j λ_j (E_j + E_t).
+        if let Some(fl) = self.last_layer_errors() {
+            let s: f64 = lambda
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != target)
+                .map(|(j, &l)| l * (fl[j] + fl[target]))
+                .sum();
+            err += s * (1.0 + 1e-6);
+        }
         Ok(self.expr_lower_bounds(self.net.depth() - 1, row, vec![cst], &[err])[0])
     }
 
@@ -867,9 +942,11 @@ mod tests {
                 reference
             );
             for block in [1, 7, 20] {
-                let d = DeepPoly::run_blocked(&dense, &bx, dense.depth(), block, &[]).unwrap();
+                let d =
+                    DeepPoly::run_blocked(&dense, &bx, dense.depth(), block, &[], false).unwrap();
                 assert_eq!(all_numbers(&d), reference, "block {block}");
-                let s = DeepPoly::run_blocked(&sparse, &bx, sparse.depth(), block, &[]).unwrap();
+                let s =
+                    DeepPoly::run_blocked(&sparse, &bx, sparse.depth(), block, &[], false).unwrap();
                 assert_eq!(all_numbers(&s), reference, "sparse, block {block}");
             }
             assert_sound(&sparse, &bx, &mut rng, 20);

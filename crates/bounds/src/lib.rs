@@ -14,6 +14,7 @@
 
 pub mod arith;
 pub mod deeppoly;
+pub mod float32;
 pub mod joint;
 pub mod linear_spec;
 mod ops;

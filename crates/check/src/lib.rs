@@ -23,6 +23,9 @@
 //! Under the integer semantics (docs/method.md §17) step 4 proves the integer program
 //! (eqs. (54)–(58)) and [`semantics`] first checks its formats, that there is no input map,
 //! and that no accumulator can overflow (eq. (57)), with its own integer arithmetic.
+//! Under the float32 semantics (eqs. (58b), (58c)) step 4 proves the binary32 network with
+//! [`prove::Prover::float32`]: weights must be normal `f32`s, no input map, the box rounded
+//! outward onto `f32`, every affine output widened by its accumulation error.
 //!
 //! A certificate about a VNN-LIB query (its `vnnlib` part) is checked against the query file
 //! as well ([`check_certificate_with_query`], [`query`]): its hash, the exact cover of every
@@ -172,8 +175,9 @@ pub fn parse_model(bytes: &[u8], name: &str) -> Result<Network, CheckError> {
 /// as the bytes they were parsed from). See the module documentation for what is checked.
 ///
 /// Never fails: every problem becomes a reason in the report. The checks are
-/// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58).
-/// A certificate about a VNN-LIB query needs the file: see [`check_certificate_with_query`].
+/// docs/method.md, eqs. (44), (45), (46), (47); under the integer semantics also (54)–(58),
+/// under the float32 semantics (58b), (58c). A certificate about a VNN-LIB query needs the
+/// file: see [`check_certificate_with_query`].
 pub fn check_certificate(
     cert: &Certificate,
     original: &Network,
@@ -251,6 +255,7 @@ pub fn check_certificate_with_query(
         if local.is_empty() {
             let (lo, hi) = (prop.input.lo(), prop.input.hi());
             let prover = match &formats {
+                Ok(None) if cert.semantics.is_float32() => prove::Prover::float32(qnn, lo, hi),
                 Ok(None) => prove::Prover::new(qnn, lo, hi),
                 Ok(Some(f)) => prove::Prover::with_formats(qnn, lo, hi, f),
                 Err(_) => Err("the integer semantics is rejected (see above)".into()),

@@ -41,6 +41,7 @@
 //! each such neuron by eq. (58) ([`quantized`]); the substitution step is the same with two
 //! more relaxation kinds (a constant, and general interval-coefficient lines).
 
+pub mod float32;
 pub mod quantized;
 
 use rayon::prelude::*;
@@ -164,6 +165,9 @@ pub struct Prover<'a> {
     relax: Vec<Vec<Relu>>,
     /// The activation format of each layer input (`None`: real input / real ReLU).
     formats: Vec<Option<ActFormat>>,
+    /// Float32 semantics: per affine layer (the logits' too), the accumulation error bound of
+    /// each output (eq. (58b), [`float32::errors`]); empty under the other semantics.
+    fl_err: Vec<Vec<f64>>,
 }
 
 impl<'a> Prover<'a> {
@@ -192,7 +196,17 @@ impl<'a> Prover<'a> {
         hi: &'a [f64],
         formats: &[Option<ActFormat>],
     ) -> Result<Self, String> {
-        Self::build(net, lo, hi, formats, Relu::quantized)
+        Self::build(net, lo, hi, formats, Relu::quantized, false)
+    }
+
+    /// Like [`Prover::new`], for the float32 semantics (docs/method.md §17, eqs. (58b),
+    /// (58c)): the box rounded outward onto binary32, and every affine output — hidden and
+    /// logits — widened by `[−E_j, E_j]`, its accumulation error in any summation order.
+    /// Fails also if a weight is not a normal `f32`, the network has an input map, or a
+    /// neuron could overflow in `f32`.
+    pub fn float32(net: &'a Network, lo: &'a [f64], hi: &'a [f64]) -> Result<Self, String> {
+        float32::check_network(net)?;
+        Self::build(net, lo, hi, &vec![None; net.depth()], Relu::quantized, true)
     }
 
     /// [`Prover::with_formats`] with the relaxation of formatted neurons as a parameter (tests
@@ -203,6 +217,7 @@ impl<'a> Prover<'a> {
         hi: &'a [f64],
         formats: &[Option<ActFormat>],
         quantized: impl Fn(f64, f64, ActFormat) -> Option<Relu>,
+        fl32: bool,
     ) -> Result<Self, String> {
         quantized::check_formats(net, formats)?;
         if lo.len() != net.input_dim() || hi.len() != net.input_dim() {
@@ -223,6 +238,10 @@ impl<'a> Prover<'a> {
         let (mut lo, mut hi) = crate::input_map::map_box(net, lo, hi)?;
         // Soundness: under an input format, [r(lo), r(hi)] (exact; r is monotone).
         quantized::round_input_box(net, formats[0], &mut lo, &mut hi)?;
+        // Soundness: under float32, [fl32↓(lo), fl32↑(hi)] holds every fl32(x) (eq. (58b)).
+        if fl32 {
+            float32::round_box(&mut lo, &mut hi)?;
+        }
         if lo.len() != net.layers()[0].inputs() {
             return Err(format!(
                 "the input map produces {} values, layer 0 takes {}",
@@ -237,17 +256,25 @@ impl<'a> Prover<'a> {
             bounds: Vec::new(),
             relax: Vec::new(),
             formats: formats.to_vec(),
+            fl_err: Vec::new(),
         };
         let mut widest = 0;
         for k in 0..net.depth() - 1 {
             let layer = &net.layers()[k];
             widest = widest.max(layer.inputs());
             let chunk = (ROW_BLOCK / widest).clamp(1, layer.outputs());
+            if fl32 {
+                let e = float32::errors(k, layer, &p.input_magnitudes(k))?;
+                p.fl_err.push(e);
+            }
             let mut b = Vec::with_capacity(layer.outputs());
             let mut r = Vec::with_capacity(layer.outputs());
             for start in (0..layer.outputs()).step_by(chunk) {
                 let end = (start + chunk).min(layer.outputs());
-                let rows = exact_rows(layer, start, end);
+                let mut rows = exact_rows(layer, start, end);
+                if let Some(e) = p.fl_err.get(k) {
+                    widen(&mut rows.cst, &e[start..end]);
+                }
                 let (lower, upper) = rayon::join(
                     || p.back_substitute(rows.clone(), k, Side::Lower),
                     || p.back_substitute(rows.clone(), k, Side::Upper),
@@ -272,7 +299,27 @@ impl<'a> Prover<'a> {
             p.bounds.push(b);
             p.relax.push(r);
         }
+        if fl32 {
+            let k = net.depth() - 1;
+            let e = float32::errors(k, &net.layers()[k], &p.input_magnitudes(k))?;
+            p.fl_err.push(e);
+        }
         Ok(p)
+    }
+
+    /// `max |v|` over the box of each input `v` of affine layer `k` (for eq. (58b)): the
+    /// (rounded) box's magnitudes for `k = 0`, else `max(u, 0)` of layer `k − 1` (an exact
+    /// ReLU's output lies in `[max(l, 0), max(u, 0)]`).
+    fn input_magnitudes(&self, k: usize) -> Vec<f64> {
+        if k == 0 {
+            self.lo
+                .iter()
+                .zip(&self.hi)
+                .map(|(l, h)| l.abs().max(h.abs()))
+                .collect()
+        } else {
+            self.bounds[k - 1].iter().map(|b| b.hi.max(0.0)).collect()
+        }
     }
 
     /// Concrete pre-activation bounds `[l, u]` of hidden layer `k`.
@@ -290,7 +337,7 @@ impl<'a> Prover<'a> {
         assert_eq!(rows.width, self.net.layers()[k].inputs(), "row width");
         for s in (0..k).rev() {
             relu_step(&mut rows, &self.relax[s], side);
-            rows = affine_step(&rows, &self.net.layers()[s]);
+            rows = affine_step(&rows, &self.net.layers()[s], self.errors_of(s));
         }
         concretize(&rows, &self.lo, &self.hi, side)
     }
@@ -313,7 +360,13 @@ impl<'a> Prover<'a> {
                     .map(|(&x, &y)| Interval::new(sub_down(x, y), sub_up(x, y))),
             );
             let (ba, bb) = (last.bias()[a], last.bias()[b]);
-            cst.push(Interval::new(sub_down(ba, bb), sub_up(ba, bb)));
+            let mut c = Interval::new(sub_down(ba, bb), sub_up(ba, bb));
+            // float32 (eq. (58c)): ŷ_a − ŷ_b is within E_a + E_b of the exact difference.
+            if let Some(e) = self.fl_err.get(self.net.depth() - 1) {
+                let w = add_up(e[a], e[b]);
+                c = c + Interval::new(-w, w);
+            }
+            cst.push(c);
         }
         self.back_substitute(Rows::new(n, coef, cst), self.net.depth() - 1, Side::Lower)
     }
@@ -383,6 +436,11 @@ impl Prover<'_> {
             }
             let (a, b) = (last.bias()[j], bt);
             cst = cst + Interval::new(sub_down(a, b), sub_up(a, b)).scale(l);
+            // float32 (eq. (58c)): λ_j (ŷ_j − ŷ_t) is within λ_j (E_j + E_t) of the exact one.
+            if let Some(e) = self.fl_err.get(self.net.depth() - 1) {
+                let w = mul_up(l, add_up(e[j], e[target]));
+                cst = cst + Interval::new(-w, w);
+            }
         }
         let lb = self.back_substitute(
             Rows::new(n, coef, vec![cst]),
@@ -390,6 +448,20 @@ impl Prover<'_> {
             Side::Lower,
         )[0];
         if lb.is_nan() { f64::NEG_INFINITY } else { lb }
+    }
+}
+
+impl Prover<'_> {
+    /// The float32 accumulation errors of affine layer `k` (empty: exact layer).
+    fn errors_of(&self, k: usize) -> &[f64] {
+        self.fl_err.get(k).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Adds `[−e_r, e_r]` to each constant (an affine output off by at most `e_r`, eq. (58b)).
+fn widen(cst: &mut [Interval], e: &[f64]) {
+    for (c, &w) in cst.iter_mut().zip(e) {
+        *c = *c + Interval::new(-w, w);
     }
 }
 
@@ -493,7 +565,10 @@ fn relu_step(rows: &mut Rows, relax: &[Relu], side: Side) {
 ///
 /// Only the non-zero weights contribute (a zero weight adds an exact zero), so a sparse layer
 /// is read through its stored entries.
-fn affine_step(rows: &Rows, layer: &Affine) -> Rows {
+///
+/// Under float32 (`fl` non-empty) output `t` is `W_t v' + b_t + e_t`, `|e_t| ≤ fl[t]`
+/// (eq. (58b)): the constant also gains `a_t·[−fl[t], fl[t]]`.
+fn affine_step(rows: &Rows, layer: &Affine, fl: &[f64]) -> Rows {
     let (n_out, n_in) = (layer.outputs(), layer.inputs());
     assert_eq!(rows.width, n_out);
     let b = layer.bias();
@@ -508,6 +583,10 @@ fn affine_step(rows: &Rows, layer: &Affine) -> Rows {
                     continue;
                 }
                 *c = *c + a.scale(b[t]);
+                if let Some(&e) = fl.get(t) {
+                    let w = mul_up(a.lo.abs().max(a.hi.abs()), e);
+                    *c = *c + Interval::new(-w, w);
+                }
                 let (alo, ahi) = (a.lo, a.hi);
                 // [alo, ahi]·wv with outward rounding, accumulated outward.
                 let add = |o: &mut Interval, wv: f64| {

@@ -261,7 +261,8 @@ pub fn check_integer_semantics(
     qnn: &Network,
 ) -> Result<Option<Vec<Option<ActFormat>>>, Vec<String>> {
     let sem: &IntegerSemantics = match &cert.semantics {
-        Semantics::Real => return Ok(None),
+        // The float32 semantics has no formats; `Prover::float32` checks its network.
+        Semantics::Real | Semantics::Float32 => return Ok(None),
         Semantics::Integer(s) => s,
     };
     let mut reasons = Vec::new();

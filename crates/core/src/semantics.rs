@@ -95,6 +95,18 @@ pub enum SemanticsError {
         /// Declared width.
         acc_bits: u32,
     },
+    /// A weight or bias that binary32 cannot hold exactly as a normal number (eq. (58b)).
+    #[error(
+        "layer {layer} has a {what} {value} that is not a normal f32 (use at most 24 weight bits)"
+    )]
+    NotFloat32 {
+        /// Affine layer, from 0.
+        layer: usize,
+        /// "weight" or "bias".
+        what: &'static str,
+        /// The value.
+        value: f64,
+    },
     /// An input vector of the wrong length.
     #[error("input has {got} values, the network has {expected} inputs")]
     InputLength {
@@ -266,6 +278,12 @@ pub enum Semantics {
     Real,
     /// Integer-only inference (eqs. (54)–(57)).
     Integer(IntegerSemantics),
+    /// The weight-quantized network evaluated in IEEE binary32 — inputs rounded to `f32`,
+    /// every dot product and bias summed in any order, with or without FMA, ReLU exact,
+    /// logits compared in `f32` with a tie a violation (docs/method.md §17, eqs. (58b),
+    /// (58c)). Needs every weight and bias to be a normal (or zero) `f32`
+    /// ([`check_float32_weights`]) and no input map (it would add its own roundings).
+    Float32,
 }
 
 impl Semantics {
@@ -278,10 +296,46 @@ impl Semantics {
     /// The integer semantics, if this is one.
     pub fn integer(&self) -> Option<&IntegerSemantics> {
         match self {
-            Semantics::Real => None,
             Semantics::Integer(s) => Some(s),
+            Semantics::Real | Semantics::Float32 => None,
         }
     }
+
+    /// `true` for [`Semantics::Float32`].
+    pub fn is_float32(&self) -> bool {
+        matches!(self, Semantics::Float32)
+    }
+}
+
+/// The unit roundoff of IEEE binary32, `u = 2^−24`.
+pub const F32_UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
+
+/// Checks that every weight and bias of `net` runs unchanged in binary32 (docs/method.md
+/// §17, eq. (58b)): it is `0` or a *normal* `f32` (exactly representable, and not flushed by
+/// a denormals-are-zero runtime). A ⟨Q, F⟩ weight with `Q ≤ 24` and `F ≤ 126` always is;
+/// the check reads the values themselves. (An input map, which the semantics also refuses,
+/// is checked where the box meets the network.)
+pub fn check_float32_weights(net: &Network) -> Result<(), SemanticsError> {
+    for (k, layer) in net.layers().iter().enumerate() {
+        let bad = |v: f64| v != 0.0 && !((v as f32) as f64 == v && (v as f32).is_normal());
+        for j in 0..layer.outputs() {
+            if let Some((_, v)) = layer.row_entries(j).find(|&(_, v)| bad(v)) {
+                return Err(SemanticsError::NotFloat32 {
+                    layer: k,
+                    what: "weight",
+                    value: v,
+                });
+            }
+        }
+        if let Some(&v) = layer.bias().iter().find(|&&v| bad(v)) {
+            return Err(SemanticsError::NotFloat32 {
+                layer: k,
+                what: "bias",
+                value: v,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `⌊a·2^−s⌉_even` (a left shift when `s ≤ 0`): the requantization of eq. (56).
@@ -684,5 +738,28 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Semantics>(&j).unwrap(), s);
         assert!(Semantics::default().is_real());
+        let f = serde_json::to_string(&Semantics::Float32).unwrap();
+        assert_eq!(f, r#"{"kind":"float32"}"#);
+        assert_eq!(
+            serde_json::from_str::<Semantics>(&f).unwrap(),
+            Semantics::Float32
+        );
+        assert!(Semantics::Float32.integer().is_none() && Semantics::Float32.is_float32());
+    }
+
+    #[test]
+    fn float32_weights_must_be_normal_f32() {
+        let (net, _) = tiny();
+        assert!(check_float32_weights(&net).is_ok());
+        let l = Affine::new(0, 1, 1, vec![0.1], vec![0.0]).unwrap();
+        assert!(matches!(
+            check_float32_weights(&Network::new(vec![l]).unwrap()),
+            Err(SemanticsError::NotFloat32 { layer: 0, .. })
+        ));
+        let l = Affine::new(0, 1, 1, vec![0.5], vec![1e-40]).unwrap();
+        assert!(matches!(
+            check_float32_weights(&Network::new(vec![l]).unwrap()),
+            Err(SemanticsError::NotFloat32 { what: "bias", .. })
+        ));
     }
 }

@@ -14,6 +14,8 @@ use crate::deeppoly::Side;
 pub struct AffineStep<'a> {
     layer: &'a Affine,
     v: &'a [f64],
+    /// Float32 semantics: per output `t`, `E_t` of eq. (58b) (empty: exact real layer).
+    fl: &'a [f64],
 }
 
 /// `v_t = Σ_s |W_ts|·m_s` for every output `t` of `layer`, where `m_s = input_abs[s]` bounds
@@ -52,7 +54,26 @@ impl<'a> AffineStep<'a> {
     /// an error of the constant).
     pub fn new(layer: &'a Affine, v: &'a [f64]) -> Self {
         debug_assert_eq!(v.len(), layer.outputs());
-        Self { layer, v }
+        Self { layer, v, fl: &[] }
+    }
+
+    /// The same step for a layer evaluated in binary32 (docs/method.md, eq. (58b)): output
+    /// `t` is `W_t v' + b_t + e_t` with `|e_t| ≤ fl[t]`, so a row with coefficient `a_t`
+    /// reports `|a_t|·fl[t]` more error (moved into its constant by `settle`). An empty
+    /// `fl` is the exact layer.
+    pub fn with_float_error(mut self, fl: &'a [f64]) -> Self {
+        debug_assert!(fl.is_empty() || fl.len() == self.layer.outputs());
+        self.fl = fl;
+        self
+    }
+
+    /// `Σ_t |a_t|·E_t` over a row's coefficients (0 for the exact layer), inflated for its
+    /// own `f64` evaluation.
+    fn float_error(&self, coeffs: impl Iterator<Item = (usize, f64)>) -> f64 {
+        if self.fl.is_empty() {
+            return 0.0;
+        }
+        coeffs.map(|(t, a)| a.abs() * self.fl[t]).sum::<f64>() * (1.0 + 1e-6)
     }
 }
 
@@ -123,7 +144,8 @@ impl BoundStep for AffineStep<'_> {
                 mag += term.abs();
                 prop += at.abs() * v[t];
             }
-            err[r] = g * (prop * (1.0 + 1e-6) + mag);
+            err[r] =
+                g * (prop * (1.0 + 1e-6) + mag) + self.float_error(row.iter().copied().enumerate());
             consts[r] = cst;
         }
         Substituted {
@@ -147,6 +169,7 @@ impl BoundStep for AffineStep<'_> {
         let n_rows = rows.entries.len();
         let mut consts = rows.consts;
         let mut err = vec![0.0; n_rows];
+        let this = *self;
         // The constant and the error of row `r` (identical for both outputs).
         let mut finish = |r: usize, e: &[(usize, f64)]| {
             let mut cst = consts[r];
@@ -161,7 +184,7 @@ impl BoundStep for AffineStep<'_> {
                 mag += term.abs();
                 prop += at.abs() * v[t];
             }
-            err[r] = g * (prop * (1.0 + 1e-6) + mag);
+            err[r] = g * (prop * (1.0 + 1e-6) + mag) + this.float_error(e.iter().copied());
             consts[r] = cst;
         };
         let block = match (layer.weights(), layer.sparse_weights()) {

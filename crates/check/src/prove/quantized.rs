@@ -274,7 +274,7 @@ mod tests {
         for _ in 0..trials {
             let c = random_case(&mut rng);
             let formats: Vec<_> = c.acts.iter().copied().map(Some).collect();
-            let p = Prover::build(&c.net, &c.lo, &c.hi, &formats, relax).unwrap();
+            let p = Prover::build(&c.net, &c.lo, &c.hi, &formats, relax, false).unwrap();
             let sem = IntegerSemantics::new(c.acts.clone(), 64).unwrap();
             let prog = IntProgram::new(&c.net, &c.strategy, &sem).unwrap();
             let d = c.net.depth();
