@@ -9,47 +9,14 @@ use certquant::float32::{ORDERS, forward_f32};
 use certquant::semantics::Semantics;
 
 mod common;
-use common::{demo_data, demo_model, json_of as json, run, s};
-
-fn check(cert: &Path, model: &Path) -> serde_json::Value {
-    json(&run(&[
-        "check",
-        "--certificate",
-        s(cert),
-        "--model",
-        s(model),
-        "--json",
-    ]))
-}
-
-fn synth_demo(args: &[&str]) -> std::process::Output {
-    let (m, d) = (demo_model(), demo_data());
-    let mut a = vec!["synth", "robustness", "--model", s(&m), "--data", s(&d)];
-    a.extend_from_slice(args);
-    run(&a)
-}
+use common::{check_json as check, demo_model, json_of as json, s, synth_demo, synth_demo_set};
 
 #[test]
 fn float32_set_synthesis_is_certified_and_rechecked() {
-    let (model, data) = (demo_model(), demo_data());
+    let model = demo_model();
     let dir = tempfile::tempdir().unwrap();
     let outdir = dir.path().join("f32");
-    let out = synth_demo(&[
-        "--ids",
-        "0,1,2,3,4,5,6,7,8,9",
-        "--eps",
-        "1/255",
-        "--semantics",
-        "float32",
-        "--accuracy-data",
-        s(&data),
-        "--max-acc-drop",
-        "10",
-        "--attack",
-        "--out",
-        s(&outdir),
-        "--json",
-    ]);
+    let out = synth_demo_set("0,1,2,3,4,5,6,7,8,9", "float32", &outdir);
     let v = json(&out);
     assert_eq!(v["status"], "certified", "{v}");
     assert_eq!(v["semantics"], "float32");

@@ -3,33 +3,13 @@
 //! describes, the integer attack, and `check` re-proving it — and rejecting it when the
 //! activation formats are made coarser.
 
-use std::path::Path;
-
 use certquant::certificate::Certificate;
 use certquant::semantics::{ActFormat, IntProgram, Semantics, strict_argmax};
 
 mod common;
-use common::{demo_data, demo_model, json_of as json, run, s};
-
-fn check(cert: &Path, model: &Path) -> serde_json::Value {
-    let out = run(&[
-        "check",
-        "--certificate",
-        s(cert),
-        "--model",
-        s(model),
-        "--json",
-    ]);
-    json(&out)
-}
-
-/// `certquant synth robustness` on the demo network and images with `args`.
-fn synth_demo(args: &[&str]) -> std::process::Output {
-    let (m, d) = (demo_model(), demo_data());
-    let mut a = vec!["synth", "robustness", "--model", s(&m), "--data", s(&d)];
-    a.extend_from_slice(args);
-    run(&a)
-}
+use common::{
+    check_json as check, demo_data, demo_model, json_of as json, s, synth_demo, synth_demo_set,
+};
 
 #[test]
 fn integer_synthesis_on_the_demo_is_certified_exact_and_rechecked() {
@@ -37,22 +17,7 @@ fn integer_synthesis_on_the_demo_is_certified_exact_and_rechecked() {
     let dir = tempfile::tempdir().unwrap();
     let outdir = dir.path().join("int");
     let ids = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19";
-    let out = synth_demo(&[
-        "--ids",
-        ids,
-        "--eps",
-        "1/255",
-        "--semantics",
-        "integer",
-        "--accuracy-data",
-        s(&data),
-        "--max-acc-drop",
-        "10",
-        "--attack",
-        "--out",
-        s(&outdir),
-        "--json",
-    ]);
+    let out = synth_demo_set(ids, "integer", &outdir);
     let v = json(&out);
     assert_eq!(v["status"], "certified", "{v}");
     assert_eq!(v["semantics"], "integer");

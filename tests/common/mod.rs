@@ -80,3 +80,46 @@ pub fn check_dir(dir: &Path, model: &str) -> Output {
         s(&qnn),
     ])
 }
+
+/// `certquant check --json` of a certificate against the original `model` (the QNN from the
+/// path the certificate records): the report.
+pub fn check_json(cert: &Path, model: &Path) -> Value {
+    json_of(&run(&[
+        "check",
+        "--certificate",
+        s(cert),
+        "--model",
+        s(model),
+        "--json",
+    ]))
+}
+
+/// `certquant synth robustness` on the embedded demo network and images with `args`.
+pub fn synth_demo(args: &[&str]) -> Output {
+    let (m, d) = (demo_model(), demo_data());
+    let mut a = vec!["synth", "robustness", "--model", s(&m), "--data", s(&d)];
+    a.extend_from_slice(args);
+    run(&a)
+}
+
+/// `synth robustness --ids IDS --eps 1/255 --semantics SEM` on the demo with its images as the
+/// accuracy data (floor: 10 points), `--attack`, writing to `out`, JSON on stdout.
+pub fn synth_demo_set(ids: &str, semantics: &str, out: &Path) -> Output {
+    let d = demo_data();
+    synth_demo(&[
+        "--ids",
+        ids,
+        "--eps",
+        "1/255",
+        "--semantics",
+        semantics,
+        "--accuracy-data",
+        s(&d),
+        "--max-acc-drop",
+        "10",
+        "--attack",
+        "--out",
+        s(out),
+        "--json",
+    ])
+}

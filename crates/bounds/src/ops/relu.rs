@@ -44,14 +44,7 @@ impl Relaxation {
     /// (docs/method.md, eqs. (7), (12))
     pub fn new(lo: &[f64], hi: &[f64]) -> Self {
         let n = lo.len();
-        let mut r = Relaxation {
-            ls: vec![0.0; n],
-            li: vec![0.0; n],
-            us: vec![0.0; n],
-            ui: vec![0.0; n],
-            pre_abs: vec![0.0; n],
-            post_abs: vec![0.0; n],
-        };
+        let mut r = Relaxation::zeros(n);
         for j in 0..n {
             let (l, u) = (lo[j], hi[j]);
             r.pre_abs[j] = l.abs().max(u.abs());
@@ -99,14 +92,7 @@ impl Relaxation {
         let n = lo.len();
         let m = fmt.max_value();
         let delta = fmt.half_step();
-        let mut r = Relaxation {
-            ls: vec![0.0; n],
-            li: vec![0.0; n],
-            us: vec![0.0; n],
-            ui: vec![0.0; n],
-            pre_abs: vec![0.0; n],
-            post_abs: vec![0.0; n],
-        };
+        let mut r = Relaxation::zeros(n);
         for j in 0..n {
             let (l, u) = (lo[j], hi[j]);
             r.pre_abs[j] = l.abs().max(u.abs());
@@ -158,6 +144,18 @@ impl Relaxation {
             }
         }
         r
+    }
+
+    /// `n` neurons with every line `0` (the relaxation of a dead neuron), to be filled in.
+    fn zeros(n: usize) -> Self {
+        Relaxation {
+            ls: vec![0.0; n],
+            li: vec![0.0; n],
+            us: vec![0.0; n],
+            ui: vec![0.0; n],
+            pre_abs: vec![0.0; n],
+            post_abs: vec![0.0; n],
+        }
     }
 
     /// Number of neurons.
