@@ -21,6 +21,7 @@ use std::time::Instant;
 use crate::bounds::ProposeMultipliers;
 use crate::certificate::RegionProof;
 use crate::falsify::Counterexample;
+use crate::floor::AccuracyFloor;
 use crate::model::Network;
 use crate::quantize::Strategy;
 use crate::split::{SplitOptions, Verdict, VerifyOutcome, verify_query};
@@ -39,6 +40,11 @@ pub struct QuantizeQueryOptions {
     /// plus 32, at most `split.max_splits` (a failing candidate in many input dimensions would
     /// otherwise spend the whole budget on splits that cannot help).
     pub candidate_max_splits: Option<usize>,
+    /// Optional accuracy floor (docs/method.md, eq. (43)): a candidate passes only if its QNN
+    /// also keeps the accuracy on labelled data. A VNN-LIB property alone says nothing about
+    /// the rest of the input space, so without a floor the lowest passing bits can cost much
+    /// accuracy (BENCHMARKS.md).
+    pub accuracy_floor: Option<AccuracyFloor>,
 }
 
 impl Default for QuantizeQueryOptions {
@@ -48,6 +54,7 @@ impl Default for QuantizeQueryOptions {
             max_frac: 16,
             split: SplitOptions::default(),
             candidate_max_splits: None,
+            accuracy_floor: None,
         }
     }
 }
@@ -156,6 +163,7 @@ pub fn quantize_query(
         query,
         proposer,
         opts: &candidate,
+        floor: opts.accuracy_floor.as_ref(),
         seen: HashMap::new(),
         tested: 0,
         late: false,
@@ -168,7 +176,14 @@ pub fn quantize_query(
         out.note = if walk.late {
             "the time budget ran out before a strategy was proven".into()
         } else {
-            format!("not proven on the QNN with F = {hi} (B_u) on every layer")
+            format!(
+                "not proven on the QNN with F = {hi} (B_u) on every layer{}",
+                if opts.accuracy_floor.is_some() {
+                    ", or below the accuracy floor"
+                } else {
+                    ""
+                }
+            )
         };
         return Ok(out);
     };
@@ -227,6 +242,7 @@ struct Walk<'a> {
     query: &'a Query,
     proposer: &'a (dyn ProposeMultipliers + Sync),
     opts: &'a SplitOptions,
+    floor: Option<&'a AccuracyFloor>,
     seen: HashMap<Vec<u32>, bool>,
     tested: usize,
     late: bool,
@@ -249,7 +265,7 @@ impl Walk<'_> {
         // the proof must be about the network the checker reads back from the ONNX file
         let qnn_bytes = crate::onnx::export_bytes(&qnn)?;
         let qnn = crate::onnx::import_bytes(&qnn_bytes)?;
-        if qnn != strategy.apply(self.net)? {
+        if qnn != strategy.apply(self.net)? || self.floor.is_some_and(|f| !f.admits(&qnn)) {
             self.seen.insert(fracs.to_vec(), false);
             return Ok(None);
         }

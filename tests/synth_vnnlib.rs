@@ -231,7 +231,7 @@ fn synth_vnnlib_violated_unknown_and_bad_inputs() {
 }
 
 /// A VNN-COMP 2021 mnistfc `holds` instance (proven by `verify` on the whole box), quantized,
-/// certified and checked.
+/// certified and checked, with and without the accuracy floor on MNIST.
 #[test]
 fn synth_vnnlib_on_an_mnistfc_instance() {
     let Some(root) = certquant::shared::shared_dir("benchmarks/vnncomp2021") else {
@@ -271,4 +271,41 @@ fn synth_vnnlib_on_an_mnistfc_instance() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("VALID"));
+    let Some(mnist) = certquant::shared::shared_dir("data/mnist") else {
+        eprintln!("skipped the accuracy floor: ../shared/data/mnist is absent");
+        return;
+    };
+    let floor_dir = tmp.path().join("floor");
+    let (code, f) = run_json(&[
+        "synth",
+        "vnnlib",
+        "--model",
+        s(&model),
+        "--vnnlib",
+        s(&prop),
+        "--accuracy-data",
+        s(&mnist),
+        "--max-acc-drop",
+        "1",
+        "--out",
+        s(&floor_dir),
+    ]);
+    assert_eq!(code, 0, "{f}");
+    assert_eq!(f["status"], "certified", "{f}");
+    let (fa, qa) = (
+        f["float_accuracy"].as_f64().unwrap(),
+        f["qnn_accuracy"].as_f64().unwrap(),
+    );
+    assert!(qa >= fa - 0.01, "{f}");
+    // the floor never allows fewer weight bits than the property alone
+    assert!(
+        f["memory_bits"].as_u64() >= v["memory_bits"].as_u64(),
+        "{f} {v}"
+    );
+    let out = run(&[
+        "check",
+        "--certificate",
+        s(&floor_dir.join("certificate.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -20,7 +20,7 @@ use certquant::quantize_query::{QuantizeQueryOptions, QueryStatus, quantize_quer
 use certquant::split::SplitOptions;
 use certquant_synth::multipliers::LpMultipliers;
 
-use super::common::{Outcome, load_model, print_json};
+use super::common::{Outcome, accuracy, load_data, load_model, print_json};
 use super::verify::{CounterexampleReport, read_query_bytes};
 
 /// Arguments of `certquant synth vnnlib`.
@@ -47,6 +47,14 @@ pub struct SynthVnnlibArgs {
     /// Largest fractional width tried (B_u), the starting point on every layer.
     #[arg(long, default_value_t = 16)]
     pub max_frac: u32,
+    /// Labelled data (IDX directory or .npy): every candidate QNN must also keep the accuracy
+    /// on it within --max-acc-drop points of the float network's (a VNN-LIB property alone
+    /// does not protect accuracy); the chosen QNN's accuracy is reported.
+    #[arg(long, value_name = "DATA")]
+    pub accuracy_data: Option<PathBuf>,
+    /// Largest allowed accuracy drop in percentage points (with --accuracy-data).
+    #[arg(long, default_value_t = 1.0, requires = "accuracy_data")]
+    pub max_acc_drop: f64,
     /// Write the quantized network (qnn.onnx) and certificate.json into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -67,6 +75,12 @@ pub struct SynthVnnlibReport {
     pub layers: Vec<QuantConfig>,
     /// Weight memory `Σ Q_i · params_i` in bits (certified only).
     pub memory_bits: Option<u64>,
+    /// The float network's accuracy on --accuracy-data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float_accuracy: Option<f64>,
+    /// The chosen QNN's accuracy on --accuracy-data (certified only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qnn_accuracy: Option<f64>,
     /// Splits of the float proof.
     pub float_splits: usize,
     /// Splits of the final QNN proof (certified only).
@@ -128,6 +142,16 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
             m.net.output_dim()
         );
     }
+    if !(a.max_acc_drop.is_finite() && a.max_acc_drop >= 0.0) {
+        bail!("--max-acc-drop must be a non-negative number of percentage points");
+    }
+    let data = match &a.accuracy_data {
+        Some(d) => Some(std::sync::Arc::new(load_data(d, &m.net)?)),
+        None => None,
+    };
+    let floor = data
+        .as_ref()
+        .map(|d| certquant::floor::AccuracyFloor::new(&m.net, d.clone(), a.max_acc_drop));
     let opts = QuantizeQueryOptions {
         min_frac: a.min_frac,
         max_frac: a.max_frac,
@@ -137,12 +161,15 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
             ..SplitOptions::default()
         },
         candidate_max_splits: None,
+        accuracy_floor: floor.clone(),
     };
     let o = quantize_query(&m.net, &query, &LpMultipliers(&Cbc), &opts)?;
     let mut report = SynthVnnlibReport {
         status: o.status,
         layers: Vec::new(),
         memory_bits: None,
+        float_accuracy: floor.as_ref().map(|f| f.float_accuracy()),
+        qnn_accuracy: None,
         float_splits: o.float.splits,
         qnn_splits: None,
         qnn_worst_upper: None,
@@ -175,6 +202,9 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         report.layers = c.strategy.0.clone();
         report.memory_bits = Some(c.strategy.memory_bits(&m.net));
         report.qnn_splits = Some(c.outcome.splits);
+        if let Some(d) = &data {
+            report.qnn_accuracy = Some(accuracy(&c.qnn, d, None)?.0);
+        }
         report.qnn_worst_upper = c.outcome.worst_upper;
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir)
@@ -250,6 +280,9 @@ fn print_text(r: &SynthVnnlibReport) {
                 r.qnn_worst_upper.map_or("—".into(), |u| format!("{u:.3e}")),
                 r.seconds
             );
+            if let (Some(f), Some(q)) = (r.float_accuracy, r.qnn_accuracy) {
+                println!("  accuracy: float {f:.4}, QNN {q:.4}");
+            }
             if !r.note.is_empty() {
                 println!("  note: {}", r.note);
             }
