@@ -103,10 +103,12 @@ fn synth_vnnlib_certifies_and_check_accepts_only_the_true_strategy() {
         &prop,
         "--out",
         s(&out_dir),
+        "--attack",
     ]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["status"], "certified", "{v}");
     assert_eq!(v["certificate_valid"], true, "{v}");
+    assert_eq!(v["attack_counterexample"], false, "{v}");
     let layers = v["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
     // the output layer needs F ≥ 3 (bias 1.1 into (1.05, 1.2)); the search finds exactly 3

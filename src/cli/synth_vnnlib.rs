@@ -61,6 +61,11 @@ pub struct SynthVnnlibArgs {
     /// Write a float counterexample here in the VNN-COMP format `((X_0 v) … (Y_0 v) …)`.
     #[arg(long, value_name = "FILE")]
     pub counterexample: Option<PathBuf>,
+    /// Falsification cross-check: attack the certified QNN on the property (random points,
+    /// corners, PGD). A counterexample to a certified result is a soundness bug and makes the
+    /// command fail (exit 2).
+    #[arg(long)]
+    pub attack: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -93,6 +98,10 @@ pub struct SynthVnnlibReport {
     pub seconds: f64,
     /// The float counterexample (violated only).
     pub counterexample: Option<CounterexampleReport>,
+    /// With `--attack`: whether a counterexample was found on the certified QNN (never, unless
+    /// a soundness bug; the command then fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack_counterexample: Option<bool>,
     /// Why not certified, or how the search ended.
     pub note: String,
     /// With `--out`: the QNN written (certified only).
@@ -176,6 +185,7 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         candidates: o.tested,
         seconds: 0.0,
         counterexample: None,
+        attack_counterexample: None,
         note: o.note.clone(),
         qnn_model: None,
         certificate: None,
@@ -202,6 +212,23 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         report.layers = c.strategy.0.clone();
         report.memory_bits = Some(c.strategy.memory_bits(&m.net));
         report.qnn_splits = Some(c.outcome.splits);
+        if a.attack {
+            let found = certquant::falsify::falsify(
+                &c.qnn,
+                &query,
+                &certquant::falsify::FalsifyOptions::default(),
+                None,
+            );
+            if let Some(cx) = found {
+                bail!(
+                    "SOUNDNESS BUG: the attack found a counterexample on the certified QNN (region {}, disjunct {}, margin {:e})",
+                    cx.region,
+                    cx.disjunct,
+                    cx.margin
+                );
+            }
+            report.attack_counterexample = Some(false);
+        }
         if let Some(d) = &data {
             report.qnn_accuracy = Some(accuracy(&c.qnn, d, None)?.0);
         }
