@@ -380,4 +380,40 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn the_accuracy_floor_rejects_bits_that_cost_accuracy() {
+        // y_0 = 0.3·relu(x), y_1 = 0.2: x = 1 is class 0, x = 0.5 class 1. With F = 1 on the
+        // output layer (w = 0.5, b = 0) x = 0.5 becomes class 0; the property (y_0 < 0.5 on
+        // [0, 0.1]) holds at every F.
+        let l0 = Affine::new(0, 1, 1, vec![1.0], vec![0.0]).unwrap();
+        let l1 = Affine::new(1, 2, 1, vec![0.3, 0.0], vec![0.0, 0.2]).unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let q = crate::vnnlib::parse(
+            "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)\
+             (assert (>= X_0 0))(assert (<= X_0 0.1))(assert (>= Y_0 0.5))",
+        )
+        .unwrap();
+        let plain = quantize_query(&net, &q, &none(), &QuantizeQueryOptions::default()).unwrap();
+        assert_eq!(plain.status, QueryStatus::Certified, "{}", plain.note);
+        assert_eq!(plain.chosen.unwrap().fracs, vec![1, 1]);
+        let data = crate::data::Dataset::from_parts(1, vec![1.0, 0.5], Some(vec![0, 1])).unwrap();
+        let floor = AccuracyFloor::new(&net, std::sync::Arc::new(data), 0.0);
+        assert_eq!(floor.float_accuracy(), 1.0);
+        let r = quantize_query(
+            &net,
+            &q,
+            &none(),
+            &QuantizeQueryOptions {
+                accuracy_floor: Some(floor.clone()),
+                ..QuantizeQueryOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.status, QueryStatus::Certified, "{}", r.note);
+        let c = r.chosen.unwrap();
+        assert!(c.fracs[1] > 1, "{:?}", c.fracs);
+        assert!(floor.admits(&c.qnn));
+        assert_eq!(c.qnn.predict(&[0.5]), 1);
+    }
 }
