@@ -32,5 +32,6 @@ pub mod bench;
 pub mod falsify;
 pub mod float32;
 pub mod plots;
+pub mod quantize_query;
 pub mod split;
 pub mod train;

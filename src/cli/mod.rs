@@ -9,6 +9,7 @@ mod eval;
 mod export;
 mod set;
 mod synth;
+mod synth_vnnlib;
 mod train;
 mod verify;
 
@@ -86,6 +87,9 @@ enum SynthCommand {
     /// Algorithm 2: a strategy keeping backdoor-freeness for a trigger and target class
     /// (SPRT; exit 0 certified, 1 not).
     Backdoor(backdoor::SynthBackdoorArgs),
+    /// Certified quantization of a VNN-LIB property: per-layer bits whose QNN the split proof
+    /// proves (status certified / violated / unknown; exit 0 certified, 1 not).
+    Vnnlib(synth_vnnlib::SynthVnnlibArgs),
 }
 
 /// Where inputs come from.
@@ -485,6 +489,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
         }
         Command::Synth(SynthCommand::Backdoor(a)) => backdoor::synth_backdoor(&a),
+        Command::Synth(SynthCommand::Vnnlib(a)) => synth_vnnlib::synth_vnnlib(&a),
         Command::Demo(a) => demo::demo(&a.out, a.json),
         Command::Train(a) => train::train(&a),
         Command::Bench(BenchCommand::Robustness(a)) => bench::robustness(&a),

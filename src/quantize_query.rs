@@ -1,0 +1,419 @@
+//! Certified quantization of a VNN-LIB property (`synth vnnlib`; docs/method.md §16, the
+//! paragraph "Quantizing for a VNN-LIB property").
+//!
+//! The property is first decided on the float network ([`verify_query`]: DeepPoly refutation,
+//! falsification, input splitting). If it holds, per-layer fractional widths `F_i` are searched
+//! with every candidate judged by the **full split proof on the QNN** (eqs. (49)–(53), the
+//! network quantized by eq. (3) with `Q_i = I_i + F_i`, eq. (4)): a candidate passes only when
+//! [`verify_query`] answers `holds` on it, i.e. every leaf of its split trees is refuted and the
+//! independent checker re-proved the trees (eqs. (59), (60)). The answer is therefore certified
+//! by construction; its proof is the one the certificate records.
+//!
+//! The search: start at `F_i = B_u` on every layer (if that fails there is no answer); then,
+//! layer by layer (most parameters first), bisection for the lowest `F_i` that passes with the
+//! other layers fixed; then a second pass lowering any layer by one bit while that passes. Every
+//! tested point is remembered. Where passing is not monotone in `F_i` the result still passes,
+//! it is only perhaps not the layer's minimum.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::bounds::ProposeMultipliers;
+use crate::certificate::RegionProof;
+use crate::falsify::Counterexample;
+use crate::floor::AccuracyFloor;
+use crate::model::Network;
+use crate::quantize::Strategy;
+use crate::split::{SplitOptions, Verdict, VerifyOutcome, verify_query};
+use crate::vnnlib::Query;
+
+/// Knobs of [`quantize_query`].
+#[derive(Debug, Clone)]
+pub struct QuantizeQueryOptions {
+    /// Smallest fractional width tried (`B_l`).
+    pub min_frac: u32,
+    /// Largest fractional width tried (`B_u`), also the starting point.
+    pub max_frac: u32,
+    /// Budget of the float proof; its deadline bounds the whole search.
+    pub split: SplitOptions,
+    /// Largest number of splits per candidate proof. `None`: twice the float proof's splits
+    /// plus 32, at most `split.max_splits` (a failing candidate in many input dimensions would
+    /// otherwise spend the whole budget on splits that cannot help).
+    pub candidate_max_splits: Option<usize>,
+    /// Optional accuracy floor (docs/method.md, eq. (43)): a candidate passes only if its QNN
+    /// also keeps the accuracy on labelled data. A VNN-LIB property alone says nothing about
+    /// the rest of the input space, so without a floor the lowest passing bits can cost much
+    /// accuracy (BENCHMARKS.md).
+    pub accuracy_floor: Option<AccuracyFloor>,
+}
+
+impl Default for QuantizeQueryOptions {
+    fn default() -> Self {
+        Self {
+            min_frac: 1,
+            max_frac: 16,
+            split: SplitOptions::default(),
+            candidate_max_splits: None,
+            accuracy_floor: None,
+        }
+    }
+}
+
+/// The answer of [`quantize_query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryStatus {
+    /// A strategy whose QNN provably satisfies the property (its proof is in the outcome).
+    Certified,
+    /// A counterexample on the float network: no quantization can be certified.
+    Violated,
+    /// The float property is not proven, or no strategy in range passed (or time ran out).
+    Unknown,
+}
+
+/// A passing candidate: the strategy, its QNN, the QNN's ONNX bytes (the network the proof
+/// is about, as the checker reads it back) and the proof.
+#[derive(Debug, Clone)]
+pub struct Passing {
+    /// Fractional width per affine layer, input side first.
+    pub fracs: Vec<u32>,
+    /// The strategy ⟨I_i + F_i, F_i⟩.
+    pub strategy: Strategy,
+    /// The quantized network.
+    pub qnn: Network,
+    /// `onnx::export_bytes(qnn)`; importing it gives `qnn` exactly (checked).
+    pub qnn_bytes: Vec<u8>,
+    /// The split trees of the QNN's proof, re-proven by the checker.
+    pub proof: Vec<RegionProof>,
+    /// The QNN proof's statistics (splits, boxes, weakest refutation).
+    pub outcome: VerifyOutcome,
+}
+
+/// What [`quantize_query`] did.
+#[derive(Debug, Clone)]
+pub struct QuantizeQueryOutcome {
+    /// The answer.
+    pub status: QueryStatus,
+    /// The decision on the float network.
+    pub float: VerifyOutcome,
+    /// The counterexample (violated only).
+    pub counterexample: Option<Counterexample>,
+    /// The chosen point (certified only).
+    pub chosen: Option<Passing>,
+    /// Candidates proven (or refuted) on a QNN.
+    pub tested: usize,
+    /// Why the answer is `unknown` (empty otherwise), or a note about the search's end.
+    pub note: String,
+}
+
+/// Decides `query` on `net` and, if it holds, searches a certified strategy (module
+/// documentation). Errors are bad inputs (dimensions, bit range).
+pub fn quantize_query(
+    net: &Network,
+    query: &Query,
+    proposer: &(dyn ProposeMultipliers + Sync),
+    opts: &QuantizeQueryOptions,
+) -> anyhow::Result<QuantizeQueryOutcome> {
+    if opts.min_frac > opts.max_frac {
+        anyhow::bail!(
+            "--min-frac {} is larger than --max-frac {}",
+            opts.min_frac,
+            opts.max_frac
+        );
+    }
+    // validates the range against the network (Q = I + F ≤ 52)
+    Strategy::from_fracs(net, &vec![opts.max_frac; net.depth()])?;
+    let float = verify_query(net, query, proposer, &opts.split)?;
+    let mut out = QuantizeQueryOutcome {
+        status: QueryStatus::Unknown,
+        float: float.clone(),
+        counterexample: None,
+        chosen: None,
+        tested: 0,
+        note: String::new(),
+    };
+    match &float.verdict {
+        Verdict::Holds => {}
+        Verdict::Violated(cx) => {
+            out.status = QueryStatus::Violated;
+            out.counterexample = Some((**cx).clone());
+            return Ok(out);
+        }
+        Verdict::Unknown => {
+            out.note = format!(
+                "the property is not proven on the float network: {}",
+                float.note
+            );
+            return Ok(out);
+        }
+        Verdict::Timeout => {
+            out.note = "the time budget ran out before the float network's proof".into();
+            return Ok(out);
+        }
+    }
+    let candidate = SplitOptions {
+        max_splits: opts
+            .candidate_max_splits
+            .unwrap_or(2 * float.splits + 32)
+            .min(opts.split.max_splits),
+        ..opts.split.clone()
+    };
+    let mut walk = Walk {
+        net,
+        query,
+        proposer,
+        opts: &candidate,
+        floor: opts.accuracy_floor.as_ref(),
+        seen: HashMap::new(),
+        tested: 0,
+        late: false,
+    };
+    let d = net.depth();
+    let (lo, hi) = (opts.min_frac, opts.max_frac);
+    let mut cur = vec![hi; d];
+    let Some(mut best) = walk.test(&cur)? else {
+        out.tested = walk.tested;
+        out.note = if walk.late {
+            "the time budget ran out before a strategy was proven".into()
+        } else {
+            format!(
+                "not proven on the QNN with F = {hi} (B_u) on every layer{}",
+                if opts.accuracy_floor.is_some() {
+                    ", or below the accuracy floor"
+                } else {
+                    ""
+                }
+            )
+        };
+        return Ok(out);
+    };
+    let params = net.params_per_layer();
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| params[b].cmp(&params[a]).then(a.cmp(&b)));
+    // per layer: bisection for the lowest passing F with the others fixed
+    for &i in &order {
+        let (mut a, mut b) = (lo, cur[i]);
+        while a < b && !walk.late {
+            let mid = a + (b - a) / 2;
+            let mut c = cur.clone();
+            c[i] = mid;
+            match walk.test(&c)? {
+                Some(p) => {
+                    b = mid;
+                    best = p;
+                }
+                None => a = mid + 1,
+            }
+        }
+        cur[i] = b;
+    }
+    // second pass: one bit down on any layer while that passes
+    let mut changed = true;
+    while changed && !walk.late {
+        changed = false;
+        for &i in &order {
+            while cur[i] > lo && !walk.late {
+                let mut c = cur.clone();
+                c[i] -= 1;
+                match walk.test(&c)? {
+                    Some(p) => {
+                        cur = c;
+                        best = p;
+                        changed = true;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+    if walk.late {
+        out.note =
+            "the time budget ran out during the search: the best strategy proven so far".into();
+    }
+    out.tested = walk.tested;
+    out.status = QueryStatus::Certified;
+    out.chosen = Some(best);
+    Ok(out)
+}
+
+/// The search's memory of tested points.
+struct Walk<'a> {
+    net: &'a Network,
+    query: &'a Query,
+    proposer: &'a (dyn ProposeMultipliers + Sync),
+    opts: &'a SplitOptions,
+    floor: Option<&'a AccuracyFloor>,
+    seen: HashMap<Vec<u32>, bool>,
+    tested: usize,
+    late: bool,
+}
+
+impl Walk<'_> {
+    /// Proves the query on the QNN of `fracs`; `Some` iff it holds (a failing point is not
+    /// tested again). A timeout marks the walk late.
+    fn test(&mut self, fracs: &[u32]) -> anyhow::Result<Option<Passing>> {
+        if self.late || self.seen.get(fracs) == Some(&false) {
+            return Ok(None);
+        }
+        if self.opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.late = true;
+            return Ok(None);
+        }
+        self.tested += 1;
+        let strategy = Strategy::from_fracs(self.net, fracs)?;
+        let qnn = strategy.apply(self.net)?;
+        // the proof must be about the network the checker reads back from the ONNX file
+        let qnn_bytes = crate::onnx::export_bytes(&qnn)?;
+        let qnn = crate::onnx::import_bytes(&qnn_bytes)?;
+        if qnn != strategy.apply(self.net)? || self.floor.is_some_and(|f| !f.admits(&qnn)) {
+            self.seen.insert(fracs.to_vec(), false);
+            return Ok(None);
+        }
+        let outcome = verify_query(&qnn, self.query, self.proposer, self.opts)?;
+        let pass = match (&outcome.verdict, &outcome.proof) {
+            (Verdict::Holds, Some(proof)) => Some(Passing {
+                fracs: fracs.to_vec(),
+                strategy,
+                qnn,
+                qnn_bytes,
+                proof: proof.clone(),
+                outcome: outcome.clone(),
+            }),
+            (Verdict::Timeout, _) => {
+                self.late = true;
+                None
+            }
+            _ => None,
+        };
+        self.seen.insert(fracs.to_vec(), pass.is_some());
+        Ok(pass)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Affine;
+
+    fn none() -> impl ProposeMultipliers + Sync {
+        |_: &crate::bounds::LinearBounds, _: &[f64], _: &[f64], _: usize| None
+    }
+
+    /// `y = w·relu(x)`: the output weight `w` is the one quantization moves.
+    fn scale_net(w: f64) -> Network {
+        let l0 = Affine::new(0, 1, 1, vec![1.0], vec![0.0]).unwrap();
+        let l1 = Affine::new(1, 1, 1, vec![w], vec![0.0]).unwrap();
+        Network::new(vec![l0, l1]).unwrap()
+    }
+
+    fn query(cond: &str) -> Query {
+        crate::vnnlib::parse(&format!(
+            "(declare-const X_0 Real)(declare-const Y_0 Real)\
+             (assert (>= X_0 0.9))(assert (<= X_0 1))(assert {cond})"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_lowest_passing_bits_are_found_and_proven() {
+        // y ∈ [0.9w, w] on x ∈ [0.9, 1]; counterexample: y ≥ 0.35 or y ≤ 0.26; w = 0.3 holds
+        // on the float network. Quantized w: F=1 → 0.5, F=2, 3 → 0.25 (both violate),
+        // F=4 → 0.3125 (y ∈ [0.28, 0.32]: holds).
+        let net = scale_net(0.3);
+        let q = query("(or (>= Y_0 0.35) (<= Y_0 0.26))");
+        let r = quantize_query(&net, &q, &none(), &QuantizeQueryOptions::default()).unwrap();
+        assert_eq!(r.status, QueryStatus::Certified, "{}", r.note);
+        let c = r.chosen.unwrap();
+        assert_eq!(c.fracs[1], 4, "{:?}", c.fracs);
+        assert_eq!(c.qnn.layers()[1].weights().unwrap()[0], 0.3125);
+        assert!(
+            crate::check::query::check_query_proof(&c.qnn, &q, &c.proof)
+                .0
+                .is_empty()
+        );
+        // one bit less on layer 1 is not provable (a counterexample on that QNN)
+        let lower = Strategy::from_fracs(&net, &[c.fracs[0], 3])
+            .unwrap()
+            .apply(&net)
+            .unwrap();
+        let v = verify_query(&lower, &q, &none(), &SplitOptions::default()).unwrap();
+        assert!(matches!(v.verdict, Verdict::Violated(_)), "{v:?}");
+    }
+
+    #[test]
+    fn violated_unknown_and_bad_ranges() {
+        let net = scale_net(0.3);
+        // violated on the float network: y = 0.3 at x = 1
+        let r = quantize_query(
+            &net,
+            &query("(>= Y_0 0.29)"),
+            &none(),
+            &QuantizeQueryOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(r.status, QueryStatus::Violated);
+        assert!(r.counterexample.is_some() && r.chosen.is_none());
+        // holds on the float network, but even B_u = 2 gives w = 0.25: no strategy
+        let r = quantize_query(
+            &net,
+            &query("(<= Y_0 0.26)"),
+            &none(),
+            &QuantizeQueryOptions {
+                max_frac: 2,
+                ..QuantizeQueryOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.status, QueryStatus::Unknown);
+        assert!(r.note.contains("B_u"), "{}", r.note);
+        assert!(
+            quantize_query(
+                &net,
+                &query("(<= Y_0 0.26)"),
+                &none(),
+                &QuantizeQueryOptions {
+                    min_frac: 5,
+                    max_frac: 4,
+                    ..QuantizeQueryOptions::default()
+                },
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_accuracy_floor_rejects_bits_that_cost_accuracy() {
+        // y_0 = 0.3·relu(x), y_1 = 0.2: x = 1 is class 0, x = 0.5 class 1. With F = 1 on the
+        // output layer (w = 0.5, b = 0) x = 0.5 becomes class 0; the property (y_0 < 0.5 on
+        // [0, 0.1]) holds at every F.
+        let l0 = Affine::new(0, 1, 1, vec![1.0], vec![0.0]).unwrap();
+        let l1 = Affine::new(1, 2, 1, vec![0.3, 0.0], vec![0.0, 0.2]).unwrap();
+        let net = Network::new(vec![l0, l1]).unwrap();
+        let q = crate::vnnlib::parse(
+            "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)\
+             (assert (>= X_0 0))(assert (<= X_0 0.1))(assert (>= Y_0 0.5))",
+        )
+        .unwrap();
+        let plain = quantize_query(&net, &q, &none(), &QuantizeQueryOptions::default()).unwrap();
+        assert_eq!(plain.status, QueryStatus::Certified, "{}", plain.note);
+        assert_eq!(plain.chosen.unwrap().fracs, vec![1, 1]);
+        let data = crate::data::Dataset::from_parts(1, vec![1.0, 0.5], Some(vec![0, 1])).unwrap();
+        let floor = AccuracyFloor::new(&net, std::sync::Arc::new(data), 0.0);
+        assert_eq!(floor.float_accuracy(), 1.0);
+        let r = quantize_query(
+            &net,
+            &q,
+            &none(),
+            &QuantizeQueryOptions {
+                accuracy_floor: Some(floor.clone()),
+                ..QuantizeQueryOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.status, QueryStatus::Certified, "{}", r.note);
+        let c = r.chosen.unwrap();
+        assert!(c.fracs[1] > 1, "{:?}", c.fracs);
+        assert!(floor.admits(&c.qnn));
+        assert_eq!(c.qnn.predict(&[0.5]), 1);
+    }
+}
