@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use certquant::model::{Affine, Network};
+use common::acas::{PROPERTY_INPUTS, acas_like};
 use common::{run, run_json, s};
 use serde_json::Value;
 
@@ -22,54 +22,24 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
-/// The ACAS-like network of `tests/vnnlib_certificate.rs` with `y_3 = 1.1` (the bias of the
-/// constant output; not dyadic, so its quantization matters): twin neurons make `y_0, y_1`
-/// provable only with input splitting.
-fn acas_like() -> Network {
-    #[rustfmt::skip]
-    let w0 = vec![
-        1.0, 1.0, -1.0, 0.0, 0.0,
-        1.0, 1.0, -1.0, 0.0, 0.0,
-        0.0, 0.0, 1.0, -0.5, 0.0,
-        0.0, 0.0, 1.0, -0.5, 0.0,
-        0.0, 0.0, 0.0, 0.0, 1.0,
-        1.0, 0.0, 0.0, 0.0, 0.0,
-        0.0, -1.0, 0.0, 0.0, 0.0,
-    ];
-    let l0 = Affine::new(0, 7, 5, w0, vec![0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]).unwrap();
-    #[rustfmt::skip]
-    let w1 = vec![
-        1.0, -1.0, 0.0, 0.0, 0.0, 0.25, 0.0,
-        0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.25,
-        0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0,
-        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-        0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0,
-    ];
-    let l1 = Affine::new(1, 5, 7, w1, vec![0.0, 0.0, -2.0, 1.1f32 as f64, 0.0]).unwrap();
-    Network::new(vec![l0, l1]).unwrap()
-}
-
 /// Two input boxes; the counterexample: `y_0 ≥ 0.5`, or `0.1 ≤ y_2 ≤ −0.1` (multipliers), or
 /// `y_1 ≥ 0.4 ∧ y_3 ≤ 1.5`, or `y_3 ≤ 1.05`, or `y_3 ≥ 1.2`. The bias 1.1 quantizes to 1 with
 /// `F ≤ 2` (a counterexample) and into `(1.05, 1.2)` with `F ≥ 3`.
-const PROPERTY: &str = "; an ACAS-like property that holds\n\
-    (declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const X_2 Real)\n\
-    (declare-const X_3 Real)\n(declare-const X_4 Real)\n\
-    (declare-const Y_0 Real)\n(declare-const Y_1 Real)\n(declare-const Y_2 Real)\n\
-    (declare-const Y_3 Real)\n(declare-const Y_4 Real)\n\
-    (assert (or (and (>= X_0 -1) (<= X_0 1) (>= X_1 -1) (<= X_1 1) (>= X_2 -1) (<= X_2 1)\n\
-                     (>= X_3 -1) (<= X_3 1) (>= X_4 -1) (<= X_4 1))\n\
-                (and (>= X_0 0.2) (<= X_0 0.6) (>= X_1 -0.3) (<= X_1 0.1) (>= X_2 -1) (<= X_2 1)\n\
-                     (>= X_3 0) (<= X_3 1) (>= X_4 -0.5) (<= X_4 0.5))))\n\
-    (assert (or (>= Y_0 0.5)\n\
+fn property() -> String {
+    format!(
+        "{}{}",
+        PROPERTY_INPUTS,
+        "(assert (or (>= Y_0 0.5)\n\
                 (and (>= Y_2 0.1) (<= Y_2 -0.1))\n\
                 (and (>= Y_1 0.4) (<= Y_3 1.5))\n\
                 (<= Y_3 1.05)\n\
-                (>= Y_3 1.2)))\n";
+                (>= Y_3 1.2)))\n"
+    )
+}
 
 fn setup(dir: &Path, property: &str) -> (String, String) {
     let model = dir.join("acas_like.onnx");
-    certquant::onnx::export(&acas_like(), &model).unwrap();
+    certquant::onnx::export(&acas_like(1.1f32 as f64), &model).unwrap();
     let prop = dir.join("prop.vnnlib");
     std::fs::write(&prop, property).unwrap();
     (s(&model).to_string(), s(&prop).to_string())
@@ -92,7 +62,7 @@ fn check(cert: &Path, model: &str, qnn: &Path, prop: &str) -> std::process::Outp
 #[test]
 fn synth_vnnlib_certifies_and_check_accepts_only_the_true_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, prop) = setup(dir.path(), PROPERTY);
+    let (model, prop) = setup(dir.path(), &property());
     let out_dir = dir.path().join("out");
     let (code, v) = run_json(&[
         "synth",
@@ -149,7 +119,7 @@ fn synth_vnnlib_certifies_and_check_accepts_only_the_true_strategy() {
     assert!(text(&out).contains("INVALID"), "{}", text(&out));
     // the certificate does not speak of another property
     let other = dir.path().join("other.vnnlib");
-    std::fs::write(&other, PROPERTY.replace("(<= Y_3 1.05)", "(<= Y_3 1.0)")).unwrap();
+    std::fs::write(&other, property().replace("(<= Y_3 1.05)", "(<= Y_3 1.0)")).unwrap();
     let out = check(&cert, &model, &qnn, s(&other));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
@@ -160,7 +130,7 @@ fn synth_vnnlib_violated_unknown_and_bad_inputs() {
     // y_4 = relu(x_0) + relu(−x_1) reaches 2 at (1, −1, …): violated on the float network
     let (model, prop) = setup(
         dir.path(),
-        &PROPERTY.replace("(>= Y_0 0.5)", "(>= Y_4 1.5)"),
+        &property().replace("(>= Y_0 0.5)", "(>= Y_4 1.5)"),
     );
     let cx = dir.path().join("cx.txt");
     let out_dir = dir.path().join("out");
@@ -186,7 +156,7 @@ fn synth_vnnlib_violated_unknown_and_bad_inputs() {
     assert!(!out_dir.join("certificate.json").exists());
     // holds on the float network, but no strategy with F ≤ 2 refutes y_3 ≤ 1.05: unknown
     let prop2 = dir.path().join("holds.vnnlib");
-    std::fs::write(&prop2, PROPERTY).unwrap();
+    std::fs::write(&prop2, &property()).unwrap();
     let (code, v) = run_json(&[
         "synth",
         "vnnlib",

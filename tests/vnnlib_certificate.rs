@@ -5,21 +5,14 @@
 //! The same on VNN-COMP 2021 mnistfc `holds` instances when `../shared` is present.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use certquant::model::{Affine, Network};
 use serde_json::Value;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_certquant"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+mod common;
+use common::acas::{PROPERTY_INPUTS, acas_like};
+use common::{run, s};
 
 fn text(o: &Output) -> String {
     format!(
@@ -29,49 +22,17 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// A 5-input, 5-output network (ACAS Xu's shape) with known outputs on `[−1, 1]⁵`:
-/// `y_0 = h_0 − h_1 + 0.25·relu(x_0) ∈ [0, 0.25]` with twin neurons `h_0 = h_1` (DeepPoly's
-/// triangle relaxation loses their equality: input splitting is needed),
-/// `y_1 = h_2 − h_3 + 0.25·relu(−x_1) ∈ [0, 0.25]` (twins again), `y_2 = x_4` (through a
-/// neuron that is always active), `y_3 = 1`, `y_4 = relu(x_0) + relu(−x_1)`.
-fn acas_like() -> Network {
-    #[rustfmt::skip]
-    let w0 = vec![
-        1.0, 1.0, -1.0, 0.0, 0.0, // h0 = relu(x0 + x1 − x2)
-        1.0, 1.0, -1.0, 0.0, 0.0, // h1 = h0
-        0.0, 0.0, 1.0, -0.5, 0.0, // h2 = relu(x2 − x3/2)
-        0.0, 0.0, 1.0, -0.5, 0.0, // h3 = h2
-        0.0, 0.0, 0.0, 0.0, 1.0,  // h4 = relu(x4 + 2)
-        1.0, 0.0, 0.0, 0.0, 0.0,  // h5 = relu(x0)
-        0.0, -1.0, 0.0, 0.0, 0.0, // h6 = relu(−x1)
-    ];
-    let l0 = Affine::new(0, 7, 5, w0, vec![0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]).unwrap();
-    #[rustfmt::skip]
-    let w1 = vec![
-        1.0, -1.0, 0.0, 0.0, 0.0, 0.25, 0.0,
-        0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.25,
-        0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0,
-        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-        0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0,
-    ];
-    let l1 = Affine::new(1, 5, 7, w1, vec![0.0, 0.0, -2.0, 1.0, 0.0]).unwrap();
-    Network::new(vec![l0, l1]).unwrap()
-}
-
 /// Two input boxes; the counterexample: `y_0 ≥ 0.5`, or `0.1 ≤ y_2 ≤ −0.1` (refuted only by
 /// a combination of its two constraints), or `y_1 ≥ 0.4 ∧ y_3 ≤ 1.5`.
-const PROPERTY: &str = "; an ACAS-like property that holds\n\
-    (declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const X_2 Real)\n\
-    (declare-const X_3 Real)\n(declare-const X_4 Real)\n\
-    (declare-const Y_0 Real)\n(declare-const Y_1 Real)\n(declare-const Y_2 Real)\n\
-    (declare-const Y_3 Real)\n(declare-const Y_4 Real)\n\
-    (assert (or (and (>= X_0 -1) (<= X_0 1) (>= X_1 -1) (<= X_1 1) (>= X_2 -1) (<= X_2 1)\n\
-                     (>= X_3 -1) (<= X_3 1) (>= X_4 -1) (<= X_4 1))\n\
-                (and (>= X_0 0.2) (<= X_0 0.6) (>= X_1 -0.3) (<= X_1 0.1) (>= X_2 -1) (<= X_2 1)\n\
-                     (>= X_3 0) (<= X_3 1) (>= X_4 -0.5) (<= X_4 0.5))))\n\
-    (assert (or (>= Y_0 0.5)\n\
+fn property() -> String {
+    format!(
+        "{}{}",
+        PROPERTY_INPUTS,
+        "(assert (or (>= Y_0 0.5)\n\
                 (and (>= Y_2 0.1) (<= Y_2 -0.1))\n\
-                (and (>= Y_1 0.4) (<= Y_3 1.5))))\n";
+                (and (>= Y_1 0.4) (<= Y_3 1.5))))\n"
+    )
+}
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -113,9 +74,9 @@ impl Setup {
 fn proven() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("acas_like.onnx");
-    certquant::onnx::export(&acas_like(), &model).unwrap();
+    certquant::onnx::export(&acas_like(1.0), &model).unwrap();
     let prop = dir.path().join("prop.vnnlib");
-    std::fs::write(&prop, PROPERTY).unwrap();
+    std::fs::write(&prop, &property()).unwrap();
     let cert = dir.path().join("cert.json");
     let out = run(&[
         "verify",
@@ -233,7 +194,7 @@ fn tampered_split_proof_certificates_are_rejected() {
     rejected(out, "does not contain the query's box");
     // the query file changed (a weaker threshold on y_0)
     let other = st.path("other.vnnlib");
-    std::fs::write(&other, PROPERTY.replace("(>= Y_0 0.5)", "(>= Y_0 0.2)")).unwrap();
+    std::fs::write(&other, property().replace("(>= Y_0 0.5)", "(>= Y_0 0.2)")).unwrap();
     rejected(st.check(&st.cert, &other), "VNN-LIB file hash mismatch");
     // claimed as a QNN certificate of another model: no strategy means QNN = model
     let out = st.check_tampered("qnn.json", |v| {
@@ -273,13 +234,13 @@ fn old_certificates_and_the_library_checker_without_the_file() {
 #[test]
 fn bench_vnncomp_writes_and_rechecks_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    certquant::onnx::export(&acas_like(), &dir.path().join("acas_like.onnx")).unwrap();
+    certquant::onnx::export(&acas_like(1.0), &dir.path().join("acas_like.onnx")).unwrap();
     std::fs::create_dir(dir.path().join("specs")).unwrap();
-    std::fs::write(dir.path().join("specs/holds.vnnlib"), PROPERTY).unwrap();
+    std::fs::write(dir.path().join("specs/holds.vnnlib"), &property()).unwrap();
     // y_4 = relu(x_0) + relu(−x_1) reaches 2 at (1, −1, …)
     std::fs::write(
         dir.path().join("specs/violated.vnnlib"),
-        PROPERTY.replace("(>= Y_0 0.5)", "(>= Y_4 1.5)"),
+        property().replace("(>= Y_0 0.5)", "(>= Y_4 1.5)"),
     )
     .unwrap();
     let csv = dir.path().join("instances.csv");
@@ -333,7 +294,7 @@ fn a_query_certificate_about_a_qnn() {
     use certquant::split::{SplitOptions, Verdict, verify_query};
     use certquant_core::quant::QuantConfig;
     // the ACAS-like network with y_3 = 1.1 (not dyadic: quantization moves it)
-    let net = acas_like();
+    let net = acas_like(1.0);
     let l1 = &net.layers()[1];
     let mut b = l1.bias().to_vec();
     b[3] = 1.1f32 as f64;
@@ -358,7 +319,7 @@ fn a_query_certificate_about_a_qnn() {
     let qnn = certquant::onnx::import_bytes(&qb).unwrap();
     assert_ne!(sha256_hex(&qb), sha256_hex(&ob));
     assert_eq!(qnn.layers()[1].bias()[3], 1.125);
-    let query = certquant::vnnlib::parse(PROPERTY).unwrap();
+    let query = certquant::vnnlib::parse(&property()).unwrap();
     let out = verify_query(
         &qnn,
         &query,
@@ -385,14 +346,15 @@ fn a_query_certificate_about_a_qnn() {
         properties: Vec::new(),
         statistical: None,
         vnnlib: Some(QueryCertificate {
-            sha256: sha256_hex(PROPERTY.as_bytes()),
+            sha256: sha256_hex(property().as_bytes()),
             file: None,
             regions: out.proof.unwrap(),
         }),
     };
     let text = serde_json::to_vec(&cert).unwrap();
     let cert = Certificate::parse(&text).unwrap();
-    let q = Some(PROPERTY.as_bytes());
+    let text = property();
+    let q = Some(text.as_bytes());
     let r = certquant::check::check_certificate_with_query(&cert, &orig, &ob, &qnn, &qb, q);
     assert!(r.valid, "{:?}", r.reasons);
     // another strategy does not derive this QNN

@@ -2,6 +2,8 @@
 //! of the embedded demo assets. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod acas;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
