@@ -156,7 +156,7 @@ fn synth_vnnlib_violated_unknown_and_bad_inputs() {
     assert!(!out_dir.join("certificate.json").exists());
     // holds on the float network, but no strategy with F ≤ 2 refutes y_3 ≤ 1.05: unknown
     let prop2 = dir.path().join("holds.vnnlib");
-    std::fs::write(&prop2, &property()).unwrap();
+    std::fs::write(&prop2, property()).unwrap();
     let (code, v) = run_json(&[
         "synth",
         "vnnlib",

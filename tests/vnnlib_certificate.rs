@@ -76,7 +76,7 @@ fn proven() -> Setup {
     let model = dir.path().join("acas_like.onnx");
     certquant::onnx::export(&acas_like(1.0), &model).unwrap();
     let prop = dir.path().join("prop.vnnlib");
-    std::fs::write(&prop, &property()).unwrap();
+    std::fs::write(&prop, property()).unwrap();
     let cert = dir.path().join("cert.json");
     let out = run(&[
         "verify",
@@ -236,7 +236,7 @@ fn bench_vnncomp_writes_and_rechecks_certificates() {
     let dir = tempfile::tempdir().unwrap();
     certquant::onnx::export(&acas_like(1.0), &dir.path().join("acas_like.onnx")).unwrap();
     std::fs::create_dir(dir.path().join("specs")).unwrap();
-    std::fs::write(dir.path().join("specs/holds.vnnlib"), &property()).unwrap();
+    std::fs::write(dir.path().join("specs/holds.vnnlib"), property()).unwrap();
     // y_4 = relu(x_0) + relu(−x_1) reaches 2 at (1, −1, …)
     std::fs::write(
         dir.path().join("specs/violated.vnnlib"),
