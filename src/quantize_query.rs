@@ -26,6 +26,7 @@ use crate::model::Network;
 use crate::quantize::Strategy;
 use crate::split::{SplitOptions, Verdict, VerifyOutcome, verify_query};
 use crate::vnnlib::Query;
+use certquant_synth::descent::{FracOracle, bisect_layers, largest_first, lower_while_passing};
 
 /// Knobs of [`quantize_query`].
 #[derive(Debug, Clone)]
@@ -187,45 +188,12 @@ pub fn quantize_query(
         };
         return Ok(out);
     };
-    let params = net.params_per_layer();
-    let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&a, &b| params[b].cmp(&params[a]).then(a.cmp(&b)));
-    // per layer: bisection for the lowest passing F with the others fixed
-    for &i in &order {
-        let (mut a, mut b) = (lo, cur[i]);
-        while a < b && !walk.late {
-            let mid = a + (b - a) / 2;
-            let mut c = cur.clone();
-            c[i] = mid;
-            match walk.test(&c)? {
-                Some(p) => {
-                    b = mid;
-                    best = p;
-                }
-                None => a = mid + 1,
-            }
-        }
-        cur[i] = b;
-    }
-    // second pass: one bit down on any layer while that passes
-    let mut changed = true;
-    while changed && !walk.late {
-        changed = false;
-        for &i in &order {
-            while cur[i] > lo && !walk.late {
-                let mut c = cur.clone();
-                c[i] -= 1;
-                match walk.test(&c)? {
-                    Some(p) => {
-                        cur = c;
-                        best = p;
-                        changed = true;
-                    }
-                    None => break,
-                }
-            }
-        }
-    }
+    let params: Vec<u64> = net.params_per_layer().iter().map(|&p| p as u64).collect();
+    let order = largest_first(&params);
+    // per layer: bisection for the lowest passing F with the others fixed; then one bit down
+    // on any layer while that passes (the moves of the property-set descent)
+    bisect_layers(&mut walk, &order, lo, &mut cur, &mut best)?;
+    lower_while_passing(&mut walk, &order, lo, &mut cur, &mut best)?;
     if walk.late {
         out.note =
             "the time budget ran out during the search: the best strategy proven so far".into();
@@ -248,6 +216,19 @@ struct Walk<'a> {
     late: bool,
 }
 
+impl FracOracle for Walk<'_> {
+    type Pass = Passing;
+    type Error = anyhow::Error;
+
+    fn test(&mut self, fracs: &[u32]) -> anyhow::Result<Option<Passing>> {
+        Walk::test(self, fracs)
+    }
+
+    fn stop(&self) -> bool {
+        self.late
+    }
+}
+
 impl Walk<'_> {
     /// Proves the query on the QNN of `fracs`; `Some` iff it holds (a failing point is not
     /// tested again). A timeout marks the walk late.
@@ -261,11 +242,11 @@ impl Walk<'_> {
         }
         self.tested += 1;
         let strategy = Strategy::from_fracs(self.net, fracs)?;
-        let qnn = strategy.apply(self.net)?;
+        let applied = strategy.apply(self.net)?;
         // the proof must be about the network the checker reads back from the ONNX file
-        let qnn_bytes = crate::onnx::export_bytes(&qnn)?;
+        let qnn_bytes = crate::onnx::export_bytes(&applied)?;
         let qnn = crate::onnx::import_bytes(&qnn_bytes)?;
-        if qnn != strategy.apply(self.net)? || self.floor.is_some_and(|f| !f.admits(&qnn)) {
+        if qnn != applied || self.floor.is_some_and(|f| !f.admits(&qnn)) {
             self.seen.insert(fracs.to_vec(), false);
             return Ok(None);
         }

@@ -317,19 +317,11 @@ fn print_text(r: &SynthVnnlibReport) {
                 println!("  wrote {q} and {c} (re-checked: VALID)");
             }
         }
-        QueryStatus::Violated => {
-            let c = r.counterexample.as_ref();
-            println!(
-                "VIOLATED on the float network: a counterexample in region {} satisfies disjunct {} (smallest margin {:.3e} ≥ 0, constraint on line {}){} ({:.2} s)",
-                c.map_or(0, |c| c.region),
-                c.map_or(0, |c| c.disjunct),
-                c.map_or(0.0, |c| c.margin),
-                c.map_or(0, |c| c.weakest_line),
-                c.and_then(|c| c.file.as_ref())
-                    .map_or(String::new(), |f| format!("; written to {f}")),
-                r.seconds
-            );
-        }
+        QueryStatus::Violated => println!(
+            "VIOLATED on the float network: {} ({:.2} s)",
+            super::verify::describe_counterexample(r.counterexample.as_ref()),
+            r.seconds
+        ),
         QueryStatus::Unknown => println!("UNKNOWN: {} ({:.2} s)", r.note, r.seconds),
     }
 }

@@ -296,19 +296,11 @@ pub fn vnnlib(model: &Path, a: &VnnlibArgs, json: bool) -> Result<Outcome> {
                     println!("certificate written to {c}");
                 }
             }
-            Answer::Violated => {
-                let c = r.counterexample.as_ref();
-                println!(
-                    "violated: a counterexample in region {} satisfies disjunct {} (smallest margin {:.3e} ≥ 0, constraint on line {}){} ({:.2} s)",
-                    c.map_or(0, |c| c.region),
-                    c.map_or(0, |c| c.disjunct),
-                    c.map_or(0.0, |c| c.margin),
-                    c.map_or(0, |c| c.weakest_line),
-                    c.and_then(|c| c.file.as_ref())
-                        .map_or(String::new(), |f| format!("; written to {f}")),
-                    r.seconds
-                )
-            }
+            Answer::Violated => println!(
+                "violated: {} ({:.2} s)",
+                describe_counterexample(r.counterexample.as_ref()),
+                r.seconds
+            ),
             Answer::Unknown => println!("unknown: {} ({:.2} s)", r.note, r.seconds),
             Answer::Timeout => println!("timeout ({:.2} s, {} split(s))", r.seconds, r.splits),
         }
@@ -318,4 +310,18 @@ pub fn vnnlib(model: &Path, a: &VnnlibArgs, json: bool) -> Result<Outcome> {
     } else {
         Outcome::NotProven
     })
+}
+
+/// One line for a reported counterexample: its region and disjunct, the smallest margin and
+/// the weakest constraint's line, and the file it was written to.
+pub fn describe_counterexample(c: Option<&CounterexampleReport>) -> String {
+    format!(
+        "a counterexample in region {} satisfies disjunct {} (smallest margin {:.3e} ≥ 0, constraint on line {}){}",
+        c.map_or(0, |c| c.region),
+        c.map_or(0, |c| c.disjunct),
+        c.map_or(0.0, |c| c.margin),
+        c.map_or(0, |c| c.weakest_line),
+        c.and_then(|c| c.file.as_ref())
+            .map_or(String::new(), |f| format!("; written to {f}")),
+    )
 }

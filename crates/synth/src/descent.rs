@@ -45,46 +45,12 @@ pub(crate) fn descent(
     let Some(mut best) = walk.test(&cur)? else {
         return Ok((None, walk.tested));
     };
-    // layers by parameter count, largest first (ties: input side first)
-    let mut order: Vec<usize> = (0..d).collect();
-    order.sort_by(|&a, &b| params[b].cmp(&params[a]).then(a.cmp(&b)));
+    let order = largest_first(&params);
     // 2. bisection per layer
-    for &i in &order {
-        let (mut a, mut b) = (lo, cur[i]);
-        while a < b && !walk.exhausted() {
-            let mid = a + (b - a) / 2;
-            let mut c = cur.clone();
-            c[i] = mid;
-            match walk.test(&c)? {
-                Some(p) => {
-                    b = mid;
-                    best = p;
-                }
-                None => a = mid + 1,
-            }
-        }
-        cur[i] = b;
-    }
+    bisect_layers(&mut walk, &order, lo, &mut cur, &mut best)?;
     loop {
         // 3. coordinate descent
-        let mut changed = true;
-        while changed && !walk.exhausted() {
-            changed = false;
-            for &i in &order {
-                while cur[i] > lo && !walk.exhausted() {
-                    let mut c = cur.clone();
-                    c[i] -= 1;
-                    match walk.test(&c)? {
-                        Some(p) => {
-                            cur = c;
-                            best = p;
-                            changed = true;
-                        }
-                        None => break,
-                    }
-                }
-            }
-        }
+        lower_while_passing(&mut walk, &order, lo, &mut cur, &mut best)?;
         // 4. bit moves: cheapest first, in parallel batches; the first batch with a passing
         // move gives the cheapest passing one of that batch
         let mut moves: Vec<(u64, Vec<u32>)> = Vec::new();
@@ -129,6 +95,100 @@ pub(crate) fn descent(
     }
     let acc = ev.accuracy(&best.1);
     Ok((Some((best.0, best.1, best.2, acc)), walk.tested))
+}
+
+/// A test of fractional widths for the per-layer moves ([`bisect_layers`],
+/// [`lower_while_passing`]), shared by this search and `synth vnnlib`'s: `Some` iff the point
+/// passes; `stop` ends the moves (a budget).
+pub trait FracOracle {
+    /// What a passing point yields.
+    type Pass;
+    /// Why a test could not be made.
+    type Error;
+    /// Tests one point.
+    fn test(&mut self, fracs: &[u32]) -> Result<Option<Self::Pass>, Self::Error>;
+    /// Whether the budget is spent.
+    fn stop(&self) -> bool;
+}
+
+/// Layer indices by parameter count, largest first (ties: input side first): the order in
+/// which the moves visit the layers (the largest saves the most memory per bit).
+pub fn largest_first(params: &[u64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..params.len()).collect();
+    order.sort_by(|&a, &b| params[b].cmp(&params[a]).then(a.cmp(&b)));
+    order
+}
+
+/// Step 2 of the module documentation: per layer in `order`, bisection for the smallest
+/// `F_i ≥ lo` that passes with the other layers fixed. `cur` passes on entry (its pass in
+/// `best`) and on exit.
+pub fn bisect_layers<O: FracOracle>(
+    o: &mut O,
+    order: &[usize],
+    lo: u32,
+    cur: &mut [u32],
+    best: &mut O::Pass,
+) -> Result<(), O::Error> {
+    for &i in order {
+        let (mut a, mut b) = (lo, cur[i]);
+        while a < b && !o.stop() {
+            let mid = a + (b - a) / 2;
+            let mut c = cur.to_vec();
+            c[i] = mid;
+            match o.test(&c)? {
+                Some(p) => {
+                    b = mid;
+                    *best = p;
+                }
+                None => a = mid + 1,
+            }
+        }
+        cur[i] = b;
+    }
+    Ok(())
+}
+
+/// Step 3 of the module documentation: lower any layer by one bit while that passes, until
+/// none can. `cur` passes on entry (its pass in `best`) and on exit.
+pub fn lower_while_passing<O: FracOracle>(
+    o: &mut O,
+    order: &[usize],
+    lo: u32,
+    cur: &mut [u32],
+    best: &mut O::Pass,
+) -> Result<(), O::Error> {
+    let mut changed = true;
+    while changed && !o.stop() {
+        changed = false;
+        for &i in order {
+            while cur[i] > lo && !o.stop() {
+                let mut c = cur.to_vec();
+                c[i] -= 1;
+                match o.test(&c)? {
+                    Some(p) => {
+                        cur.copy_from_slice(&c);
+                        *best = p;
+                        changed = true;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl FracOracle for Walk<'_, '_> {
+    type Pass = Passing;
+    type Error = SearchError;
+
+    fn test(&mut self, fracs: &[u32]) -> Result<Option<Passing>, SearchError> {
+        Walk::test(self, fracs)
+    }
+
+    fn stop(&self) -> bool {
+        self.exhausted()
+    }
 }
 
 /// The walk's memory of tested points.

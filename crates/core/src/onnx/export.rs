@@ -274,8 +274,13 @@ pub(super) fn model_proto(net: &Network) -> Result<proto::ModelProto> {
         node: w.nodes,
         name: Some("certquant".into()),
         initializer: w.init,
-        input: vec![value_info("input", &batch, g.input_dims())],
-        output: vec![value_info("output", &batch, &g.output_dims())],
+        input: vec![value_info("input", &batch, g.input_dims(), DataType::Float)],
+        output: vec![value_info(
+            "output",
+            &batch,
+            &g.output_dims(),
+            DataType::Float,
+        )],
         ..Default::default()
     };
     let model = proto::ModelProto {
@@ -316,8 +321,14 @@ fn f32_tensor(
     })
 }
 
-/// Value info of a float32 `[batch, dims…]` tensor.
-fn value_info(name: &str, batch: &Batch, sample: &[usize]) -> proto::ValueInfoProto {
+/// Value info of a `[batch, dims…]` tensor of element type `ty` (also used by the integer
+/// export, `onnx::export_int`).
+pub(crate) fn value_info(
+    name: &str,
+    batch: &Batch,
+    sample: &[usize],
+    ty: DataType,
+) -> proto::ValueInfoProto {
     use proto::tensor_shape_proto::{Dimension, dimension::Value};
     let b = match batch {
         Batch::Fixed(n) => Value::DimValue(*n as i64),
@@ -336,7 +347,7 @@ fn value_info(name: &str, batch: &Batch, sample: &[usize]) -> proto::ValueInfoPr
         r#type: Some(proto::TypeProto {
             value: Some(proto::type_proto::Value::TensorType(
                 proto::type_proto::Tensor {
-                    elem_type: Some(DataType::Float as i32),
+                    elem_type: Some(ty as i32),
                     shape: Some(proto::TensorShapeProto { dim: dims }),
                 },
             )),

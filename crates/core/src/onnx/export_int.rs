@@ -36,6 +36,7 @@ use super::proto;
 use super::proto::attribute_proto::AttributeType;
 use super::proto::tensor_proto::DataType;
 use crate::deploy::{DeployError, Provenance, Requant, requant_plan, signed_bytes};
+use crate::graph::Batch;
 use crate::semantics::{IntLayer, IntProgram};
 
 /// An ONNX integer tensor of `bytes`-byte signed elements (or `uint8`/`int64` explicitly).
@@ -239,27 +240,7 @@ fn requantize(b: &mut Builder, k: usize, acc: &str, plan: Requant) -> String {
 
 /// Value info of a `[N, n]` tensor of element type `ty`.
 fn value_info(name: &str, n: usize, ty: DataType) -> proto::ValueInfoProto {
-    use proto::tensor_shape_proto::{Dimension, dimension::Value};
-    let dim = [Value::DimParam("N".into()), Value::DimValue(n as i64)]
-        .into_iter()
-        .map(|v| Dimension {
-            value: Some(v),
-            ..Default::default()
-        })
-        .collect();
-    proto::ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(proto::TypeProto {
-            value: Some(proto::type_proto::Value::TensorType(
-                proto::type_proto::Tensor {
-                    elem_type: Some(ty as i32),
-                    shape: Some(proto::TensorShapeProto { dim }),
-                },
-            )),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    super::export::value_info(name, &Batch::Symbolic("N".into()), &[n], ty)
 }
 
 /// The integer ONNX model of `program` (see the module documentation for its form).
