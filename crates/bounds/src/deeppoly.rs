@@ -144,16 +144,16 @@ pub struct LayerBounds {
 /// (docs/method.md, eq. (6))
 #[derive(Debug, Clone)]
 pub struct DeepPoly<'a> {
-    net: &'a Network,
-    input: InputBox,
-    input_abs: Vec<f64>,
-    layers: Vec<LayerBounds>,
-    relax: Vec<Relaxation>,
+    pub(crate) net: &'a Network,
+    pub(crate) input: InputBox,
+    pub(crate) input_abs: Vec<f64>,
+    pub(crate) layers: Vec<LayerBounds>,
+    pub(crate) relax: Vec<Relaxation>,
     /// Per computed layer `j`, `v = |W^j|·m` of eq. (13) ([`error_weights`]).
-    aff_v: Vec<Vec<f64>>,
+    pub(crate) aff_v: Vec<Vec<f64>>,
     /// Float32 semantics (eq. (58b)): per computed layer, the accumulation error bound `E` of
     /// each output ([`crate::float32::accumulation_errors`]); `None`: exact real layers.
-    fl_err: Option<Vec<Vec<f64>>>,
+    pub(crate) fl_err: Option<Vec<Vec<f64>>>,
 }
 
 /// Largest number of coefficients (f64 values) of one block of rows that [`DeepPoly::run_upto`]
@@ -299,8 +299,31 @@ impl<'a> DeepPoly<'a> {
             aff_v: Vec::new(),
             fl_err: float32.then(Vec::new),
         };
-        let mut widest = 0;
-        for k in 0..layers.min(net.depth()) {
+        dp.extend(layers, block, acts)?;
+        Ok(dp)
+    }
+
+    /// Computes the affine layers `computed_layers()..layers` (capped at the depth) on top of
+    /// the ones already computed, in rows blocks of at most `block` coefficients. A run from
+    /// scratch starts at layer 0; [`crate::reuse`] starts at the first layer a candidate
+    /// changed, the earlier layers' state being the same numbers a run from scratch computes
+    /// (docs/method.md, eq. (72)).
+    pub(crate) fn extend(
+        &mut self,
+        layers: usize,
+        block: usize,
+        acts: &[Option<ActFormat>],
+    ) -> Result<(), BoundsError> {
+        let net = self.net;
+        let dp = self;
+        let start = dp.layers.len();
+        // the chunking of layer k depends on the widest input of layers 0..=k
+        let mut widest = net.layers()[..start.min(net.depth())]
+            .iter()
+            .map(|l| l.inputs())
+            .max()
+            .unwrap_or(0);
+        for k in start..layers.min(net.depth()) {
             let layer = &net.layers()[k];
             dp.aff_v.push(error_weights(layer, dp.post_abs_below(k)));
             let (n_out, n_in) = (layer.outputs(), layer.inputs());
@@ -371,7 +394,7 @@ impl<'a> DeepPoly<'a> {
                 hi,
             });
         }
-        Ok(dp)
+        Ok(())
     }
 
     /// The network the bounds are about.

@@ -20,8 +20,10 @@ pub mod linear_spec;
 mod ops;
 pub mod prove;
 pub mod quantize;
+pub mod reuse;
 
 pub use deeppoly::{BoundsError, DeepPoly, LayerBounds, LinearBounds, Side};
 pub use joint::{JointProof, ProposeMultipliers, prove_not_target};
 pub use linear_spec::{DisjunctProof, refute_conjunction};
 pub use prove::{OutputProof, prove_property};
+pub use reuse::PrefixCache;

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use certquant_bounds::quantize::{QuantError, Strategy, integer_bits};
-use certquant_bounds::{BoundsError, DeepPoly};
+use certquant_bounds::{BoundsError, DeepPoly, PrefixCache};
 use certquant_core::data::Dataset;
 use certquant_core::model::Network;
 use certquant_core::spec::Property;
@@ -141,6 +141,9 @@ pub struct SearchOutcome {
     pub candidates: usize,
     /// DeepPoly runs.
     pub deeppoly_calls: usize,
+    /// Affine layers of those runs whose DeepPoly state was reused from the previous
+    /// candidate (eq. (72)), and layers computed.
+    pub deeppoly_layers: (usize, usize),
     /// Accuracy evaluations.
     pub accuracy_evaluations: usize,
     /// Seconds.
@@ -228,6 +231,9 @@ pub(crate) struct Evaluator<'a> {
     props: Vec<&'a Property>,
     order: Mutex<Vec<usize>>,
     deeppoly: AtomicUsize,
+    /// DeepPoly state of the last candidate per property, reused for the layers the next
+    /// candidate leaves unchanged (eq. (72)).
+    prefix: PrefixCache,
     accuracy: Option<AccuracyTest>,
     accuracy_evals: AtomicUsize,
 }
@@ -243,11 +249,13 @@ impl<'a> Evaluator<'a> {
     ) -> Self {
         let mut order: Vec<usize> = (0..props.len()).collect();
         order.sort_by(|&a, &b| margins[a].total_cmp(&margins[b]));
+        let n = props.len();
         Self {
             net,
             props,
             order: Mutex::new(order),
             deeppoly: AtomicUsize::new(0),
+            prefix: PrefixCache::new(n),
             accuracy: accuracy_data.map(|d| AccuracyTest::new(net, d, floor)),
             accuracy_evals: AtomicUsize::new(0),
         }
@@ -307,9 +315,8 @@ impl<'a> Evaluator<'a> {
 
     fn prove_one(&self, qnn: &Network, i: usize) -> Result<Option<f64>, BoundsError> {
         let p = self.props[i];
-        let dp = DeepPoly::run(qnn, &p.input)?;
+        let (ok, m) = self.prefix.prove_output(i, qnn, &p.input, p.output)?;
         self.deeppoly.fetch_add(1, Ordering::Relaxed);
-        let (ok, m) = dp.prove_output(p.output)?;
         Ok(ok.then_some(m))
     }
 
@@ -539,6 +546,10 @@ pub fn search(
         qnn_accuracy,
         candidates,
         deeppoly_calls: ev.deeppoly.load(Ordering::Relaxed),
+        deeppoly_layers: {
+            let st = ev.prefix.stats();
+            (st.layers_reused, st.layers_computed)
+        },
         accuracy_evaluations: ev.accuracy_evals.load(Ordering::Relaxed),
         seconds: t0.elapsed().as_secs_f64(),
     })

@@ -8,6 +8,9 @@
 //! the new one checks the floor first with the batched evaluator (early rejection, cached
 //! prefixes) and proves after. Both give the same verdict on every candidate (checked and
 //! recorded); the batched error count is compared with the scalar one on every candidate.
+//! A third test is the new one with DeepPoly's state reused for the layers a candidate
+//! shares with the previous one ([`certquant::bounds::reuse`], eq. (72)); its margins are
+//! compared bit for bit with the cold runs' where both ran.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use certquant::bench::parse_ids;
-use certquant::bounds::DeepPoly;
+use certquant::bounds::{DeepPoly, PrefixCache};
 use certquant::floor::AccuracyFloor;
 use certquant::model::Network;
 use certquant::quantize::Strategy;
@@ -42,12 +45,14 @@ pub enum Sample {
 /// Which candidate test(s) to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PathArg {
-    /// Both, on the same candidates (the default).
+    /// All three, on the same candidates (the default).
     Both,
     /// The old test only (proofs, then the full one-image-at-a-time accuracy).
     Scalar,
     /// The new test only (batched floor first, then proofs).
     Batched,
+    /// The new test with DeepPoly prefixes reused across candidates only.
+    Reuse,
 }
 
 /// Arguments of `certquant bench candidates`.
@@ -158,40 +163,51 @@ pub fn candidates(a: &BenchCandidatesArgs) -> Result<Outcome> {
     let scalar_floor = floor.clone().scalar();
     let mut out = std::fs::File::create(&a.out)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
-    let mut totals = [Totals::default(), Totals::default()];
+    let mut totals = [Totals::default(), Totals::default(), Totals::default()];
     let mut mismatches = 0usize;
+    let cache = PrefixCache::new(props.len());
+    let names = ["scalar", "batched", "reuse"];
     for fr in &cands {
         let q = Strategy::from_fracs(net, fr)?.apply(net)?;
-        let mut verdicts = [None, None];
-        for (k, batched) in [false, true].into_iter().enumerate() {
+        let mut verdicts = [None, None, None];
+        let mut margins: [Option<Vec<u64>>; 3] = [None, None, None];
+        for k in 0..3 {
             let wanted = match a.path {
                 PathArg::Both => true,
-                PathArg::Scalar => !batched,
-                PathArg::Batched => batched,
+                PathArg::Scalar => k == 0,
+                PathArg::Batched => k == 1,
+                PathArg::Reuse => k == 2,
             };
             if !wanted {
                 continue;
             }
-            let r = if batched {
-                new_test(&q, &props, &floor)?
-            } else {
-                old_test(&q, &props, &scalar_floor)?
+            let r = match k {
+                0 => old_test(&q, &props, &scalar_floor)?,
+                1 => new_test(&q, &props, &floor, None)?,
+                _ => new_test(&q, &props, &floor, Some(&cache))?,
             };
             totals[k].add(&r);
             verdicts[k] = Some(r.passes);
+            margins[k] = Some(r.margins.clone());
             writeln!(
                 out,
                 "{}",
                 json!({
-                    "kind": "candidate", "path": if batched { "batched" } else { "scalar" },
+                    "kind": "candidate", "path": names[k],
                     "fracs": fr, "passes": r.passes, "proven": r.proven,
                     "deeppoly_runs": r.deeppoly, "deeppoly_s": r.dp_s,
                     "accuracy_evaluated": r.acc_evaluated, "accuracy_s": r.acc_s,
                 })
             )?;
         }
-        if let [Some(x), Some(y)] = verdicts
-            && x != y
+        let v: Vec<bool> = verdicts.iter().flatten().copied().collect();
+        if v.windows(2).any(|w| w[0] != w[1]) {
+            mismatches += 1;
+        }
+        // the margins proven with and without reuse, bit for bit (the common prefix of
+        // properties both tried)
+        if let [_, Some(x), Some(y)] = &margins
+            && x.iter().zip(y).any(|(p, q)| p != q)
         {
             mismatches += 1;
         }
@@ -236,7 +252,13 @@ pub fn candidates(a: &BenchCandidatesArgs) -> Result<Outcome> {
         "threads": rayon::current_num_threads(),
         "scalar": totals[0].json(n),
         "batched": totals[1].json(n),
+        "reuse": totals[2].json(n),
         "candidate_test_speedup": totals[0].seconds() / totals[1].seconds(),
+        "reuse_speedup_over_batched": totals[1].seconds() / totals[2].seconds(),
+        "reuse_speedup_over_scalar": totals[0].seconds() / totals[2].seconds(),
+        "deeppoly_layers_reused": cache.stats().layers_reused,
+        "deeppoly_layers_computed": cache.stats().layers_computed,
+        "prefix_cache_bytes": cache.state_bytes(),
         "accuracy_candidates": cands.len().min(a.acc_n),
         "accuracy_per_s": {
             "scalar_full": per_s(acc.scalar_full),
@@ -251,7 +273,9 @@ pub fn candidates(a: &BenchCandidatesArgs) -> Result<Outcome> {
     writeln!(out, "{summary}")?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if mismatches > 0 {
-        bail!("{mismatches} candidates got different verdicts or error counts on the two paths");
+        bail!(
+            "{mismatches} candidates got different verdicts, margins or error counts on the paths"
+        );
     }
     Ok(Outcome::Proven)
 }
@@ -264,6 +288,8 @@ struct TestRun {
     dp_s: f64,
     acc_evaluated: bool,
     acc_s: f64,
+    /// Bit patterns of the margins proven, in property order, up to the first failure.
+    margins: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -309,23 +335,32 @@ struct AccTimes {
     batched_floor: f64,
 }
 
-/// Proofs hardest first, stopping at the first failure: (all proven, runs, seconds).
-fn proofs(q: &Network, props: &[Property]) -> Result<(bool, usize, f64)> {
+/// Proofs hardest first, stopping at the first failure: (all proven, runs, seconds, margin
+/// bits); with `cache`, DeepPoly resumes at the first layer `q` changed (eq. (72)).
+fn proofs(
+    q: &Network,
+    props: &[Property],
+    cache: Option<&PrefixCache>,
+) -> Result<(bool, usize, f64, Vec<u64>)> {
     let t = Instant::now();
-    let mut runs = 0;
-    for p in props {
-        runs += 1;
-        if !DeepPoly::run(q, &p.input)?.prove_output(p.output)?.0 {
-            return Ok((false, runs, t.elapsed().as_secs_f64()));
+    let mut margins = Vec::new();
+    for (i, p) in props.iter().enumerate() {
+        let (ok, m) = match cache {
+            Some(c) => c.prove_output(i, q, &p.input, p.output)?,
+            None => DeepPoly::run(q, &p.input)?.prove_output(p.output)?,
+        };
+        margins.push(m.to_bits());
+        if !ok {
+            return Ok((false, margins.len(), t.elapsed().as_secs_f64(), margins));
         }
     }
-    Ok((true, runs, t.elapsed().as_secs_f64()))
+    Ok((true, margins.len(), t.elapsed().as_secs_f64(), margins))
 }
 
 /// The search's test before issue 16: proofs, then the full one-image-at-a-time error count
 /// (what [`certquant::search::accuracy`] computes) if all are proven.
 fn old_test(q: &Network, props: &[Property], scalar: &AccuracyFloor) -> Result<TestRun> {
-    let (proven, deeppoly, dp_s) = proofs(q, props)?;
+    let (proven, deeppoly, dp_s, margins) = proofs(q, props, None)?;
     let (mut passes, mut acc_s) = (false, 0.0);
     if proven {
         let t = Instant::now();
@@ -339,11 +374,17 @@ fn old_test(q: &Network, props: &[Property], scalar: &AccuracyFloor) -> Result<T
         dp_s,
         acc_evaluated: proven,
         acc_s,
+        margins,
     })
 }
 
-/// The new test: the batched floor first, then the proofs.
-fn new_test(q: &Network, props: &[Property], floor: &AccuracyFloor) -> Result<TestRun> {
+/// The new test: the batched floor first, then the proofs (through `cache` if given).
+fn new_test(
+    q: &Network,
+    props: &[Property],
+    floor: &AccuracyFloor,
+    cache: Option<&PrefixCache>,
+) -> Result<TestRun> {
     let t = Instant::now();
     let admitted = floor.admits(q);
     let acc_s = t.elapsed().as_secs_f64();
@@ -355,9 +396,10 @@ fn new_test(q: &Network, props: &[Property], floor: &AccuracyFloor) -> Result<Te
             dp_s: 0.0,
             acc_evaluated: true,
             acc_s,
+            margins: Vec::new(),
         });
     }
-    let (proven, deeppoly, dp_s) = proofs(q, props)?;
+    let (proven, deeppoly, dp_s, margins) = proofs(q, props, cache)?;
     Ok(TestRun {
         passes: proven,
         proven: Some(proven),
@@ -365,5 +407,6 @@ fn new_test(q: &Network, props: &[Property], floor: &AccuracyFloor) -> Result<Te
         dp_s,
         acc_evaluated: true,
         acc_s,
+        margins,
     })
 }
