@@ -187,12 +187,20 @@ pub enum TemplateArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MethodArg {
-    /// The paper's Algorithm 1: the search stops there (`unknown`).
-    #[default]
+    /// The paper's Algorithm 1: the search stops there (`unknown`). The Table-2 reproduction
+    /// uses it (`--method paper`).
     Paper,
     /// Fall back to the fewest bits with which DeepPoly still proves the property (later
-    /// layers at B_u), then go on.
+    /// layers at B_u), then go on. The default since issue 16 (BENCHMARKS.md: MP3/FP3 50/0
+    /// where Algorithm 1 certifies 31/19 and 35/15, at float − 1 point of accuracy).
+    #[default]
     Guided,
+}
+
+/// The method of records and worker messages that do not name one: they were written before
+/// `--method` existed, by Algorithm 1.
+fn method_of_old_records() -> MethodArg {
+    MethodArg::Paper
 }
 
 /// Preimage engine choice (serialised as in the records: `fast`, `paper`, `abstract`).
@@ -257,8 +265,10 @@ pub struct SynthOpts {
     /// Where no F keeps a hidden layer inside its preimage (e.g. χ = 0 on deep networks):
     /// `paper` stops (`unknown`), `guided` takes the fewest bits with which DeepPoly still proves
     /// the property with later layers at B_u and goes on. Where the paper's search succeeds
-    /// both give the same bits.
-    #[arg(long, value_enum, default_value_t = MethodArg::Paper)]
+    /// both give the same bits. Default `guided` (BENCHMARKS.md, issue 16); `paper` for the
+    /// Table-2 reproduction.
+    #[arg(long, value_enum, default_value_t = MethodArg::Guided)]
+    #[serde(default = "method_of_old_records")]
     pub method: MethodArg,
     /// With `--method guided`: a guided choice (and the output layer after one) must keep the
     /// accuracy on `--data` within this many percentage points of the float network's. With

@@ -11,6 +11,8 @@
 //! χ_best)]`. In anytime mode ([`PreimageOptions::gap`]) a part whose proven lower bound is
 //! within the relative gap of the cutoff is settled by that bound.
 
+use std::sync::Mutex;
+
 use certquant_bounds::arith::linear_max;
 use certquant_milp::{Backend, Status};
 
@@ -318,13 +320,52 @@ pub(super) fn solve_fast(
     backend: &dyn Backend,
     opts: &PreimageOptions,
 ) -> Result<LayerOutcome, PreimageError> {
+    solve_parts(ctx, escapes, backend, opts, true)
+}
+
+/// [`solve_fast`], with the χ = 0 shortcut on or off (off: for the test that both agree).
+fn solve_parts(
+    ctx: &LayerCtx<'_>,
+    escapes: &[Escape],
+    backend: &dyn Backend,
+    opts: &PreimageOptions,
+    shortcut: bool,
+) -> Result<LayerOutcome, PreimageError> {
     use rayon::prelude::*;
     let cap = opts.chi_max;
-    // Cheap brackets for every part, in parallel.
+    let search = opts.gap < 1.0;
+    // χ = 0 shortcut (eq. (73)): a part with a witnessed escape at χ ≤ BRACKET_TOL closes
+    // its bracket at χ = 0, and so does every part sorted before it (smaller witnessed χ),
+    // so the loop below would answer χ = 0 (`Optimal`, no MILP) whatever the other parts'
+    // brackets are. Such a part can only have `lb = 0`, i.e. the relaxation does not exclude
+    // an escape at χ = 0; those parts are bracketed first, stopping at the first one that
+    // closes at 0. Exact mode only (in anytime mode the loop would say `GapBound`).
+    let early: Vec<Mutex<Option<Bracket>>> = escapes.iter().map(|_| Mutex::new(None)).collect();
+    if shortcut && opts.gap == 0.0 && cap > BRACKET_TOL {
+        let zero = escapes.par_iter().enumerate().find_map_any(|(i, e)| {
+            if ctx.relaxation_excludes(e, 0.0) {
+                return None;
+            }
+            let br = ctx.bracket(e, cap, search);
+            let closes_at_zero = br.witnessed && br.ub <= BRACKET_TOL;
+            if let Ok(mut g) = early[i].lock() {
+                *g = Some(br);
+            }
+            closes_at_zero.then_some(i)
+        });
+        if let Some(i) = zero {
+            tracing::debug!(layer = ctx.k, tag = %escapes[i].tag, "escape at χ = 0: χ = 0");
+            return Ok((0.0, ChiSource::Optimal, 0, escapes.len() - 1));
+        }
+    }
+    // Cheap brackets for every part (those not computed above), in parallel.
     let mut parts: Vec<(Bracket, usize)> = escapes
         .par_iter()
         .enumerate()
-        .map(|(i, e)| (ctx.bracket(e, cap, opts.gap < 1.0), i))
+        .map(|(i, e)| {
+            let known = early[i].lock().ok().and_then(|mut g| g.take());
+            (known.unwrap_or_else(|| ctx.bracket(e, cap, search)), i)
+        })
         .collect();
     // Most dangerous first: smallest witnessed χ, then smallest lower bound.
     parts.sort_by(|a, b| a.0.ub.total_cmp(&b.0.ub).then(a.0.lb.total_cmp(&b.0.lb)));
@@ -478,6 +519,56 @@ mod tests {
         assert!(
             witnessed > 0,
             "no part was witnessed: the test checks nothing"
+        );
+    }
+
+    /// The χ = 0 shortcut answers what the full loop answers (χ bit for bit, source, MILPs)
+    /// on every hidden layer of random deeper nets, some of whose preimages collapse.
+    #[test]
+    fn the_zero_shortcut_agrees_with_the_full_loop() {
+        use super::super::Preimage;
+        let (mut zeros, mut layers) = (0, 0);
+        let cases = [
+            (vec![4, 8, 8, 8, 3], 0.2, 5),
+            (vec![5, 10, 10, 10, 10, 3], 0.15, 7),
+            (vec![3, 6, 6, 6, 2], 0.3, 13),
+            (vec![4, 9, 9, 3], 0.1, 31),
+        ];
+        for (dims, eps, seed) in cases {
+            let (net, bx, centre, label) = robust_task(&dims, eps, seed);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+            let spec = OutputSpec::Robust { label };
+            let opts = PreimageOptions::default();
+            let mut next: Option<Preimage> = None;
+            for k in (0..net.depth() - 1).rev() {
+                let lb = dp.layer(k);
+                let (alpha, beta) =
+                    template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
+                let escapes = escape_conditions(&net, &dp, k, spec, next.as_ref());
+                let ctx = LayerCtx::new(&dp, k, &alpha, &beta);
+                let full = solve_parts(&ctx, &escapes, &Cbc, &opts, false).unwrap();
+                let fast = solve_parts(&ctx, &escapes, &Cbc, &opts, true).unwrap();
+                assert_eq!(fast.0.to_bits(), full.0.to_bits(), "layer {k} of {dims:?}");
+                assert_eq!((fast.1, fast.2), (full.1, full.2), "layer {k} of {dims:?}");
+                layers += 1;
+                zeros += usize::from(full.0 == 0.0);
+                next = Some(Preimage {
+                    layer: k,
+                    chi: full.0,
+                    lower_checked: crate::preimage::template::lower_checked(&ctx, full.0),
+                    alpha,
+                    beta,
+                    source: full.1,
+                    milps: full.2,
+                    pruned: full.3,
+                    seconds: 0.0,
+                });
+            }
+        }
+        assert!(
+            zeros > 0 && zeros < layers,
+            "{zeros} of {layers} layers at χ = 0"
         );
     }
 }
