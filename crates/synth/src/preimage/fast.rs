@@ -337,13 +337,15 @@ fn solve_parts(
     // χ = 0 shortcut (eq. (73)): a part with a witnessed escape at χ ≤ BRACKET_TOL closes
     // its bracket at χ = 0, and so does every part sorted before it (smaller witnessed χ),
     // so the loop below would answer χ = 0 (`Optimal`, no MILP) whatever the other parts'
-    // brackets are. Such a part can only have `lb = 0`, i.e. the relaxation does not exclude
-    // an escape at χ = 0; those parts are bracketed first, stopping at the first one that
-    // closes at 0. Exact mode only (in anytime mode the loop would say `GapBound`).
+    // brackets are. Such a part has `lb ≤ ub ≤ BRACKET_TOL`, so the relaxation does not
+    // exclude an escape at χ = BRACKET_TOL (it is monotone in χ; were it not, a part would
+    // only be skipped here, never answered wrongly): those parts are bracketed first,
+    // stopping at the first one that closes at 0. Exact mode only (in anytime mode the loop
+    // would say `GapBound`).
     let early: Vec<Mutex<Option<Bracket>>> = escapes.iter().map(|_| Mutex::new(None)).collect();
     if shortcut && opts.gap == 0.0 && cap > BRACKET_TOL {
         let zero = escapes.par_iter().enumerate().find_map_any(|(i, e)| {
-            if ctx.relaxation_excludes(e, 0.0) {
+            if ctx.relaxation_excludes(e, BRACKET_TOL) {
                 return None;
             }
             let br = ctx.bracket(e, cap, search);
