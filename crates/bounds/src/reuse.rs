@@ -16,7 +16,7 @@
 //! promise is only "slot `i` is always the same box", and even that is checked. What it keeps
 //! is small: the per-neuron vectors of every computed layer and a copy of those layers'
 //! parameters, not the symbolic bounds `f^≤, f^≥` (the output proof does not read them; see
-//! [`PrefixCache::state_bytes`] and eq. (73)).
+//! [`PrefixCache::state_bytes`]).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,7 +156,7 @@ impl PrefixCache {
         }
     }
 
-    /// Bytes the parked states hold now (eq. (73)): per slot the parameters of the network's
+    /// Bytes the parked states hold now: per slot the parameters of the network's
     /// hidden layers plus nine `f64` per hidden neuron and the boxes.
     pub fn state_bytes(&self) -> usize {
         self.slots

@@ -193,7 +193,8 @@ pub struct Preimage {
     pub source: ChiSource,
     /// MILPs solved.
     pub milps: usize,
-    /// Escape conditions skipped by the cheap bound (fast engine).
+    /// Escape conditions skipped by the cheap bound (fast engine); after the χ = 0 shortcut
+    /// (docs/method.md, eq. (73)) every part but the one that closed at 0.
     pub pruned: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
