@@ -514,3 +514,23 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Worker => bench::worker::worker(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default method is `guided` (issue 16); options that name none — records and worker
+    /// messages written before `--method` existed — read as `paper`, which they were.
+    #[test]
+    fn guided_is_the_default_and_old_records_read_as_paper() {
+        assert_eq!(SynthOpts::default().method, MethodArg::Guided);
+        assert_eq!(MethodArg::default(), MethodArg::Guided);
+        let mut v = serde_json::to_value(SynthOpts::default()).unwrap();
+        assert_eq!(v["method"], "guided");
+        v.as_object_mut().unwrap().remove("method");
+        let old: SynthOpts = serde_json::from_value(v).unwrap();
+        assert_eq!(old.method, MethodArg::Paper);
+        let given: SynthOpts = serde_json::from_str(r#"{"method":"guided"}"#).unwrap();
+        assert_eq!(given.method, MethodArg::Guided);
+    }
+}
