@@ -168,6 +168,31 @@ impl Pool2d {
     }
 }
 
+impl Pool2d {
+    /// Average pooling as an enclosure of the real map: entry `[fl↓(1/n), fl↑(1/n)]` (a
+    /// point when `n` is a power of two), for windows whose divisor is not a power of two
+    /// (docs/method.md, eq. (74)); `None` for max pooling.
+    pub fn to_enclosure(&self) -> Option<super::inexact::IntervalMap> {
+        if self.kind != PoolKind::Average {
+            return None;
+        }
+        let rows = self
+            .outputs()
+            .map(|(c, i, j)| {
+                let win = self.window(c, i, j);
+                let (lo, hi) = super::inexact::recip(self.divisor(win.len()));
+                let mut r: Vec<(usize, f64, f64)> = win.into_iter().map(|k| (k, lo, hi)).collect();
+                r.sort_unstable_by_key(|e| e.0);
+                r
+            })
+            .collect();
+        Some(super::inexact::IntervalMap {
+            cols: self.in_shape.iter().product(),
+            rows,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
