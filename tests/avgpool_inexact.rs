@@ -97,6 +97,41 @@ fn net_b() -> Graph {
     Graph::new(Batch::Fixed(1), vec![1, 8, 8], nodes).unwrap()
 }
 
+/// Net C, MNIST-shaped (`[1, 28, 28]`), for BENCHMARKS.md: Conv 3×3 (6 ch) → Relu →
+/// AveragePool 3×3 s3 (→ `[6, 8, 8]`) → Conv 2×2 (8 ch) → Relu → GlobalAveragePool 7×7 →
+/// Flatten → Gemm 10. Seeded dyadic weights (not trained).
+fn net_c() -> Graph {
+    let mut rng = ChaCha8Rng::seed_from_u64(78);
+    let mut gap = avg([8, 7, 7], 7, 1, 0, false);
+    gap.global = true;
+    let nodes = vec![
+        conv(&mut rng, [1, 28, 28], 6, 3, 0),
+        relu(&[6, 26, 26]),
+        Node::Pool(avg([6, 26, 26], 3, 3, 0, true)),
+        conv(&mut rng, [6, 8, 8], 8, 2, 0),
+        relu(&[8, 7, 7]),
+        Node::Pool(gap),
+        flatten([8, 1, 1]),
+        gemm(&mut rng, vec![8], 10),
+    ];
+    Graph::new(Batch::Fixed(1), vec![1, 28, 28], nodes).unwrap()
+}
+
+/// Writes nets A, B and C to `$CERTQUANT_AVGPOOL_NETS` (the BENCHMARKS.md section
+/// "average windows whose divisor is not a power of two"): `cargo test --release --test
+/// avgpool_inexact -- --ignored write_nets`.
+#[test]
+#[ignore = "writes the benchmark nets; run explicitly"]
+fn write_nets() {
+    let dir = std::env::var("CERTQUANT_AVGPOOL_NETS").expect("CERTQUANT_AVGPOOL_NETS");
+    for (name, g) in [("a", net_a()), ("b", net_b()), ("c", net_c())] {
+        let net = g.lower().unwrap();
+        let path = Path::new(&dir).join(format!("avgpool_inexact_{name}.onnx"));
+        onnx::export(&net, &path).unwrap();
+        assert_eq!(onnx::import(&path).unwrap(), net);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Exact rational reference.
 

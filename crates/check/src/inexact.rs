@@ -4,7 +4,7 @@
 //!
 //! Nothing from the importer's error bound is trusted. For each such layer the checker
 //! re-derives every column of the *real* layer from the operator descriptions with its own
-//! code ([`crate::lower::run`]) in outward-rounded interval arithmetic (`1/n` enclosed by
+//! code (`crate::lower::run`) in outward-rounded interval arithmetic (`1/n` enclosed by
 //! `[x/n rounded down, x/n rounded up]`), and takes as radius of entry `(t, s)` the distance
 //! from the stored `Ŵ_ts` to the far end of the enclosure, rounded up (docs/method.md,
 //! eq. (74)). Whatever `Ŵ` the importer produced, the real layer lies in `Ŵ ± E`; the prover

@@ -342,7 +342,8 @@ impl<'a> Prover<'a> {
         Ok(e)
     }
 
-    /// The error bound of each logit (see [`Prover::output_errors_of`]); empty when the
+    /// The error bound of each logit (float32 accumulation, or the coefficient slack of eq.
+    /// (75) of a layer enclosed by [`crate::inexact`]); empty when the
     /// logits are exact.
     pub fn output_errors(&self) -> &[f64] {
         self.errors_of(self.net.depth() - 1)

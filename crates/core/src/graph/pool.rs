@@ -4,7 +4,9 @@
 //! window area (`count_include_pad = 1`) or the number of window positions inside the input
 //! (`count_include_pad = 0`, ONNX's default). It lowers to a sparse map whose entries are
 //! `1/n`; only a power-of-two `n` makes that entry (and its products with weights) exact in
-//! f64, so the lowering refuses other sizes instead of rounding. Max pooling is not linear;
+//! f64. Other sizes (3×3 windows, a 7×7 global pool) are lowered through
+//! [`Pool2d::to_enclosure`] with a bound on the coefficient error instead (docs/method.md,
+//! eqs. (74), (75); `super::inexact`). Max pooling is not linear;
 //! it is evaluated here and refused by the lowering (DeepPoly's max relaxation is future work).
 
 use super::conv::window_out;
