@@ -519,27 +519,31 @@ fn inexact_pools_go_through_verify_synth_and_check() {
             (0, &Value::Bool(true)),
             "{name}: {report}"
         );
-        // The integer semantics would divide by 9 (or 49) in integers: refused, exit 2.
-        let out_int = tmp.path().join(format!("int_{name}"));
-        let mut args = vec![
-            "synth",
-            "robustness",
-            "--model",
-            model_s,
-            "--data",
-            data_s,
-            "--eps",
-            eps,
-            "--out",
-            s(&out_int),
-            "--semantics",
-            "integer",
-            "--id",
-        ];
-        args.push(verified[0].as_str());
-        let o = common::run(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
-        assert!(err.contains("power of two"), "{name}: {err}");
+        // The integer and float32 semantics would compute the pool differently (a division by
+        // 9 or 49 is not a shift): refused up front, exit 2, one input and a property set.
+        for sem in ["integer", "float32"] {
+            for ids in [["--id", verified[0].as_str()], ["--ids", "0,1"]] {
+                let o = tmp.path().join(format!("{sem}_{name}"));
+                let mut args = vec![
+                    "synth",
+                    "robustness",
+                    "--model",
+                    model_s,
+                    "--data",
+                    data_s,
+                    "--eps",
+                    eps,
+                    "--out",
+                    s(&o),
+                    "--semantics",
+                    sem,
+                ];
+                args.extend(ids);
+                let o = common::run(&args);
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert_eq!(o.status.code(), Some(2), "{name} {sem}: {err}");
+                assert!(err.contains("power of two"), "{name} {sem}: {err}");
+            }
+        }
     }
 }

@@ -403,6 +403,52 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    /// Escape rows over a layer with coefficient error are lowered by their σ terms
+    /// (eq. (76)): neuron `m`'s rows (either side) by `σ_m`, an output row for class `j`
+    /// against label `g` by `σ_j + σ_g`; never raised.
+    #[test]
+    fn widened_escape_rows_subtract_their_slack() {
+        use encoding::{Escape, EscapeRow, Side};
+        let row = |rhs: f64| EscapeRow {
+            wz: vec![(0, 1.0)],
+            wx: None,
+            rhs,
+        };
+        let esc = |tag: String, side| Escape {
+            rows: vec![row(1.0)],
+            side,
+            tag,
+        };
+        let sigma = [0.5, 0.25, 0.125];
+        let mut hidden = vec![
+            esc("neuron 0 active".into(), Side::Above),
+            esc("neuron 1 above".into(), Side::Above),
+            esc("neuron 1 below".into(), Side::Below),
+            esc("neuron 2 above".into(), Side::Above),
+        ];
+        widen_escapes(&mut hidden, &sigma, false, OutputSpec::Robust { label: 0 });
+        let want = [0.5, 0.75, 0.75, 0.875];
+        for (e, w) in hidden.iter().zip(want) {
+            assert!(e.rows[0].rhs <= w && e.rows[0].rhs > w - 1e-15, "{}", e.tag);
+        }
+        // Robust{label 1}: one escape per class j ≠ 1, rhs − (σ_j + σ_1).
+        let mut out = vec![
+            esc("class 0".into(), Side::Above),
+            esc("class 2".into(), Side::Above),
+        ];
+        widen_escapes(&mut out, &sigma, true, OutputSpec::Robust { label: 1 });
+        assert!(out[0].rows[0].rhs <= 0.25 && out[1].rows[0].rhs <= 0.625);
+        // NotTarget{2}: one escape with a row per j ≠ 2.
+        let mut nt = vec![Escape {
+            rows: vec![row(1.0), row(1.0)],
+            side: Side::Above,
+            tag: "target 2".into(),
+        }];
+        widen_escapes(&mut nt, &sigma, true, OutputSpec::NotTarget { target: 2 });
+        assert!(nt[0].rows[0].rhs <= 0.375 && nt[0].rows[1].rhs <= 0.625);
+        assert!(nt[0].rows[0].rhs > 0.374 && nt[0].rows[1].rhs > 0.624);
+    }
+
     /// A random ReLU net with the given widths and a box of radius `eps` around a random
     /// centre, on which DeepPoly proves robustness (seeds are tried in order until it does).
     pub(super) fn robust_task(
