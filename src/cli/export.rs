@@ -206,6 +206,13 @@ pub fn load_program(a: &ProgramArgs) -> Result<Loaded> {
         bail!("give --certificate, or --qnn, --weights and --acts");
     };
     let qnn = load_model(qnn_path)?;
+    if let Some(k) = qnn.net.inexact_layers().first() {
+        // docs/method.md eq. (74): no integer program divides by 9 or 49 exactly.
+        bail!(
+            "layer {k} averages over a window whose size is not a power of two; \
+             it has no integer program"
+        );
+    }
     let qnn_sha = sha256_hex(&qnn.bytes);
     let depth = qnn.net.depth();
     if weights.len() != depth {

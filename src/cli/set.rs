@@ -118,6 +118,15 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
         bail!("no ids given");
     }
     let model = load_model(r.model)?;
+    if r.opts.semantics != SemanticsArg::Real
+        && let Some(k) = model.net.inexact_layers().first()
+    {
+        // docs/method.md eqs. (74), (75): only the real semantics covers such a layer.
+        bail!(
+            "--semantics integer/float32: layer {k} averages over a window whose size is not \
+             a power of two; only the real semantics covers it"
+        );
+    }
     let ds = load_data(r.data, &model.net)?;
     let mut props = Vec::with_capacity(r.ids.len());
     let mut labels = Vec::with_capacity(r.ids.len());

@@ -200,6 +200,15 @@ pub fn run_task(
         output: OutputSpec::Robust { label },
     };
     opts.ensure_finite()?;
+    if opts.semantics != SemanticsArg::Real
+        && let Some(k) = t.model.net.inexact_layers().first()
+    {
+        // docs/method.md eqs. (74), (75): only the real semantics covers such a layer.
+        anyhow::bail!(
+            "--semantics integer/float32: layer {k} averages over a window whose size is not \
+             a power of two; only the real semantics covers it"
+        );
+    }
     let mut sopts = synth_options(opts);
     sopts.given_chi = t.given_chi.map(<[f64]>::to_vec);
     if opts.method == MethodArg::Guided {

@@ -22,7 +22,7 @@
 
 use thiserror::Error;
 
-use super::arith::{UNIT_ROUNDOFF, gamma, linear_range};
+use super::arith::{UNIT_ROUNDOFF, add_up, gamma, linear_range};
 use super::ops::affine::{AffineStep, error_weights};
 use super::ops::relu::{Relaxation, ReluStep};
 use super::ops::{Block, BoundStep, Rows, SparseRows, settle};
@@ -154,6 +154,11 @@ pub struct DeepPoly<'a> {
     /// Float32 semantics (eq. (58b)): per computed layer, the accumulation error bound `E` of
     /// each output ([`crate::float32::accumulation_errors`]); `None`: exact real layers.
     pub(crate) fl_err: Option<Vec<Vec<f64>>>,
+    /// Per computed layer, the bound on how far each output of the stored layer can be from
+    /// the layer the analysis is about: the float32 accumulation error `E` (eq. (58b)) plus,
+    /// for a layer lowered with coefficient error, its slack `σ` (eq. (75),
+    /// [`certquant_core::graph::CoefError::slack`]); empty for an exact real layer.
+    pub(crate) out_err: Vec<Vec<f64>>,
 }
 
 /// Largest number of coefficients (f64 values) of one block of rows that [`DeepPoly::run_upto`]
@@ -298,7 +303,21 @@ impl<'a> DeepPoly<'a> {
             relax: Vec::new(),
             aff_v: Vec::new(),
             fl_err: float32.then(Vec::new),
+            out_err: Vec::new(),
         };
+        // Soundness (eq. (75)): a layer lowered with coefficient error (an average pool whose
+        // divisor is not a power of two) is covered for real activations only; the integer
+        // and float32 runtimes would compute the pool differently (a division by 9 is not a
+        // shift).
+        let inexact = net.inexact_layers();
+        if (float32 || acts.iter().any(Option::is_some)) && !inexact.is_empty() {
+            return Err(BoundsError::Semantics(format!(
+                "layer {} averages over a window whose size is not a power of two; only the \
+                 real semantics covers it (the integer and float32 runtimes would not divide \
+                 exactly)",
+                inexact[0]
+            )));
+        }
         dp.extend(layers, block, acts)?;
         Ok(dp)
     }
@@ -337,6 +356,10 @@ impl<'a> DeepPoly<'a> {
                 }
                 fl.push(e);
             }
+            let coef = layer.coef_error().map(|e| e.slack(dp.post_abs_below(k)));
+            let fl = dp.fl_err.as_ref().and_then(|f| f.get(k));
+            dp.out_err
+                .push(combine_errors(fl.map(Vec::as_slice), coef.as_deref()));
             widest = widest.max(n_in);
             let chunk = (block / widest).clamp(1, n_out);
             let dim = net.input_dim();
@@ -346,9 +369,10 @@ impl<'a> DeepPoly<'a> {
             for start in (0..n_out).step_by(chunk) {
                 let end = (start + chunk).min(n_out);
                 // The layer's own rows carry its accumulation error under float32 (eq. (58b)).
-                let zero = match &dp.fl_err {
-                    Some(fl) => fl[k][start..end].to_vec(),
-                    None => vec![0.0; end - start],
+                // Under coefficient error they carry its slack (eq. (75)).
+                let zero = match dp.out_err[k].as_slice() {
+                    [] => vec![0.0; end - start],
+                    e => e[start..end].to_vec(),
                 };
                 let b = layer.bias()[start..end].to_vec();
                 let (l, u) = if let Some(w) = layer.weights() {
@@ -490,7 +514,7 @@ impl<'a> DeepPoly<'a> {
     fn steps_below(&self, k: usize) -> impl Iterator<Item = Box<dyn BoundStep + '_>> + '_ {
         (0..k).rev().flat_map(move |j| {
             let relu: Box<dyn BoundStep + '_> = Box::new(ReluStep::new(&self.relax[j]));
-            let fl: &[f64] = self.fl_err.as_ref().map_or(&[], |f| &f[j]);
+            let fl: &[f64] = &self.out_err[j];
             let affine: Box<dyn BoundStep + '_> = Box::new(
                 AffineStep::new(&self.net.layers()[j], &self.aff_v[j]).with_float_error(fl),
             );
@@ -502,18 +526,18 @@ impl<'a> DeepPoly<'a> {
     /// the last layer's bounds were not (`+∞` entries if it could overflow, which fails
     /// every proof). `None` for exact real layers.
     fn last_layer_errors(&self) -> Option<Vec<f64>> {
-        let fl = self.fl_err.as_ref()?;
         let k = self.net.depth() - 1;
-        if let Some(e) = fl.get(k) {
-            return Some(e.clone());
+        if let Some(e) = self.out_err.get(k) {
+            return (!e.is_empty()).then(|| e.clone());
         }
         let layer = &self.net.layers()[k];
-        let v = error_weights(layer, self.post_abs_below(k));
-        Some(crate::float32::accumulation_errors(
-            &v,
-            layer.bias(),
-            layer.inputs(),
-        ))
+        let fl = self.fl_err.as_ref().map(|_| {
+            let v = error_weights(layer, self.post_abs_below(k));
+            crate::float32::accumulation_errors(&v, layer.bias(), layer.inputs())
+        });
+        let coef = layer.coef_error().map(|e| e.slack(self.post_abs_below(k)));
+        let e = combine_errors(fl.as_deref(), coef.as_deref());
+        (!e.is_empty()).then_some(e)
     }
 
     /// `max |v|` over the box for each input `v` of affine layer `j`: the network input's
@@ -722,6 +746,16 @@ impl<'a> DeepPoly<'a> {
                 Ok((best > 0.0, best))
             }
         }
+    }
+}
+
+/// The per-output error of a layer: the float32 accumulation error plus the coefficient
+/// slack (eq. (75)), each optional, summed rounding upward; empty when neither applies.
+fn combine_errors(fl: Option<&[f64]>, coef: Option<&[f64]>) -> Vec<f64> {
+    match (fl, coef) {
+        (None, None) => Vec::new(),
+        (Some(a), None) | (None, Some(a)) => a.to_vec(),
+        (Some(a), Some(b)) => a.iter().zip(b).map(|(x, y)| add_up(*x, *y)).collect(),
     }
 }
 

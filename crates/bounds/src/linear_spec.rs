@@ -92,6 +92,9 @@ fn upper_forms(dp: &DeepPoly<'_>, forms: &[OutputForm<'_>]) -> Option<LinearBoun
     let mut rows = vec![0.0; forms.len() * n];
     let mut consts = Vec::with_capacity(forms.len());
     let mut errs = Vec::with_capacity(forms.len());
+    // A last layer lowered with coefficient error: output `j` is off by at most `σ_j`
+    // (docs/method.md, eq. (75)), so `ã·y` by at most `Σ_j |a_j|·σ_j`.
+    let sigma = last.coef_error().map(|e| e.slack(&zabs));
     for (r, f) in forms.iter().enumerate() {
         if f.a.len() != m || f.e.len() != m {
             return None;
@@ -106,6 +109,9 @@ fn upper_forms(dp: &DeepPoly<'_>, forms: &[OutputForm<'_>]) -> Option<LinearBoun
                 return None;
             }
             coef_err += e * yabs[j];
+            if let Some(s) = &sigma {
+                coef_err += a.abs() * s[j];
+            }
             if a == 0.0 {
                 continue;
             }

@@ -42,6 +42,9 @@ struct Parked {
     layers: Vec<LayerBounds>,
     relax: Vec<Relaxation>,
     aff_v: Vec<Vec<f64>>,
+    /// Per computed layer, the output error bound (the coefficient slack of eq. (75); empty
+    /// for an exact layer).
+    out_err: Vec<Vec<f64>>,
 }
 
 impl Parked {
@@ -69,7 +72,11 @@ impl Parked {
 /// (bit for bit for dense storage; entry by entry for sparse storage, whose rows DeepPoly reads
 /// through [`Affine::row_entries`]).
 fn same_bits(a: &Affine, b: &Affine) -> bool {
-    if a.inputs() != b.inputs() || a.outputs() != b.outputs() || a.is_sparse() != b.is_sparse() {
+    if a.inputs() != b.inputs()
+        || a.outputs() != b.outputs()
+        || a.is_sparse() != b.is_sparse()
+        || a.coef_error() != b.coef_error()
+    {
         return false;
     }
     let bits = |x: &[f64], y: &[f64]| {
@@ -224,12 +231,14 @@ impl PrefixCache {
                     mut layers,
                     mut relax,
                     mut aff_v,
+                    mut out_err,
                     ..
                 } = p;
                 net_layers.truncate(keep);
                 layers.truncate(keep);
                 relax.truncate(keep);
                 aff_v.truncate(keep);
+                out_err.truncate(keep);
                 dp = DeepPoly {
                     net,
                     input: mapped,
@@ -238,6 +247,7 @@ impl PrefixCache {
                     relax,
                     aff_v,
                     fl_err: None,
+                    out_err,
                 };
                 old_layers = net_layers;
                 old_map = input_map;
@@ -268,6 +278,7 @@ impl PrefixCache {
             mut layers,
             relax,
             aff_v,
+            out_err,
             ..
         } = dp;
         let kept = net_layers.len();
@@ -290,6 +301,7 @@ impl PrefixCache {
             layers,
             relax,
             aff_v,
+            out_err,
         };
         if let Ok(mut g) = self.slots[slot].try_lock()
             && g.is_none()

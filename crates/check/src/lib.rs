@@ -56,6 +56,7 @@
 // Index loops mirror the paper's subscripts in the numeric code.
 #![allow(clippy::needless_range_loop)]
 
+pub mod inexact;
 pub mod input_map;
 pub mod interval;
 pub mod linear_spec;

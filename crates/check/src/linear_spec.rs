@@ -19,7 +19,7 @@
 use certquant_core::model::Network;
 use certquant_core::vnnlib::OutputConstraint;
 
-use super::interval::{Interval, add_up, sub_down};
+use super::interval::{Interval, add_up, mul_up, sub_down};
 use super::prove::{Prover, Rows, Side};
 
 /// How a disjunct is claimed refuted (what the synthesis side found).
@@ -82,6 +82,12 @@ pub fn combination_upper_bound(
             coef[i] = coef[i] + a[j].scale(w);
         }
         cst = cst + a[j].scale(last.bias()[j]);
+        // A last layer enclosed with coefficient error: logit j is within σ_j of the stored
+        // one (docs/method.md, eq. (75)).
+        if let Some(&e) = prover.output_errors().get(j) {
+            let w = mul_up(a[j].lo.abs().max(a[j].hi.abs()), e);
+            cst = cst + Interval::new(-w, w);
+        }
     }
     let ub = prover.back_substitute(Rows::new(n, coef, vec![cst]), net.depth() - 1, Side::Upper)[0];
     if ub.is_nan() { f64::INFINITY } else { ub }

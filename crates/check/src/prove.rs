@@ -249,6 +249,18 @@ impl<'a> Prover<'a> {
                 net.layers()[0].inputs()
             ));
         }
+        // Soundness (docs/method.md, eq. (75)): layers whose real coefficients are not floats
+        // (average pools over 9 or 49 values) are enclosed with the checker's own code, and
+        // their outputs widened by `σ`; only the real semantics covers them.
+        let coef = crate::inexact::coef_errors(net)?;
+        if let Some(k) = coef.iter().position(Option::is_some)
+            && (fl32 || formats.iter().any(Option::is_some))
+        {
+            return Err(format!(
+                "layer {k} averages over a window whose size is not a power of two; only the \
+                 real semantics covers it"
+            ));
+        }
         let mut p = Prover {
             net,
             lo,
@@ -263,16 +275,14 @@ impl<'a> Prover<'a> {
             let layer = &net.layers()[k];
             widest = widest.max(layer.inputs());
             let chunk = (ROW_BLOCK / widest).clamp(1, layer.outputs());
-            if fl32 {
-                let e = float32::errors(k, layer, &p.input_magnitudes(k))?;
-                p.fl_err.push(e);
-            }
+            let e = p.output_errors_of(k, fl32, coef[k].as_ref())?;
+            p.fl_err.push(e);
             let mut b = Vec::with_capacity(layer.outputs());
             let mut r = Vec::with_capacity(layer.outputs());
             for start in (0..layer.outputs()).step_by(chunk) {
                 let end = (start + chunk).min(layer.outputs());
                 let mut rows = exact_rows(layer, start, end);
-                if let Some(e) = p.fl_err.get(k) {
+                if let Some(e) = p.fl_err.get(k).filter(|e| !e.is_empty()) {
                     widen(&mut rows.cst, &e[start..end]);
                 }
                 let (lower, upper) = rayon::join(
@@ -299,12 +309,44 @@ impl<'a> Prover<'a> {
             p.bounds.push(b);
             p.relax.push(r);
         }
-        if fl32 {
-            let k = net.depth() - 1;
-            let e = float32::errors(k, &net.layers()[k], &p.input_magnitudes(k))?;
-            p.fl_err.push(e);
-        }
+        let k = net.depth() - 1;
+        let e = p.output_errors_of(k, fl32, coef[k].as_ref())?;
+        p.fl_err.push(e);
         Ok(p)
+    }
+
+    /// The bound on how far each output of stored layer `k` can be from the layer the proof
+    /// is about: the float32 accumulation error (eq. (58b)) or the coefficient slack `σ` of a
+    /// layer enclosed by [`crate::inexact`] (eq. (75)); empty for an exact real layer.
+    fn output_errors_of(
+        &self,
+        k: usize,
+        fl32: bool,
+        coef: Option<&crate::inexact::LayerError>,
+    ) -> Result<Vec<f64>, String> {
+        let layer = &self.net.layers()[k];
+        let m = self.input_magnitudes(k);
+        let mut e = if fl32 {
+            float32::errors(k, layer, &m)?
+        } else {
+            Vec::new()
+        };
+        if let Some(c) = coef {
+            let s = c.slack(&m);
+            e = if e.is_empty() {
+                s
+            } else {
+                e.iter().zip(&s).map(|(a, b)| add_up(*a, *b)).collect()
+            };
+        }
+        Ok(e)
+    }
+
+    /// The error bound of each logit (float32 accumulation, or the coefficient slack of eq.
+    /// (75) of a layer enclosed by [`crate::inexact`]); empty when the
+    /// logits are exact.
+    pub fn output_errors(&self) -> &[f64] {
+        self.errors_of(self.net.depth() - 1)
     }
 
     /// `max |v|` over the box of each input `v` of affine layer `k` (for eq. (58b)): the
@@ -362,7 +404,11 @@ impl<'a> Prover<'a> {
             let (ba, bb) = (last.bias()[a], last.bias()[b]);
             let mut c = Interval::new(sub_down(ba, bb), sub_up(ba, bb));
             // float32 (eq. (58c)): ŷ_a − ŷ_b is within E_a + E_b of the exact difference.
-            if let Some(e) = self.fl_err.get(self.net.depth() - 1) {
+            if let Some(e) = self
+                .fl_err
+                .get(self.net.depth() - 1)
+                .filter(|e| !e.is_empty())
+            {
                 let w = add_up(e[a], e[b]);
                 c = c + Interval::new(-w, w);
             }
@@ -437,7 +483,11 @@ impl Prover<'_> {
             let (a, b) = (last.bias()[j], bt);
             cst = cst + Interval::new(sub_down(a, b), sub_up(a, b)).scale(l);
             // float32 (eq. (58c)): λ_j (ŷ_j − ŷ_t) is within λ_j (E_j + E_t) of the exact one.
-            if let Some(e) = self.fl_err.get(self.net.depth() - 1) {
+            if let Some(e) = self
+                .fl_err
+                .get(self.net.depth() - 1)
+                .filter(|e| !e.is_empty())
+            {
                 let w = mul_up(l, add_up(e[j], e[target]));
                 cst = cst + Interval::new(-w, w);
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use crate::graph::lower::{Frame, LayerOrigin, LoweredWeights};
-use crate::graph::{Batch, Dense, Graph, GraphError, InputMap, Node, SparseMap};
+use crate::graph::{Batch, CoefError, Dense, Graph, GraphError, InputMap, Node, SparseMap};
 
 /// Why a network could not be built: always a shape or value problem of the input.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -71,6 +71,9 @@ pub struct Affine {
     w: Storage,
     b: Vec<f64>,
     origin: Option<Arc<LayerOrigin>>,
+    /// The bound on `|W − Ŵ|`, `|b − b̂|` of a layer that could not be lowered exactly
+    /// (docs/method.md, eq. (74)); `None`: `W`, `b` are the real layer.
+    coef_err: Option<Arc<CoefError>>,
 }
 
 /// How `W` is kept (see [`Affine`]).
@@ -161,6 +164,7 @@ impl Affine {
             w: Storage::Dense(w),
             b,
             origin: None,
+            coef_err: None,
         })
     }
 
@@ -196,20 +200,27 @@ impl Affine {
             w: Storage::Sparse(Arc::new(w)),
             b,
             origin: Some(origin),
+            coef_err: None,
         })
     }
 
     /// Lowers a structured layer exactly (see [`crate::graph::lower`]) and keeps its origin.
     /// The lowering chooses the storage of `W` ([`LoweredWeights`]).
     pub fn from_origin(layer: usize, origin: Arc<LayerOrigin>) -> Result<Self, ModelError> {
-        let (outputs, inputs, w, b) = origin
+        let (outputs, inputs, w, b, e) = origin
             .lower()
             .map_err(|source| ModelError::Lowering { layer, source })?;
+        let coef_err = e.map(Arc::new);
         let w = match w {
             LoweredWeights::Dense(w) => w,
-            LoweredWeights::Sparse(m) => return Self::new_sparse(layer, m, b, origin),
+            LoweredWeights::Sparse(m) => {
+                let mut a = Self::new_sparse(layer, m, b, origin)?;
+                a.coef_err = coef_err;
+                return Ok(a);
+            }
         };
         let mut a = Self::new(layer, outputs, inputs, w, b)?;
+        a.coef_err = coef_err;
         if !matches!(&origin.op, Node::Dense(_))
             || !origin.pre.is_empty()
             || !origin.post.is_empty()
@@ -239,8 +250,17 @@ impl Affine {
                 ))),
                 b: self.b.clone(),
                 origin: Some(Arc::new(self.to_origin())),
+                coef_err: self.coef_err.clone(),
             },
         }
+    }
+
+    /// The bound on the coefficient error of a layer that could not be lowered exactly (an
+    /// average pool whose divisor is not a power of two; docs/method.md, eq. (74)): the real
+    /// layer is `W v + b` with `|W − Ŵ| ≤ E`, `|b − b̂| ≤ e_b` entry by entry. `None` for an
+    /// exact layer. Every bound must add [`CoefError::slack`] to the outputs (eq. (75)).
+    pub fn coef_error(&self) -> Option<&CoefError> {
+        self.coef_err.as_deref()
     }
 
     /// The structure this layer was lowered from, if it is not a plain dense layer.
@@ -564,6 +584,16 @@ impl Network {
     /// Number of affine layers (`d` in the paper).
     pub fn depth(&self) -> usize {
         self.layers.len()
+    }
+
+    /// The layers that could not be lowered exactly and carry a coefficient error bound
+    /// ([`Affine::coef_error`]; docs/method.md, eq. (74)). Code that reads the weights for a
+    /// proof without adding the bound must refuse these (the exact MILP encodings, the
+    /// integer and float32 semantics).
+    pub fn inexact_layers(&self) -> Vec<usize> {
+        (0..self.layers.len())
+            .filter(|&k| self.layers[k].coef_err.is_some())
+            .collect()
     }
 
     /// Input dimension: the number of raw input values (before the input map, if any;

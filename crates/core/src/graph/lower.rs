@@ -19,8 +19,12 @@
 //! Refused, with the node named: `MaxPool` elsewhere, elementwise arithmetic after the first
 //! weighted operator, two weighted operators without a `Relu` between them, a `Relu` before
 //! the first weighted operator or right after another `Relu`, a trailing `Relu` (it clamps
-//! the logits), and fixed maps whose lowering is not exact in f64 (an average pool whose
-//! divisor is not a power of two).
+//! the logits), and fixed maps whose lowering is not exact in f64.
+//!
+//! An average pool whose divisor is not a power of two (3×3, 7×7 windows) cannot be lowered
+//! exactly: such a layer is lowered in outward-rounded interval arithmetic and keeps a bound
+//! on its coefficient error ([`super::CoefError`], docs/method.md, eqs. (74), (75)), which
+//! every bound of the method adds to the layer's outputs.
 
 use std::sync::Arc;
 
@@ -139,10 +143,15 @@ impl LayerOrigin {
         }
     }
 
-    /// The layer as `(outputs, inputs, W, b)`, formed exactly; `W` is kept sparse when it is
-    /// large and almost empty ([`SPARSE_MIN_ENTRIES`], [`SPARSE_MAX_DENSITY`]), else dense
-    /// row-major.
-    pub fn lower(&self) -> Result<(usize, usize, LoweredWeights, Vec<f64>), GraphError> {
+    /// The layer as `(outputs, inputs, W, b, E)`, formed exactly (`E` is `None`); `W` is kept
+    /// sparse when it is large and almost empty ([`SPARSE_MIN_ENTRIES`],
+    /// [`SPARSE_MAX_DENSITY`]), else dense row-major.
+    ///
+    /// A layer with an average pool whose divisor is not a power of two cannot be formed
+    /// exactly: it is lowered in interval arithmetic instead, `W` and `b` are the midpoints
+    /// of the enclosures and `E` bounds the distance to the real layer entry by entry
+    /// (docs/method.md, eq. (74); [`super::CoefError`]).
+    pub fn lower(&self) -> Result<Lowered, GraphError> {
         let (w_op, b_op, name) = match &self.op {
             Node::Dense(d) => (d.to_sparse(), d.b.clone(), "Gemm"),
             Node::Conv(c) => (c.to_sparse(), c.lowered_bias(), "Conv"),
@@ -160,6 +169,18 @@ impl LayerOrigin {
                 "lowering {what} is not exact in f64 (an average pool whose window is not a power of two?)"
             ),
         };
+        if super::inexact::has_inexact_pool(&self.pre)
+            || super::inexact::has_inexact_pool(&self.post)
+        {
+            let (m, b, e) =
+                super::inexact::lower_enclosed(&self.pre, &w_op, &b_op, &self.post, name)?;
+            let (rows, cols) = (m.rows(), m.cols());
+            if keep_sparse(&m) {
+                return Ok((rows, cols, LoweredWeights::Sparse(m), b, Some(e)));
+            }
+            let w = m.to_dense().ok_or_else(|| too_large(name, &m))?;
+            return Ok((rows, cols, LoweredWeights::Dense(w), b, Some(e)));
+        }
         let p = fixed_map(&self.pre)?;
         let q = fixed_map(&self.post)?;
         if let (None, None, Node::Dense(d)) = (&p, &q, &self.op) {
@@ -169,6 +190,7 @@ impl LayerOrigin {
                 d.inputs(),
                 LoweredWeights::Dense(d.w.clone()),
                 d.b.clone(),
+                None,
             ));
         }
         let mut m = w_op;
@@ -189,18 +211,32 @@ impl LayerOrigin {
                 .ok_or_else(|| inexact("the operators after it"))?;
         }
         if keep_sparse(&m) {
-            return Ok((m.rows(), m.cols(), LoweredWeights::Sparse(m), b));
+            return Ok((m.rows(), m.cols(), LoweredWeights::Sparse(m), b, None));
         }
-        let w = m.to_dense().ok_or_else(|| GraphError::Shape {
-            node: name.into(),
-            what: format!(
-                "its dense {}×{} matrix exceeds {} entries",
-                m.rows(),
-                m.cols(),
-                super::MAX_ELEMENTS
-            ),
-        })?;
-        Ok((m.rows(), m.cols(), LoweredWeights::Dense(w), b))
+        let w = m.to_dense().ok_or_else(|| too_large(name, &m))?;
+        Ok((m.rows(), m.cols(), LoweredWeights::Dense(w), b, None))
+    }
+}
+
+/// A lowered layer: `(outputs, inputs, W, b, E)` with `E` the bound on the coefficient error
+/// of a layer that could not be formed exactly (see [`LayerOrigin::lower`]).
+pub type Lowered = (
+    usize,
+    usize,
+    LoweredWeights,
+    Vec<f64>,
+    Option<super::CoefError>,
+);
+
+fn too_large(name: &str, m: &SparseMap) -> GraphError {
+    GraphError::Shape {
+        node: name.into(),
+        what: format!(
+            "its dense {}×{} matrix exceeds {} entries",
+            m.rows(),
+            m.cols(),
+            super::MAX_ELEMENTS
+        ),
     }
 }
 

@@ -24,6 +24,7 @@
 mod conv;
 mod dense;
 mod elementwise;
+mod inexact;
 mod input_map;
 mod layout;
 pub mod lower;
@@ -34,6 +35,7 @@ mod sparse;
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use elementwise::{Elementwise, ElementwiseKind};
+pub use inexact::{CoefError, IntervalMap};
 pub use input_map::InputMap;
 pub use layout::{Pad, Reshape, ReshapeKind, Transpose};
 pub use maxtree::{MaxStage, MaxSum, MaxTree};

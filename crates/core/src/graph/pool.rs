@@ -4,7 +4,9 @@
 //! window area (`count_include_pad = 1`) or the number of window positions inside the input
 //! (`count_include_pad = 0`, ONNX's default). It lowers to a sparse map whose entries are
 //! `1/n`; only a power-of-two `n` makes that entry (and its products with weights) exact in
-//! f64, so the lowering refuses other sizes instead of rounding. Max pooling is not linear;
+//! f64. Other sizes (3×3 windows, a 7×7 global pool) are lowered through
+//! [`Pool2d::to_enclosure`] with a bound on the coefficient error instead (docs/method.md,
+//! eqs. (74), (75); `super::inexact`). Max pooling is not linear;
 //! it is evaluated here and refused by the lowering (DeepPoly's max relaxation is future work).
 
 use super::conv::window_out;
@@ -165,6 +167,31 @@ impl Pool2d {
             rows.push(win.into_iter().map(|k| (k, coef)).collect());
         }
         SparseMap::from_rows(n_in, rows)
+    }
+}
+
+impl Pool2d {
+    /// Average pooling as an enclosure of the real map: entry `[fl↓(1/n), fl↑(1/n)]` (a
+    /// point when `n` is a power of two), for windows whose divisor is not a power of two
+    /// (docs/method.md, eq. (74)); `None` for max pooling.
+    pub fn to_enclosure(&self) -> Option<super::inexact::IntervalMap> {
+        if self.kind != PoolKind::Average {
+            return None;
+        }
+        let rows = self
+            .outputs()
+            .map(|(c, i, j)| {
+                let win = self.window(c, i, j);
+                let (lo, hi) = super::inexact::recip(self.divisor(win.len()));
+                let mut r: Vec<(usize, f64, f64)> = win.into_iter().map(|k| (k, lo, hi)).collect();
+                r.sort_unstable_by_key(|e| e.0);
+                r
+            })
+            .collect();
+        Some(super::inexact::IntervalMap {
+            cols: self.in_shape.iter().product(),
+            rows,
+        })
     }
 }
 

@@ -236,8 +236,17 @@ pub fn compute_preimages(
     for k in (0..d.saturating_sub(1)).rev() {
         let lb = dp.layer(k);
         let (alpha, beta) = template_widths(opts.template, &lb.lo, &lb.hi, &centre_pre[k]);
-        let escapes = escape_conditions(net, dp, k, spec, out.last());
         let ctx = LayerCtx::new(dp, k, &alpha, &beta);
+        let mut escapes = escape_conditions(net, dp, k, spec, out.last());
+        if let Some(e) = net.layers()[k + 1].coef_error() {
+            // Soundness (docs/method.md, eq. (76)): layer k + 1 is stored with coefficient
+            // error; every point of the MILP has |z_j| ≤ max(u_j(χ_max), 0), so the real
+            // layer's outputs are within σ of the stored ones there, and each escape row is
+            // made easier by its σ terms (more escapes: χ, the preimage, can only shrink).
+            let (_, yhi) = ctx.y_bounds(opts.chi_max);
+            let zabs: Vec<f64> = yhi.iter().map(|&u| u.max(0.0)).collect();
+            widen_escapes(&mut escapes, &e.slack(&zabs), k + 2 == d, spec);
+        }
         let start = Instant::now();
         let (chi, source, milps, pruned) = match opts.engine {
             Engine::Fast => solve_fast(&ctx, &escapes, backend, opts)?,
@@ -259,6 +268,44 @@ pub fn compute_preimages(
     }
     out.reverse();
     Ok(out)
+}
+
+/// Lowers the right-hand side of every escape row by how far the stored next layer can be
+/// from the real one (`σ`, docs/method.md, eqs. (75), (76)): a row of neuron `m` (either
+/// side) by `σ_m`; an output row `y_a − y_b ≥ …` by `σ_a + σ_b`. A real escape is then
+/// also an escape of the stored rows.
+fn widen_escapes(escapes: &mut [encoding::Escape], sigma: &[f64], output: bool, spec: OutputSpec) {
+    let down = |r: f64, s: f64| (r - s).next_down();
+    if output {
+        let (fixed, classes): (usize, Vec<usize>) = match spec {
+            OutputSpec::Robust { label } => {
+                (label, (0..sigma.len()).filter(|&j| j != label).collect())
+            }
+            OutputSpec::NotTarget { target } => {
+                (target, (0..sigma.len()).filter(|&j| j != target).collect())
+            }
+        };
+        let mut it = classes.iter();
+        for e in escapes.iter_mut() {
+            for row in &mut e.rows {
+                let j = *it.next().expect("one output row per other class");
+                row.rhs = down(row.rhs, (sigma[fixed] + sigma[j]).next_up());
+            }
+        }
+        return;
+    }
+    for e in escapes.iter_mut() {
+        // Neuron rows are tagged "neuron {m} active|above|below" (encoding.rs).
+        let m: usize = e
+            .tag
+            .strip_prefix("neuron ")
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse().ok())
+            .expect("a neuron escape names its neuron");
+        for row in &mut e.rows {
+            row.rhs = down(row.rhs, sigma[m]);
+        }
+    }
 }
 
 /// Rebuilds the preimages from known `χ` values (input side first, one per hidden layer)
@@ -356,6 +403,52 @@ mod tests {
     use certquant_milp::cbc::Cbc;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    /// Escape rows over a layer with coefficient error are lowered by their σ terms
+    /// (eq. (76)): neuron `m`'s rows (either side) by `σ_m`, an output row for class `j`
+    /// against label `g` by `σ_j + σ_g`; never raised.
+    #[test]
+    fn widened_escape_rows_subtract_their_slack() {
+        use encoding::{Escape, EscapeRow, Side};
+        let row = |rhs: f64| EscapeRow {
+            wz: vec![(0, 1.0)],
+            wx: None,
+            rhs,
+        };
+        let esc = |tag: String, side| Escape {
+            rows: vec![row(1.0)],
+            side,
+            tag,
+        };
+        let sigma = [0.5, 0.25, 0.125];
+        let mut hidden = vec![
+            esc("neuron 0 active".into(), Side::Above),
+            esc("neuron 1 above".into(), Side::Above),
+            esc("neuron 1 below".into(), Side::Below),
+            esc("neuron 2 above".into(), Side::Above),
+        ];
+        widen_escapes(&mut hidden, &sigma, false, OutputSpec::Robust { label: 0 });
+        let want = [0.5, 0.75, 0.75, 0.875];
+        for (e, w) in hidden.iter().zip(want) {
+            assert!(e.rows[0].rhs <= w && e.rows[0].rhs > w - 1e-15, "{}", e.tag);
+        }
+        // Robust{label 1}: one escape per class j ≠ 1, rhs − (σ_j + σ_1).
+        let mut out = vec![
+            esc("class 0".into(), Side::Above),
+            esc("class 2".into(), Side::Above),
+        ];
+        widen_escapes(&mut out, &sigma, true, OutputSpec::Robust { label: 1 });
+        assert!(out[0].rows[0].rhs <= 0.25 && out[1].rows[0].rhs <= 0.625);
+        // NotTarget{2}: one escape with a row per j ≠ 2.
+        let mut nt = vec![Escape {
+            rows: vec![row(1.0), row(1.0)],
+            side: Side::Above,
+            tag: "target 2".into(),
+        }];
+        widen_escapes(&mut nt, &sigma, true, OutputSpec::NotTarget { target: 2 });
+        assert!(nt[0].rows[0].rhs <= 0.375 && nt[0].rows[1].rhs <= 0.625);
+        assert!(nt[0].rows[0].rhs > 0.374 && nt[0].rows[1].rhs > 0.624);
+    }
 
     /// A random ReLU net with the given widths and a box of radius `eps` around a random
     /// centre, on which DeepPoly proves robustness (seeds are tried in order until it does).
