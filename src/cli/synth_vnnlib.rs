@@ -211,7 +211,7 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
     if let Some(c) = &o.chosen {
         report.layers = c.strategy.0.clone();
         report.memory_bits = Some(c.strategy.memory_bits(&m.net));
-        report.qnn_splits = Some(c.outcome.splits);
+        report.qnn_splits = Some(c.splits());
         if a.attack {
             let found = certquant::falsify::falsify(
                 &c.qnn,
@@ -232,7 +232,7 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         if let Some(d) = &data {
             report.qnn_accuracy = Some(accuracy(&c.qnn, d, None)?.0);
         }
-        report.qnn_worst_upper = c.outcome.worst_upper;
+        report.qnn_worst_upper = c.worst_upper();
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create output directory {}", dir.display()))?;
@@ -259,8 +259,9 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
                 vnnlib: Some(QueryCertificate {
                     sha256: sha256_hex(&query_bytes),
                     file: Some(a.vnnlib.display().to_string()),
-                    regions: c.proof.clone(),
+                    regions: c.proofs[0].clone(),
                 }),
+                vnnlib_set: Vec::new(),
             };
             let cert_path = dir.join("certificate.json");
             cert.write(&cert_path)?;
