@@ -72,7 +72,7 @@ pub struct SynthVnnlibArgs {
 }
 
 /// `synth vnnlib --json` output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SynthVnnlibReport {
     /// certified / violated / unknown.
     pub status: QueryStatus,
