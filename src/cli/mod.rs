@@ -398,7 +398,7 @@ struct SynthRobustnessArgs {
     /// one certified QNN for all of them, each proven by input splitting on the QNN.
     #[arg(long, num_args = 1.., value_name = "FILE|DIR", conflicts_with_all = ["data", "id", "ids", "eps", "chi"])]
     vnnlib: Vec<PathBuf>,
-    /// With --vnnlib: wall-clock budget in seconds (float proofs and search).
+    /// With --vnnlib: wall-clock budget in seconds (float proofs and search stop at 90 % of it).
     #[arg(long, requires = "vnnlib")]
     timeout: Option<f64>,
     /// With --vnnlib: largest number of input-box splits of each float proof.

@@ -33,8 +33,9 @@ pub struct SynthVnnlibArgs {
     /// none exists.
     #[arg(long, value_name = "FILE")]
     pub vnnlib: PathBuf,
-    /// Wall-clock budget in seconds for the float proof and the whole search (on expiry
-    /// during the search, the best strategy proven so far is the answer).
+    /// Wall-clock budget in seconds: the float proof and the search stop at 90 % of it (on
+    /// expiry during the search, the best strategy proven so far is the answer), the rest is
+    /// left for the outputs.
     #[arg(long)]
     pub timeout: Option<f64>,
     /// Largest number of input-box splits of the float proof (each candidate gets twice the
@@ -166,7 +167,9 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         max_frac: a.max_frac,
         split: SplitOptions {
             max_splits: a.max_splits,
-            deadline: a.timeout.map(|s| start + Duration::from_secs_f64(s)),
+            // 90 % of the budget for the proofs and the search: the rest is for the
+            // outputs (accuracy, attack, certificate and its re-check) of the best point
+            deadline: a.timeout.map(|s| start + Duration::from_secs_f64(0.9 * s)),
             ..SplitOptions::default()
         },
         candidate_max_splits: None,

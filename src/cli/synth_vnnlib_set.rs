@@ -193,7 +193,8 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
         max_frac: r.opts.max_frac,
         split: SplitOptions {
             max_splits: r.max_splits,
-            deadline: r.timeout.map(|s| start + Duration::from_secs_f64(s)),
+            // 90 % for the proofs and the search, the rest for the outputs
+            deadline: r.timeout.map(|s| start + Duration::from_secs_f64(0.9 * s)),
             ..SplitOptions::default()
         },
         candidate_max_splits: None,

@@ -94,7 +94,8 @@ impl SynthRecord {
 }
 
 /// Runs `synth vnnlib` on one instance (`network`, `property` relative to `base`) in a worker
-/// process, killed after `timeout` plus a grace of 10 s.
+/// process, killed after `1.2 · timeout + 10` s (the worker's search stops at 90 % of
+/// `timeout`).
 pub fn run_synth(
     a: &VnncompSynthArgs,
     exe: &Path,
@@ -150,7 +151,9 @@ pub fn run_synth(
     };
     let so = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let se = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let limit = Duration::from_secs_f64(timeout + 10.0);
+    // the worker stops its search at 90 % of the timeout and then writes its outputs
+    // (accuracy, attack, certificate re-check): a grace of 10 s plus 20 % of the timeout
+    let limit = Duration::from_secs_f64(1.2 * timeout + 10.0);
     let status = loop {
         if let Some(s) = child.try_wait()? {
             break Some(s);
