@@ -72,8 +72,8 @@ pub enum QueryStatus {
     Unknown,
 }
 
-/// A passing candidate: the strategy, its QNN, the QNN's ONNX bytes (the network the proof
-/// is about, as the checker reads it back) and the proof.
+/// A passing candidate: the strategy, its QNN, the QNN's ONNX bytes (the network the proofs
+/// are about, as the checker reads it back) and one proof per query searched for.
 #[derive(Debug, Clone)]
 pub struct Passing {
     /// Fractional width per affine layer, input side first.
@@ -84,10 +84,25 @@ pub struct Passing {
     pub qnn: Network,
     /// `onnx::export_bytes(qnn)`; importing it gives `qnn` exactly (checked).
     pub qnn_bytes: Vec<u8>,
-    /// The split trees of the QNN's proof, re-proven by the checker.
-    pub proof: Vec<RegionProof>,
-    /// The QNN proof's statistics (splits, boxes, weakest refutation).
-    pub outcome: VerifyOutcome,
+    /// Per query: the split trees of the QNN's proof, re-proven by the checker.
+    pub proofs: Vec<Vec<RegionProof>>,
+    /// Per query: the QNN proof's statistics (splits, boxes, weakest refutation).
+    pub outcomes: Vec<VerifyOutcome>,
+}
+
+impl Passing {
+    /// Splits of the QNN proofs, all queries together.
+    pub fn splits(&self) -> usize {
+        self.outcomes.iter().map(|o| o.splits).sum()
+    }
+
+    /// The weakest refutation's proven upper bound over all queries (`< 0`).
+    pub fn worst_upper(&self) -> Option<f64> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.worst_upper)
+            .reduce(f64::max)
+    }
 }
 
 /// What [`quantize_query`] did.
@@ -152,22 +167,66 @@ pub fn quantize_query(
             return Ok(out);
         }
     }
-    let candidate = SplitOptions {
-        max_splits: opts
-            .candidate_max_splits
-            .unwrap_or(2 * float.splits + 32)
-            .min(opts.split.max_splits),
-        ..opts.split.clone()
+    let searched = search_strategy(net, &[(query, float.splits)], proposer, opts)?;
+    out.tested = searched.tested;
+    out.note = searched.note;
+    if let Some(best) = searched.chosen {
+        out.status = QueryStatus::Certified;
+        out.chosen = Some(best);
+    }
+    Ok(out)
+}
+
+/// What [`search_strategy`] found: the chosen point (if any), candidates tested, and why there
+/// is none or how the search ended.
+#[derive(Debug, Clone)]
+pub struct Searched {
+    /// The lowest passing point found (every query proven on its QNN).
+    pub chosen: Option<Passing>,
+    /// Candidates proven (or refuted) on a QNN.
+    pub tested: usize,
+    /// Why there is no answer, or a note about the search's end (empty otherwise).
+    pub note: String,
+}
+
+/// The per-layer search for the lowest fractional widths at which **every** query of
+/// `queries` (each with the number of splits of its float proof, which sets its candidate
+/// budget) is proven on the QNN by the full split proof (docs/method.md eq. (67)): start at
+/// `B_u`, bisect each layer, then lower any layer by one bit while all queries still pass.
+/// The queries must all hold on the float network (the caller decides them first).
+pub fn search_strategy(
+    net: &Network,
+    queries: &[(&Query, usize)],
+    proposer: &(dyn ProposeMultipliers + Sync),
+    opts: &QuantizeQueryOptions,
+) -> anyhow::Result<Searched> {
+    if queries.is_empty() {
+        anyhow::bail!("internal: a strategy search without queries");
+    }
+    let mut out = Searched {
+        chosen: None,
+        tested: 0,
+        note: String::new(),
     };
+    let budgets = queries
+        .iter()
+        .map(|(_, splits)| {
+            opts.candidate_max_splits
+                .unwrap_or(2 * splits + 32)
+                .min(opts.split.max_splits)
+        })
+        .collect();
     let mut walk = Walk {
         net,
-        query,
+        queries: queries.iter().map(|(q, _)| *q).collect(),
+        budgets,
         proposer,
-        opts: &candidate,
+        opts: &opts.split,
         floor: opts.accuracy_floor.as_ref(),
         seen: HashMap::new(),
         tested: 0,
         late: false,
+        first: 0,
     };
     let d = net.depth();
     let (lo, hi) = (opts.min_frac, opts.max_frac);
@@ -199,15 +258,113 @@ pub fn quantize_query(
             "the time budget ran out during the search: the best strategy proven so far".into();
     }
     out.tested = walk.tested;
-    out.status = QueryStatus::Certified;
     out.chosen = Some(best);
+    Ok(out)
+}
+
+/// The answer for one query of a set (see [`quantize_queries`]).
+#[derive(Debug, Clone)]
+pub struct SetMember {
+    /// The decision on the float network.
+    pub float: VerifyOutcome,
+    /// Whether the query is part of the searched set (it holds on the float network).
+    pub kept: bool,
+}
+
+/// What [`quantize_queries`] did.
+#[derive(Debug, Clone)]
+pub struct QuantizeSetOutcome {
+    /// `certified` iff a strategy proves every kept query (and at least one query is kept);
+    /// per-query answers on the float network are in `members`.
+    pub status: QueryStatus,
+    /// Per query, in the order given.
+    pub members: Vec<SetMember>,
+    /// The chosen point: one proof per kept query, in order (certified only).
+    pub chosen: Option<Passing>,
+    /// Candidates proven (or refuted) on a QNN.
+    pub tested: usize,
+    /// Why no strategy, or how the search ended.
+    pub note: String,
+}
+
+/// A **property set** of VNN-LIB queries, one QNN for all (docs/method.md eq. (67)): every
+/// query is decided on the float network first ([`verify_query`]); those that hold form the
+/// set, and [`search_strategy`] looks for the lowest per-layer bits at which every one of them
+/// is proven on the QNN by its full split proof (leaves of the input splitting as sub-properties
+/// wherever one box is not enough). Queries that do not hold on the float network are left
+/// out and reported (`members`); a caller treats them as not certifiable.
+pub fn quantize_queries(
+    net: &Network,
+    queries: &[Query],
+    proposer: &(dyn ProposeMultipliers + Sync),
+    opts: &QuantizeQueryOptions,
+) -> anyhow::Result<QuantizeSetOutcome> {
+    if opts.min_frac > opts.max_frac {
+        anyhow::bail!(
+            "--min-frac {} is larger than --max-frac {}",
+            opts.min_frac,
+            opts.max_frac
+        );
+    }
+    if queries.is_empty() {
+        anyhow::bail!("no VNN-LIB properties given");
+    }
+    Strategy::from_fracs(net, &vec![opts.max_frac; net.depth()])?;
+    let mut members = Vec::with_capacity(queries.len());
+    let n = queries.len();
+    for (i, q) in queries.iter().enumerate() {
+        // each float proof gets an equal share of half the time left, so that one hard file
+        // cannot starve the others and the search keeps at least half the budget
+        let split = SplitOptions {
+            deadline: opts.split.deadline.map(|d| {
+                let now = Instant::now();
+                now + d.saturating_duration_since(now) / (2 * (n - i)) as u32
+            }),
+            ..opts.split.clone()
+        };
+        let float = verify_query(net, q, proposer, &split)?;
+        members.push(SetMember {
+            kept: float.verdict == Verdict::Holds,
+            float,
+        });
+    }
+    let kept: Vec<(&Query, usize)> = queries
+        .iter()
+        .zip(&members)
+        .filter(|(_, m)| m.kept)
+        .map(|(q, m)| (q, m.float.splits))
+        .collect();
+    let mut out = QuantizeSetOutcome {
+        status: QueryStatus::Unknown,
+        members,
+        chosen: None,
+        tested: 0,
+        note: String::new(),
+    };
+    if kept.is_empty() {
+        out.note = "no property holds on the float network".into();
+        return Ok(out);
+    }
+    let searched = search_strategy(net, &kept, proposer, opts)?;
+    out.tested = searched.tested;
+    out.note = searched.note;
+    if let Some(best) = searched.chosen {
+        out.status = QueryStatus::Certified;
+        out.chosen = Some(best);
+    }
     Ok(out)
 }
 
 /// The search's memory of tested points.
 struct Walk<'a> {
     net: &'a Network,
-    query: &'a Query,
+    /// The queries every candidate must prove.
+    queries: Vec<&'a Query>,
+    /// Largest number of splits per query's candidate proof.
+    budgets: Vec<usize>,
+    /// The query that failed last: tried first on the next candidate (it most likely fails
+    /// again, which saves the proofs of the others).
+    first: usize,
     proposer: &'a (dyn ProposeMultipliers + Sync),
     opts: &'a SplitOptions,
     floor: Option<&'a AccuracyFloor>,
@@ -230,7 +387,7 @@ impl FracOracle for Walk<'_> {
 }
 
 impl Walk<'_> {
-    /// Proves the query on the QNN of `fracs`; `Some` iff it holds (a failing point is not
+    /// Proves every query on the QNN of `fracs`; `Some` iff all hold (a failing point is not
     /// tested again). A timeout marks the walk late.
     fn test(&mut self, fracs: &[u32]) -> anyhow::Result<Option<Passing>> {
         if self.late || self.seen.get(fracs) == Some(&false) {
@@ -250,24 +407,39 @@ impl Walk<'_> {
             self.seen.insert(fracs.to_vec(), false);
             return Ok(None);
         }
-        let outcome = verify_query(&qnn, self.query, self.proposer, self.opts)?;
-        let pass = match (&outcome.verdict, &outcome.proof) {
-            (Verdict::Holds, Some(proof)) => Some(Passing {
-                fracs: fracs.to_vec(),
-                strategy,
-                qnn,
-                qnn_bytes,
-                proof: proof.clone(),
-                outcome: outcome.clone(),
-            }),
-            (Verdict::Timeout, _) => {
-                self.late = true;
-                None
+        let n = self.queries.len();
+        let mut proofs = vec![Vec::new(); n];
+        let mut outcomes = vec![None; n];
+        // the last failing query first, then the others in order
+        for k in (0..n).map(|i| (self.first + i) % n) {
+            let opts = SplitOptions {
+                max_splits: self.budgets[k],
+                ..self.opts.clone()
+            };
+            let outcome = verify_query(&qnn, self.queries[k], self.proposer, &opts)?;
+            match (&outcome.verdict, &outcome.proof) {
+                (Verdict::Holds, Some(proof)) => proofs[k] = proof.clone(),
+                (Verdict::Timeout, _) => {
+                    self.late = true;
+                    return Ok(None);
+                }
+                _ => {
+                    self.first = k;
+                    self.seen.insert(fracs.to_vec(), false);
+                    return Ok(None);
+                }
             }
-            _ => None,
-        };
-        self.seen.insert(fracs.to_vec(), pass.is_some());
-        Ok(pass)
+            outcomes[k] = Some(outcome);
+        }
+        self.seen.insert(fracs.to_vec(), true);
+        Ok(Some(Passing {
+            fracs: fracs.to_vec(),
+            strategy,
+            qnn,
+            qnn_bytes,
+            proofs,
+            outcomes: outcomes.into_iter().flatten().collect(),
+        }))
     }
 }
 
@@ -308,7 +480,7 @@ mod tests {
         assert_eq!(c.fracs[1], 4, "{:?}", c.fracs);
         assert_eq!(c.qnn.layers()[1].weights().unwrap()[0], 0.3125);
         assert!(
-            crate::check::query::check_query_proof(&c.qnn, &q, &c.proof)
+            crate::check::query::check_query_proof(&c.qnn, &q, &c.proofs[0])
                 .0
                 .is_empty()
         );

@@ -270,6 +270,7 @@ fn a_joint_not_target_proof_is_certified_and_rechecked() {
         properties: props,
         statistical: None,
         vnnlib: None,
+        vnnlib_set: Vec::new(),
     };
     let report = certquant::check::check_certificate(&cert, &net, &orig_bytes, &qnn, &qnn_bytes);
     assert!(report.valid, "{:?}", report.reasons);

@@ -80,6 +80,7 @@ fn integer_certificate(
         }],
         statistical: None,
         vnnlib: None,
+        vnnlib_set: Vec::new(),
     };
     serde_json::to_vec_pretty(&c).unwrap()
 }

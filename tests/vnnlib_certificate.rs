@@ -350,6 +350,7 @@ fn a_query_certificate_about_a_qnn() {
             file: None,
             regions: out.proof.unwrap(),
         }),
+        vnnlib_set: Vec::new(),
     };
     let text = serde_json::to_vec(&cert).unwrap();
     let cert = Certificate::parse(&text).unwrap();

@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Serialize;
 
 use certquant::check::{
-    CheckReport, check_certificate_with_query, parse_model, read_certificate, read_model,
+    CheckReport, check_certificate_with_queries, parse_model, read_certificate, read_model,
 };
 use certquant::model::Network;
 
@@ -130,14 +130,27 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
             Some((path.display().to_string(), bytes))
         }
     };
+    // a query set (`synth robustness --vnnlib DIR|FILE…`): every file where it was recorded
+    let mut set = Vec::with_capacity(cert.vnnlib_set.len());
+    for (i, q) in cert.vnnlib_set.iter().enumerate() {
+        let Some(f) = &q.file else {
+            anyhow::bail!("file {i} of the certificate's VNN-LIB set records no path");
+        };
+        let bytes = std::fs::read(f).with_context(|| {
+            format!("cannot read the VNN-LIB file {f} of the certificate's set")
+        })?;
+        set.push(bytes);
+    }
+    let set_refs: Vec<&[u8]> = set.iter().map(Vec::as_slice).collect();
     let t = Instant::now();
-    let report = check_certificate_with_query(
+    let report = check_certificate_with_queries(
         &cert,
         &model.net,
         &model.bytes,
         &qnn.net,
         &qnn.bytes,
         query.as_ref().map(|q| q.1.as_slice()),
+        &set_refs,
     );
     let seconds = t.elapsed().as_secs_f64();
     if a.json {
@@ -196,6 +209,19 @@ pub fn check(a: &CheckArgs) -> Result<Outcome> {
                 if p.proven { "proven" } else { "NOT proven" },
                 p.margin,
                 p.claimed_margin
+            );
+        }
+        for (i, q) in report.query_set.iter().enumerate() {
+            let proven = q.hash_ok && !q.regions.is_empty() && q.regions.iter().all(|r| r.proven);
+            println!(
+                "  VNN-LIB set file {i} {}: {} ({} region(s))",
+                q.file.as_deref().unwrap_or("(unnamed)"),
+                if proven {
+                    "no counterexample"
+                } else {
+                    "NOT proven"
+                },
+                q.regions.len()
             );
         }
         for r in report.query.iter().flat_map(|q| &q.regions) {

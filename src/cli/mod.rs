@@ -10,6 +10,7 @@ mod export;
 mod set;
 mod synth;
 mod synth_vnnlib;
+mod synth_vnnlib_set;
 mod train;
 mod verify;
 
@@ -391,17 +392,28 @@ struct SynthRobustnessArgs {
     /// ONNX model (float).
     #[arg(long)]
     model: PathBuf,
-    #[command(flatten)]
-    data: DataArgs,
+    /// IDX directory (t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz]) or a .npy file.
+    #[arg(long, required_unless_present = "vnnlib")]
+    data: Option<PathBuf>,
     /// Index of the input (0-based); repeat for a property set.
-    #[arg(long, required_unless_present = "ids")]
+    #[arg(long, required_unless_present_any = ["ids", "vnnlib"])]
     id: Vec<usize>,
     /// A property set: ids as a comma-separated list or a file (one strategy for all of them).
     #[arg(long)]
     ids: Option<String>,
     /// L∞ radius: a decimal or a fraction such as 2/255.
-    #[arg(long, allow_hyphen_values = true)]
-    eps: String,
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "vnnlib")]
+    eps: Option<String>,
+    /// VNN-LIB properties instead of ids × eps (a directory: its `*.vnnlib` files, sorted):
+    /// one certified QNN for all of them, each proven by input splitting on the QNN.
+    #[arg(long, num_args = 1.., value_name = "FILE|DIR", conflicts_with_all = ["data", "id", "ids", "eps", "chi"])]
+    vnnlib: Vec<PathBuf>,
+    /// With --vnnlib: wall-clock budget in seconds (float proofs and search stop at 90 % of it).
+    #[arg(long, requires = "vnnlib")]
+    timeout: Option<f64>,
+    /// With --vnnlib: largest number of input-box splits of each float proof.
+    #[arg(long, default_value_t = 10_000, requires = "vnnlib")]
+    max_splits: usize,
     #[command(flatten)]
     synth: SynthOpts,
     /// Skip the preimage computation and use these χ values, one per hidden layer, input side
@@ -463,14 +475,33 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }),
             _ => verify::vnnlib(&a.model, &a.vnn, a.json),
         },
+        Command::Synth(SynthCommand::Robustness(a)) if !a.vnnlib.is_empty() => {
+            synth_vnnlib_set::synth_vnnlib_set(
+                &synth_vnnlib_set::VnnlibSetRequest {
+                    model: &a.model,
+                    vnnlib: &a.vnnlib,
+                    opts: &a.synth,
+                    search: a.search,
+                    accuracy_data: a.accuracy_data.as_deref(),
+                    max_acc_drop: a.max_acc_drop,
+                    timeout: a.timeout,
+                    max_splits: a.max_splits,
+                    out: a.out.as_deref(),
+                },
+                a.json,
+            )
+        }
         Command::Synth(SynthCommand::Robustness(a)) => {
+            let (Some(data), Some(eps)) = (&a.data, &a.eps) else {
+                anyhow::bail!("--data and --eps are required (or --vnnlib)");
+            };
             if a.ids.is_none() && a.id.len() == 1 && a.accuracy_data.is_none() {
                 synth::robustness(
                     &synth::RobustnessRequest {
                         model: &a.model,
-                        data: &a.data.data,
+                        data,
                         id: a.id[0],
-                        eps: &a.eps,
+                        eps,
                         opts: &a.synth,
                         chi: a.chi.as_deref(),
                         accuracy: a.accuracy,
@@ -485,9 +516,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
                 set::robustness_set(&set::SetRequest {
                     model: &a.model,
-                    data: &a.data.data,
+                    data,
                     ids,
-                    eps: &a.eps,
+                    eps,
                     opts: &a.synth,
                     objective: a.objective,
                     accuracy_data: a.accuracy_data.as_deref(),

@@ -463,6 +463,7 @@ pub fn write_outputs(
         properties,
         statistical,
         vnnlib: None,
+        vnnlib_set: Vec::new(),
     };
     let cert_path = dir.join("certificate.json");
     cert.write(&cert_path)?;

@@ -33,8 +33,9 @@ pub struct SynthVnnlibArgs {
     /// none exists.
     #[arg(long, value_name = "FILE")]
     pub vnnlib: PathBuf,
-    /// Wall-clock budget in seconds for the float proof and the whole search (on expiry
-    /// during the search, the best strategy proven so far is the answer).
+    /// Wall-clock budget in seconds: the float proof and the search stop at 90 % of it (on
+    /// expiry during the search, the best strategy proven so far is the answer), the rest is
+    /// left for the outputs.
     #[arg(long)]
     pub timeout: Option<f64>,
     /// Largest number of input-box splits of the float proof (each candidate gets twice the
@@ -72,7 +73,7 @@ pub struct SynthVnnlibArgs {
 }
 
 /// `synth vnnlib --json` output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SynthVnnlibReport {
     /// certified / violated / unknown.
     pub status: QueryStatus,
@@ -166,7 +167,9 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         max_frac: a.max_frac,
         split: SplitOptions {
             max_splits: a.max_splits,
-            deadline: a.timeout.map(|s| start + Duration::from_secs_f64(s)),
+            // 90 % of the budget for the proofs and the search: the rest is for the
+            // outputs (accuracy, attack, certificate and its re-check) of the best point
+            deadline: a.timeout.map(|s| start + Duration::from_secs_f64(0.9 * s)),
             ..SplitOptions::default()
         },
         candidate_max_splits: None,
@@ -211,7 +214,7 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
     if let Some(c) = &o.chosen {
         report.layers = c.strategy.0.clone();
         report.memory_bits = Some(c.strategy.memory_bits(&m.net));
-        report.qnn_splits = Some(c.outcome.splits);
+        report.qnn_splits = Some(c.splits());
         if a.attack {
             let found = certquant::falsify::falsify(
                 &c.qnn,
@@ -232,7 +235,7 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         if let Some(d) = &data {
             report.qnn_accuracy = Some(accuracy(&c.qnn, d, None)?.0);
         }
-        report.qnn_worst_upper = c.outcome.worst_upper;
+        report.qnn_worst_upper = c.worst_upper();
         if let Some(dir) = &a.out {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create output directory {}", dir.display()))?;
@@ -259,8 +262,9 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
                 vnnlib: Some(QueryCertificate {
                     sha256: sha256_hex(&query_bytes),
                     file: Some(a.vnnlib.display().to_string()),
-                    regions: c.proof.clone(),
+                    regions: c.proofs[0].clone(),
                 }),
+                vnnlib_set: Vec::new(),
             };
             let cert_path = dir.join("certificate.json");
             cert.write(&cert_path)?;

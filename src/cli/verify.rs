@@ -183,6 +183,7 @@ pub fn float_certificate(
             file: Some(vnnlib.display().to_string()),
             regions: proof,
         }),
+        vnnlib_set: Vec::new(),
     }
 }
 

@@ -140,6 +140,10 @@ pub struct CheckReport {
     /// [`query`], docs/method.md eqs. (59), (60)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<query::QueryCheck>,
+    /// The re-proof of every query of a VNN-LIB query set (`vnnlib_set`, one per file, in
+    /// the certificate's order; docs/method.md eq. (67)).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_set: Vec<query::QueryCheck>,
 }
 
 /// Reads and parses a certificate file.
@@ -200,6 +204,30 @@ pub fn check_certificate_with_query(
     qnn_bytes: &[u8],
     query_bytes: Option<&[u8]>,
 ) -> CheckReport {
+    check_certificate_with_queries(
+        cert,
+        original,
+        original_bytes,
+        qnn,
+        qnn_bytes,
+        query_bytes,
+        &[],
+    )
+}
+
+/// [`check_certificate_with_query`], plus the bytes of every file of a VNN-LIB query set
+/// (`cert.vnnlib_set`, same order): each is checked like the single query — hash, cover and
+/// every refutation re-proven on the QNN (docs/method.md eqs. (59), (60), (67)). The
+/// certificate is invalid unless every file of the set is given and proven.
+pub fn check_certificate_with_queries(
+    cert: &Certificate,
+    original: &Network,
+    original_bytes: &[u8],
+    qnn: &Network,
+    qnn_bytes: &[u8],
+    query_bytes: Option<&[u8]>,
+    set_bytes: &[&[u8]],
+) -> CheckReport {
     let mut reasons = Vec::new();
     if cert.format != FORMAT {
         reasons.push(format!(
@@ -225,7 +253,7 @@ pub fn check_certificate_with_query(
     }
 
     // 2. Derivation, and the checker's own lowering of structured layers.
-    if cert.strategy.is_empty() && cert.vnnlib.is_some() {
+    if cert.strategy.is_empty() && (cert.vnnlib.is_some() || !cert.vnnlib_set.is_empty()) {
         // nothing quantized: the QNN must be the original model itself (same bytes)
         if !cert.is_unquantized() {
             reasons
@@ -244,7 +272,7 @@ pub fn check_certificate_with_query(
     }
 
     // 3 + 4. Statement and proof, per property.
-    if cert.properties.is_empty() && cert.vnnlib.is_none() {
+    if cert.properties.is_empty() && cert.vnnlib.is_none() && cert.vnnlib_set.is_empty() {
         reasons.push("the certificate has no properties".into());
     }
     let mut properties = Vec::with_capacity(cert.properties.len());
@@ -314,12 +342,40 @@ pub fn check_certificate_with_query(
         }
     });
 
+    // 3 + 4 for a VNN-LIB query set: every file, as the single query above.
+    if !cert.vnnlib_set.is_empty() && !cert.semantics.is_real() {
+        reasons.push("a VNN-LIB query set is certified for real-valued semantics only".into());
+    }
+    if set_bytes.len() != cert.vnnlib_set.len() {
+        reasons.push(format!(
+            "the certificate is about {} VNN-LIB file(s) of a query set, {} given",
+            cert.vnnlib_set.len(),
+            set_bytes.len()
+        ));
+    }
+    let query_set = cert
+        .vnnlib_set
+        .iter()
+        .zip(set_bytes)
+        .enumerate()
+        .map(|(i, (q, bytes))| {
+            let (r, check) = query::check_query_certificate(q, bytes, qnn);
+            let name = q.file.as_deref().unwrap_or("(unnamed)");
+            reasons.extend(
+                r.into_iter()
+                    .map(|r| format!("VNN-LIB set file {i} ({name}): {r}")),
+            );
+            check
+        })
+        .collect();
+
     CheckReport {
         valid: reasons.is_empty(),
         reasons,
         properties,
         statistical: cert.statistical.clone(),
         query,
+        query_set,
     }
 }
 
@@ -449,6 +505,7 @@ mod tests {
             }],
             statistical: None,
             vnnlib: None,
+            vnnlib_set: Vec::new(),
         };
         (cert, orig, ob, q, qb)
     }

@@ -52,6 +52,7 @@ fn certify(net: &Network, frac: u32, bx: InputBox, semantics: Semantics) -> bool
         }],
         statistical: None,
         vnnlib: None,
+        vnnlib_set: Vec::new(),
     };
     let report = check_certificate(&cert, &parsed, &bytes, &parsed, &bytes);
     if !report.valid {

@@ -102,6 +102,7 @@ fn certificate(s: &Setup, images: &[Image], semantics: Semantics) -> Certificate
         properties,
         statistical: None,
         vnnlib: None,
+        vnnlib_set: Vec::new(),
     }
 }
 

@@ -157,6 +157,12 @@ pub struct Certificate {
     /// certificates of robustness/backdoor properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vnnlib: Option<QueryCertificate>,
+    /// A **set** of VNN-LIB queries all proven to hold on the one QNN (`synth robustness
+    /// --vnnlib DIR|FILE…`, docs/method.md eq. (67)): one [`QueryCertificate`] per file, each
+    /// re-proven on the QNN like `vnnlib`. Empty (omitted) otherwise; old certificates parse
+    /// unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vnnlib_set: Vec<QueryCertificate>,
 }
 
 impl Certificate {
@@ -190,7 +196,7 @@ impl Certificate {
         if c.format != FORMAT {
             return Err(format!("unsupported format {:?}", c.format));
         }
-        if c.properties.is_empty() && c.vnnlib.is_none() {
+        if c.properties.is_empty() && c.vnnlib.is_none() && c.vnnlib_set.is_empty() {
             return Err("no properties".into());
         }
         if c.strategy.is_empty() && !(c.vnnlib.is_some() && c.is_unquantized()) {
@@ -266,6 +272,7 @@ mod tests {
             }],
             statistical: None,
             vnnlib: None,
+            vnnlib_set: Vec::new(),
         };
         let text = serde_json::to_string(&c).unwrap();
         let back = Certificate::parse(text.as_bytes()).unwrap();

@@ -11,6 +11,7 @@ mod record;
 mod report;
 mod shard;
 mod vnncomp;
+mod vnncomp_synth;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::common::{Outcome, progress};
 use super::super::verify::{Answer, VnnlibReport, read_query};
+use super::vnncomp_synth::{self, SynthRecord, VnncompSynthArgs};
 
 /// Arguments of `certquant bench vnncomp`.
 #[derive(Debug, Args)]
@@ -64,6 +65,8 @@ pub struct BenchVnncompArgs {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    synth: VnncompSynthArgs,
 }
 
 /// One instance of the list.
@@ -100,6 +103,9 @@ struct InstanceRecord {
     /// For `holds` with `--certificates`: whether the certificate was re-checked valid here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     certificate_valid: Option<bool>,
+    /// With `--synth`, for `holds`: the certified quantization of the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    synth: Option<SynthRecord>,
 }
 
 /// Reads the instance list.
@@ -171,6 +177,7 @@ fn run_instance(
     cx: &Path,
     certs: Option<&Path>,
     max_splits: usize,
+    synth: Option<&VnncompSynthArgs>,
 ) -> Result<InstanceRecord> {
     let proc_exe = Path::new("/proc/self/exe");
     let exe = if proc_exe.exists() {
@@ -181,7 +188,7 @@ fn run_instance(
     let cx_file = cx.join(cx_name(i));
     let cert_file = certs.map(|d| d.join(file_name(i, "certificate.json")));
     let start = Instant::now();
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(&exe);
     cmd.arg("verify")
         .arg("--model")
         .arg(base.join(&i.network))
@@ -253,6 +260,7 @@ fn run_instance(
         counterexample_confirmed: None,
         error: None,
         certificate_valid: None,
+        synth: None,
     };
     if status.is_none() {
         return Ok(rec);
@@ -267,6 +275,18 @@ fn run_instance(
             }
             if let (Answer::Holds, Some(c)) = (r.result, &cert_file) {
                 rec.certificate_valid = Some(recheck(i, base, c));
+            }
+            if let (Answer::Holds, Some(sa)) = (r.result, synth) {
+                let out = certs.map(|d| d.join(file_name(i, "synth")));
+                rec.synth = Some(vnncomp_synth::run_synth(
+                    sa,
+                    &exe,
+                    base,
+                    (&i.network, &i.property),
+                    i.timeout,
+                    max_splits,
+                    out.as_deref(),
+                )?);
             }
             rec.report = Some(r);
         }
@@ -563,6 +583,7 @@ pub fn vnncomp(a: &BenchVnncompArgs) -> Result<Outcome> {
                         &cx_dir,
                         a.certificates.as_deref(),
                         a.max_splits,
+                        a.synth.synth.then_some(&a.synth),
                     )
                         .and_then(|r| Ok((r.result.clone(), serde_json::to_string(&r)?)))
                     {
@@ -599,18 +620,51 @@ pub fn vnncomp(a: &BenchVnncompArgs) -> Result<Outcome> {
     for i in &instances {
         if let Some(r) = by_key.get(&key(&i.network, &i.property)) {
             csv.push_str(&format!(
-                "{},{},{:.6},{},{:.6}\n",
+                "{},{},{:.6},{},{:.6}",
                 i.network, i.property, r.prepare_seconds, r.result, r.run_seconds
             ));
+            // --synth: status, bits per layer, QNN accuracy, seconds (empty unless holds)
+            if a.synth.synth {
+                csv.push_str(
+                    &r.synth
+                        .as_ref()
+                        .map_or(",,,,".into(), SynthRecord::csv_columns),
+                );
+            }
+            csv.push('\n');
             ordered.push((*r).clone());
         }
     }
     std::fs::write(&a.out, csv).with_context(|| format!("cannot write {}", a.out.display()))?;
     let summary = summarize(&ordered, verdicts.as_ref());
+    let synth = vnncomp_synth::summarize(ordered.iter().filter_map(|r| r.synth.as_ref()));
     if a.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        let mut v = serde_json::to_value(&summary)?;
+        if a.synth.synth {
+            v["synth"] = serde_json::to_value(&synth)?;
+        }
+        println!("{v}");
     } else {
         print_table(&summary);
+        if a.synth.synth {
+            vnncomp_synth::print_table(ordered.iter().filter_map(|r| {
+                r.synth
+                    .as_ref()
+                    .map(|s| (r.network.as_str(), r.property.as_str(), s))
+            }));
+        }
+    }
+    if synth.soundness_bugs > 0 {
+        bail!(
+            "{} certified QNN(s) were broken by the attack: a soundness bug to investigate",
+            synth.soundness_bugs
+        );
+    }
+    if synth.certificates_invalid > 0 {
+        bail!(
+            "{} certified QNN(s) came with a certificate the independent checker rejected: a bug to investigate",
+            synth.certificates_invalid
+        );
     }
     if summary.certificates_invalid > 0 {
         bail!(
@@ -664,6 +718,7 @@ mod tests {
             counterexample_confirmed: (result == "violated").then_some(true),
             error: None,
             certificate_valid: (result == "holds").then_some(true),
+            synth: None,
         };
         let mut v = BTreeMap::new();
         v.insert(key("n.onnx", "a"), "holds".to_string());
