@@ -71,6 +71,7 @@ fn demo_opts(relaxed: bool) -> SynthOpts {
         gap: 0.0,
         attack: true,
         relaxed_time_limit: 10.0,
+        carry_rejections: false,
         method: MethodArg::Paper,
         guided_max_drop: 1.0,
         solver_param: Vec::new(),

@@ -259,6 +259,13 @@ pub struct SynthOpts {
     /// unsound).
     #[arg(long, default_value_t = 10.0)]
     pub relaxed_time_limit: f64,
+    /// Reproduce the authors' count model (docs/method.md, eq. (70)): a rejected hidden-layer
+    /// candidate's failure constraints stay, so a later candidate is rejected only at an input
+    /// that also fails every earlier rejected one again. Fewer bits; the output check stays
+    /// the sound proof.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub carry_rejections: bool,
     /// Falsification cross-check: attack the QNN (random, corners, PGD). A counterexample to
     /// a certified result is a soundness bug and makes the command fail (exit 2).
     #[arg(long)]

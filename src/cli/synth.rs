@@ -148,6 +148,7 @@ pub fn synth_options(o: &SynthOpts) -> SynthOptions {
     s.preimage.time_limit = o.time_limit;
     s.preimage.gap = o.gap;
     s.relaxed_time_limit = o.relaxed_time_limit;
+    s.carry_rejections = o.carry_rejections;
     s.method = match o.method {
         MethodArg::Paper => Method::Paper,
         MethodArg::Guided => Method::Guided,

@@ -74,6 +74,12 @@ pub struct SynthOptions {
     /// Time limit (s) of the relaxed mode's MILP counting simultaneous failures; on expiry
     /// its proven upper bound is used (pessimistic: may cost bits, never soundness).
     pub relaxed_time_limit: f64,
+    /// Reproduce the authors' count model (docs/method.md, eq. (70)): the failure constraints
+    /// of every rejected hidden-layer candidate stay in the model, so a later candidate (of
+    /// this layer or a later one) is rejected only at an input that fails it *and* fails
+    /// every earlier rejected candidate again (each by its own count). Accepts more, so gives
+    /// fewer bits; the output check stays the sound proof. Off by default.
+    pub carry_rejections: bool,
     /// Skip step 1 and rebuild the preimages from these `χ` values (input side first), e.g.
     /// a strict run's, to run the relaxed forward search on the same preimages
     /// ([`preimages_from_chi`]). Soundness does not depend on them: the output check is a
@@ -96,6 +102,7 @@ impl SynthOptions {
             min_frac: if relaxed { 2 } else { 1 },
             max_frac: 16,
             relaxed_time_limit: RELAXED_CHECK_SECONDS,
+            carry_rejections: false,
             given_chi: None,
             method: Method::Paper,
             accuracy_floor: None,
@@ -441,6 +448,68 @@ mod tests {
         assert!(kept.layers[0].guided);
         assert_ne!(kept.strategy, on.strategy);
         assert!(floor.admits(kept.qnn.as_ref().unwrap()));
+    }
+
+    /// A random 6 → 16 → 3 network and a box of radius 0.02 around a random centre.
+    fn random_task(seed: u64) -> (Network, Property, Vec<f64>) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (n, h, o) = (6, 16, 3);
+        let w0: Vec<f64> = (0..h * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b0: Vec<f64> = (0..h).map(|_| rng.random_range(-0.3..0.3)).collect();
+        let w1: Vec<f64> = (0..o * h).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b1: Vec<f64> = (0..o).map(|_| rng.random_range(-0.3..0.3)).collect();
+        let net = Network::new(vec![
+            Affine::new(0, h, n, w0, b0).unwrap(),
+            Affine::new(1, o, h, w1, b1).unwrap(),
+        ])
+        .unwrap();
+        let centre: Vec<f64> = (0..n).map(|_| rng.random_range(0.2..0.8)).collect();
+        let prop = Property {
+            input: InputBox::linf_ball(&centre, 0.02).unwrap(),
+            output: OutputSpec::Robust {
+                label: net.predict(&centre),
+            },
+        };
+        (net, prop, centre)
+    }
+
+    /// Eq. (70) in the forward search: with a collapsed preimage (χ = 0) every F of the
+    /// hidden layer of seeds 0 and 2 fails the plain relaxed count, but with carried
+    /// rejections a late F passes (no input fails it together with every earlier one). The
+    /// carried count never needs more bits on the first layer, and what it certifies is
+    /// proven on the whole QNN.
+    #[test]
+    fn carried_rejections_accept_where_no_input_fails_them_all() {
+        let mut rescued = 0;
+        for seed in 0..3u64 {
+            let (net, prop, centre) = random_task(seed);
+            for (relaxed, chi) in [(false, 0.0), (true, 0.0), (true, 0.01)] {
+                let plain = SynthOptions {
+                    given_chi: Some(vec![chi]),
+                    min_frac: 1,
+                    ..SynthOptions::paper(relaxed)
+                };
+                let carry = SynthOptions {
+                    carry_rejections: true,
+                    ..plain.clone()
+                };
+                let a = synthesize(&net, &prop, &centre, &Cbc, &plain).unwrap();
+                let b = synthesize(&net, &prop, &centre, &Cbc, &carry).unwrap();
+                let frac = |o: &SynthOutcome| o.layers[0].config.map(|c| c.frac());
+                match (frac(&a), frac(&b)) {
+                    (Some(fa), fb) => assert!(fb.is_some_and(|fb| fb <= fa), "seed {seed}"),
+                    (None, Some(_)) => rescued += 1,
+                    (None, None) => {}
+                }
+                if b.status == SynthStatus::Certified {
+                    let qnn = b.qnn.as_ref().unwrap();
+                    let dq = DeepPoly::run(qnn, &prop.input).unwrap();
+                    assert!(dq.prove_output(prop.output).unwrap().0);
+                }
+            }
+        }
+        assert_eq!(rescued, 2);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use certquant_milp::{Backend, SolveOptions};
 use crate::algorithm1::{LayerRecord, Method, SynthError, SynthOptions};
 use crate::multipliers::LpMultipliers;
 use crate::preimage::Preimage;
-use crate::relaxed::{count_options, failing_checks, max_simultaneous};
+use crate::relaxed::{
+    Rejection, count_options, exceeds_with_carried, failing_checks, max_simultaneous,
+};
 
 /// One property's float-side material for the forward search: the property, DeepPoly on the
 /// float network over its box, and its preimages (one per hidden layer, input side first).
@@ -71,6 +73,8 @@ pub fn forward_search(
         deeppoly_calls: 0,
         seconds: 0.0,
     };
+    // per property, the rejected hidden-layer candidates (with `carry_rejections`, eq. (70))
+    let mut carried: Vec<Vec<Rejection>> = vec![Vec::new(); items.len()];
     for k in 0..d {
         let float_layer = &net.layers()[k];
         let mut record = LayerRecord {
@@ -88,7 +92,7 @@ pub fn forward_search(
             record.tried += 1;
             if k + 1 < d {
                 let mut worst_all = 0;
-                for item in items {
+                for (item, carried) in items.iter().zip(carried.iter_mut()) {
                     let dq = DeepPoly::run_upto(&cand, &item.prop.input, k + 1)?;
                     // The forms are over layer 0's input: use the box DeepPoly mapped through
                     // the network's input map, not the raw property box.
@@ -102,28 +106,45 @@ pub fn forward_search(
                     if fails.is_empty() {
                         continue;
                     }
-                    if !opts.relaxed {
-                        continue 'frac;
-                    }
-                    let limit = (opts.relaxed_fraction * record.checks as f64).floor() as usize;
+                    let limit = if opts.relaxed {
+                        (opts.relaxed_fraction * record.checks as f64).floor() as usize
+                    } else {
+                        0
+                    };
+                    let count_solve = SolveOptions {
+                        tuning: opts.preimage.solver.clone(),
+                        ..count_options(opts.relaxed_time_limit)
+                    };
                     let worst = if fails.len() <= limit {
                         fails.len()
-                    } else {
-                        max_simultaneous(
+                    } else if opts.carry_rejections {
+                        // eqs. (70), (71): the authors' count, where a rejection stands only
+                        // if the same input also fails every earlier rejected candidate again
+                        match exceeds_with_carried(
                             &fails,
-                            limit,
+                            limit + 1,
+                            carried,
                             bx.lo(),
                             bx.hi(),
                             backend,
-                            &SolveOptions {
-                                tuning: opts.preimage.solver.clone(),
-                                ..count_options(opts.relaxed_time_limit)
-                            },
-                        )?
+                            &count_solve,
+                        )? {
+                            Some(count) => count,
+                            None => limit,
+                        }
+                    } else if opts.relaxed {
+                        max_simultaneous(&fails, limit, bx.lo(), bx.hi(), backend, &count_solve)?
+                    } else {
+                        continue 'frac;
                     };
                     worst_all = worst_all.max(worst);
                     if worst > limit {
-                        record.max_simultaneous_failures = Some(worst_all);
+                        if opts.carry_rejections {
+                            carried.push(Rejection::new(fails, limit + 1));
+                        }
+                        if opts.relaxed {
+                            record.max_simultaneous_failures = Some(worst_all);
+                        }
                         continue 'frac;
                     }
                 }

@@ -63,12 +63,30 @@ pub(crate) fn count_at(checks: &Checks<'_>, x: &[f64]) -> usize {
 /// (outward-rounded maximum `≤ 0`, e.g. a constant check) count at every input, so they only
 /// lower `k` for the others and never enter an LP (where such a row makes the LP degenerate).
 pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
+    decide_groups(checks, &vec![0; checks.coeffs.len()], &[k], deadline)
+}
+
+/// The grouped question of docs/method.md, eq. (70): check `i` belongs to group `group[i]`;
+/// is there one input of the box at which, for every group `g`, at least `need[g]` of its
+/// checks fail? With one group this is [`decide`]. The search is the same branch and bound:
+/// a failing set is a clique of the compatibility graph, every proven conflict must lose a
+/// member, and group `g` may lose at most `m_g − need[g]` members. `AtLeast`'s count is over
+/// all checks.
+pub(crate) fn decide_groups(
+    checks: &Checks<'_>,
+    group: &[usize],
+    need: &[usize],
+    deadline: Instant,
+) -> (Decision, Stats) {
     let (fail_all, rest): (Vec<usize>, Vec<usize>) = (0..checks.coeffs.len()).partition(|&i| {
         linear_max(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi) <= 0.0
     });
-    let everywhere = fail_all.len();
-    if everywhere == 0 {
-        return decide_rest(checks, k, deadline);
+    if fail_all.is_empty() {
+        return decide_rest(checks, group, need, deadline);
+    }
+    let mut need = need.to_vec();
+    for &i in &fail_all {
+        need[group[i]] = need[group[i]].saturating_sub(1);
     }
     let sub = Checks {
         coeffs: rest.iter().map(|&i| checks.coeffs[i]).collect(),
@@ -76,7 +94,8 @@ pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decis
         lo: checks.lo,
         hi: checks.hi,
     };
-    let (d, stats) = decide_rest(&sub, k.saturating_sub(everywhere), deadline);
+    let sub_group: Vec<usize> = rest.iter().map(|&i| group[i]).collect();
+    let (d, stats) = decide_rest(&sub, &sub_group, &need, deadline);
     let d = match d {
         Decision::AtLeast { x, .. } => Decision::AtLeast {
             count: count_at(checks, &x),
@@ -87,11 +106,33 @@ pub(crate) fn decide(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decis
     (d, stats)
 }
 
-/// [`decide`] once no check fails on the whole box.
-fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, Stats) {
+/// Per group, how many of its checks fail at `x` (`g ≤ WITNESS_TOL`).
+pub(crate) fn group_counts(
+    checks: &Checks<'_>,
+    group: &[usize],
+    groups: usize,
+    x: &[f64],
+) -> Vec<usize> {
+    let mut counts = vec![0; groups];
+    for (i, &g) in group.iter().enumerate() {
+        if checks.value(i, x) <= WITNESS_TOL {
+            counts[g] += 1;
+        }
+    }
+    counts
+}
+
+/// [`decide_groups`] once no check fails on the whole box.
+fn decide_rest(
+    checks: &Checks<'_>,
+    group: &[usize],
+    need: &[usize],
+    deadline: Instant,
+) -> (Decision, Stats) {
     let m = checks.coeffs.len();
+    let groups = need.len();
     let mut stats = Stats::default();
-    if k == 0 {
+    if need.iter().all(|&k| k == 0) {
         let x = checks.lo.to_vec();
         return (
             Decision::AtLeast {
@@ -101,9 +142,13 @@ fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, S
             stats,
         );
     }
-    if m < k {
+    let members: Vec<Vec<usize>> = (0..groups)
+        .map(|g| (0..m).filter(|&i| group[i] == g).collect())
+        .collect();
+    if members.iter().zip(need).any(|(mem, &k)| mem.len() < k) {
         return (Decision::Below, stats);
     }
+    let total: usize = need.iter().sum();
     // 1. pairwise compatibility by exact 1-D duality
     let mut compat = vec![vec![true; m]; m];
     let mut conflicts: Vec<Vec<usize>> = Vec::new();
@@ -121,15 +166,21 @@ fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, S
         }
     }
     stats.incompatible_pairs = conflicts.len();
-    // 2. the failing set is a clique of the compatibility graph
+    // 2. the failing set is a clique of the compatibility graph, with `need[g]` members of
+    //    every group g
     let all: Vec<usize> = (0..m).collect();
-    if coloring_bound(&compat, &all) < k {
+    if coloring_bound(&compat, &all) < total
+        || members
+            .iter()
+            .zip(need)
+            .any(|(mem, &k)| k > 0 && coloring_bound(&compat, mem) < k)
+    {
         stats.max_clique = None;
         return (Decision::Below, stats);
     }
     if let Some(w) = max_clique(&compat, 200_000) {
         stats.max_clique = Some(w);
-        if w < k {
+        if w < total {
             return (Decision::Below, stats);
         }
     }
@@ -137,8 +188,13 @@ fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, S
     let mut bb = Search {
         checks,
         compat: &compat,
-        k,
-        drops: m - k,
+        group,
+        need,
+        drops: members
+            .iter()
+            .zip(need)
+            .map(|(mem, &k)| mem.len() - k)
+            .collect(),
         conflicts,
         deadline,
         stats,
@@ -146,18 +202,21 @@ fn decide_rest(checks: &Checks<'_>, k: usize, deadline: Instant) -> (Decision, S
     };
     let mut dropped = vec![false; m];
     let mut forced = vec![false; m];
-    let d = bb.node(&mut dropped, &mut forced, 0);
+    let mut ndropped = vec![0; groups];
+    let d = bb.node(&mut dropped, &mut forced, &mut ndropped);
     bb.stats.conflicts = bb.conflicts.len();
     (d, bb.stats)
 }
 
-/// The branch and bound of eq. (37c): its checks, the compatibility graph, the target count,
-/// how many checks may be left out, and the conflicts proven so far.
+/// The branch and bound of eq. (37c) (grouped: eq. (70)): its checks, the compatibility graph,
+/// each check's group, the count each group needs, how many checks of each group may be left
+/// out, and the conflicts proven so far.
 struct Search<'a, 'b> {
     checks: &'a Checks<'b>,
     compat: &'a [Vec<bool>],
-    k: usize,
-    drops: usize,
+    group: &'a [usize],
+    need: &'a [usize],
+    drops: Vec<usize>,
     conflicts: Vec<Vec<usize>>,
     deadline: Instant,
     stats: Stats,
@@ -167,16 +226,26 @@ struct Search<'a, 'b> {
 }
 
 impl Search<'_, '_> {
-    /// Explores the candidates that leave out `dropped` (and maybe more) but keep `forced`.
+    /// Explores the candidates that leave out `dropped` (and maybe more) but keep `forced`;
+    /// `ndropped[g]` checks of group `g` are left out so far.
     /// `Below` here means: no such candidate can fail together.
-    fn node(&mut self, dropped: &mut [bool], forced: &mut [bool], ndropped: usize) -> Decision {
+    fn node(
+        &mut self,
+        dropped: &mut [bool],
+        forced: &mut [bool],
+        ndropped: &mut [usize],
+    ) -> Decision {
         self.stats.nodes += 1;
         let m = dropped.len();
+        let groups = self.need.len();
         loop {
             if Instant::now() > self.deadline {
                 return Decision::Undecided;
             }
-            let left = self.drops - ndropped;
+            let left: usize = (0..groups).map(|g| self.drops[g] - ndropped[g]).sum();
+            // a member may still be left out if it is not forced and its group has drops left
+            let free_to_drop =
+                |e: usize| !forced[e] && ndropped[self.group[e]] < self.drops[self.group[e]];
             // the unhit conflict with the fewest members still free to leave out
             let mut pick: Option<(usize, usize)> = None;
             let mut open: Vec<(usize, usize)> = Vec::new();
@@ -184,7 +253,7 @@ impl Search<'_, '_> {
                 if c.iter().any(|&e| dropped[e]) {
                     continue;
                 }
-                let free = c.iter().filter(|&&e| !forced[e]).count();
+                let free = c.iter().filter(|&&e| free_to_drop(e)).count();
                 if free == 0 {
                     return Decision::Below;
                 }
@@ -214,19 +283,34 @@ impl Search<'_, '_> {
                     return Decision::Below;
                 }
                 let kept: Vec<usize> = (0..m).filter(|&i| !dropped[i]).collect();
-                if coloring_bound(self.compat, &kept) < self.k {
+                let total: usize = self.need.iter().sum();
+                if coloring_bound(self.compat, &kept) < total {
                     return Decision::Below;
+                }
+                if groups > 1 {
+                    for g in 0..groups {
+                        let kept_g: Vec<usize> = kept
+                            .iter()
+                            .copied()
+                            .filter(|&i| self.group[i] == g)
+                            .collect();
+                        if self.need[g] > 0 && coloring_bound(self.compat, &kept_g) < self.need[g] {
+                            return Decision::Below;
+                        }
+                    }
                 }
                 let branch: Vec<usize> = self.conflicts[ci]
                     .iter()
                     .copied()
-                    .filter(|&e| !forced[e])
+                    .filter(|&e| free_to_drop(e))
                     .collect();
                 let mut newly_forced = Vec::new();
                 let mut result = Decision::Below;
                 for e in branch {
                     dropped[e] = true;
-                    let r = self.node(dropped, forced, ndropped + 1);
+                    ndropped[self.group[e]] += 1;
+                    let r = self.node(dropped, forced, ndropped);
+                    ndropped[self.group[e]] -= 1;
                     dropped[e] = false;
                     match r {
                         Decision::Below => {}
@@ -250,9 +334,12 @@ impl Search<'_, '_> {
                 return Decision::Undecided;
             };
             self.witnessed.push(failing_set(self.checks, &opt.x));
-            let count = count_at(self.checks, &opt.x);
-            if count >= self.k {
-                return Decision::AtLeast { count, x: opt.x };
+            let counts = group_counts(self.checks, self.group, groups, &opt.x);
+            if counts.iter().zip(self.need).all(|(c, k)| c >= k) {
+                return Decision::AtLeast {
+                    count: counts.iter().sum(),
+                    x: opt.x,
+                };
             }
             if combination_min(self.checks, &rows, &opt.y) > 0.0 {
                 let conflict: Vec<usize> = rows
@@ -265,7 +352,7 @@ impl Search<'_, '_> {
                 self.conflicts.push(conflict);
                 continue;
             }
-            tracing::debug!(t = opt.t, count, "relaxed count: LP undecided");
+            tracing::debug!(t = opt.t, ?counts, "relaxed count: LP undecided");
             return Decision::Undecided;
         }
     }

@@ -3,8 +3,11 @@
 //! number of them can fail at one common input (a MILP over the box). Guides only: the output
 //! check of the last layer decides a certificate (docs/method.md, eqs. (34), (36), (37)).
 
+mod carry;
 mod exact;
 mod minmax;
+
+pub(crate) use carry::{Rejection, exceeds_with_carried};
 
 use std::time::{Duration, Instant};
 
@@ -280,7 +283,7 @@ mod tests {
     /// Checks `g_c(x) = x0 − t_c ≥ 0` on `x0 ∈ [0, 1]` (with an idle second input): check c
     /// fails exactly where `x0 < t_c`, so at `x0 = 0` every check with `t_c > 0` fails. (The
     /// MILP also counts `g_c = 0` as failing, which is pessimistic; the tests avoid ties.)
-    fn threshold_checks(ts: &[f64]) -> Vec<Check> {
+    pub(super) fn threshold_checks(ts: &[f64]) -> Vec<Check> {
         ts.iter()
             .map(|&t| Check {
                 coeffs: vec![1.0, 0.0],
@@ -382,7 +385,11 @@ mod tests {
         (checks, inst.limit, inst.lo, inst.hi)
     }
 
-    fn view<'a>(checks: &'a [Check], lo: &'a [f64], hi: &'a [f64]) -> minmax::Checks<'a> {
+    pub(super) fn view<'a>(
+        checks: &'a [Check],
+        lo: &'a [f64],
+        hi: &'a [f64],
+    ) -> minmax::Checks<'a> {
         minmax::Checks {
             coeffs: checks.iter().map(|c| c.coeffs.as_slice()).collect(),
             constants: checks.iter().map(|c| c.constant).collect(),
@@ -436,7 +443,7 @@ mod tests {
     }
 
     /// Random checks `g = a·x + c` that fail on part of a random box (no ties, almost surely).
-    fn random_checks(seed: u64, m: usize, n: usize) -> (Vec<Check>, Vec<f64>, Vec<f64>) {
+    pub(super) fn random_checks(seed: u64, m: usize, n: usize) -> (Vec<Check>, Vec<f64>, Vec<f64>) {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let lo: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..0.5)).collect();
