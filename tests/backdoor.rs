@@ -288,3 +288,74 @@ fn a_joint_not_target_proof_is_certified_and_rechecked() {
         assert!(find_counterexample(&qnn, &k.prop, &AttackOptions::default()).is_none());
     }
 }
+
+/// Algorithm 2's shared forward step with the guided fallback (docs/method.md, eq. (64)):
+/// where the first layer's preimages of the kept images collapse (χ = 0, so no `F ≤ B_u`
+/// keeps the quantized layer inside them) the paper's search stops, and the guided search
+/// takes the fewest bits with which every kept property is still proven with the later
+/// layer at `B_u`, then finishes with a sound proof of every kept property on the QNN.
+#[test]
+fn the_guided_forward_step_goes_on_where_the_kept_preimages_collapse() {
+    use certquant::bounds::DeepPoly;
+    use certquant::floor::AccuracyFloor;
+    use certquant::synth::{ForwardItem, Method, forward_search};
+
+    let net = net(false);
+    let ds = data(40);
+    let out = synthesize_backdoor(&net, &ds, &Cbc, &options(), &mut |_, _| {}).unwrap();
+    assert_eq!(out.status, BackdoorStatus::Certified);
+    let collapsed: Vec<_> = out
+        .kept
+        .iter()
+        .map(|k| {
+            let mut pre = k.preimages.clone();
+            pre[0].chi = 0.0;
+            (k.prop.clone(), pre)
+        })
+        .collect();
+    let dps: Vec<_> = collapsed
+        .iter()
+        .map(|(p, _)| DeepPoly::run(&net, &p.input).unwrap())
+        .collect();
+    let items: Vec<ForwardItem<'_>> = collapsed
+        .iter()
+        .zip(&dps)
+        .map(|((prop, pre), dp)| ForwardItem {
+            prop,
+            float: dp,
+            preimages: pre,
+        })
+        .collect();
+    let mut paper = options().synth;
+    paper.min_frac = 1;
+    paper.max_frac = 3;
+    let stuck = forward_search(&net, &items, &Cbc, &paper).unwrap();
+    assert!(stuck.strategy.is_none(), "{:?}", stuck.layers);
+    assert_eq!(stuck.layers.len(), 1);
+    // guided, with an accuracy floor on the labelled data (float − 1 point)
+    let guided = certquant::synth::SynthOptions {
+        method: Method::Guided,
+        accuracy_floor: Some(AccuracyFloor::new(
+            &net,
+            std::sync::Arc::new(ds.clone()),
+            1.0,
+        )),
+        ..paper.clone()
+    };
+    let on = forward_search(&net, &items, &Cbc, &guided).unwrap();
+    let (qnn, strategy) = (on.qnn.clone().unwrap(), on.strategy.clone().unwrap());
+    assert!(
+        on.layers[0].guided && !on.layers[1].guided,
+        "{:?}",
+        on.layers
+    );
+    assert_eq!(strategy.apply(&net).unwrap(), qnn);
+    assert_eq!(on.proofs.len(), items.len());
+    for item in &items {
+        let dq = DeepPoly::run(&qnn, &item.prop.input).unwrap();
+        assert!(dq.prove_output(item.prop.output).unwrap().0);
+        assert!(find_counterexample(&qnn, item.prop, &AttackOptions::default()).is_none());
+    }
+    let floor = guided.accuracy_floor.as_ref().unwrap();
+    assert!(floor.admits(&qnn));
+}

@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use certquant::attack::{AttackOptions, find_counterexample};
 use certquant::backdoor::{BackdoorOptions, BackdoorOutcome, BackdoorStatus, synthesize_backdoor};
 use certquant::certificate::{CertifiedProperty, PropertySource, Statistical};
+use certquant::floor::AccuracyFloor;
 use certquant::milp::cbc::Cbc;
 use certquant::quantize::QuantConfig;
 use certquant::spec::Trigger;
 use certquant::sprt::{Hypothesis, SprtParams};
 
-use super::SynthOpts;
 use super::common::{LoadedModel, Outcome, accuracy, load_data, load_model, print_json, spinner};
 use super::synth::{Claim, SoundnessBug, synth_options, write_outputs};
+use super::{MethodArg, SynthOpts};
 
 /// Arguments of `certquant synth backdoor`.
 #[derive(Debug, Args, Clone)]
@@ -156,6 +157,11 @@ pub struct BackdoorReport {
     pub chi_threshold: f64,
     /// Accepted ⟨Q, F⟩ per affine layer (complete iff certified).
     pub layers: Vec<QuantConfig>,
+    /// With `--method guided`: the layers (0-based) whose bits the verification-guided
+    /// fallback chose because no `F` kept every kept image inside that layer's preimage
+    /// (docs/method.md, eq. (64)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guided_layers: Vec<usize>,
     /// Per round: the best first-layer χ (null if no image of the round was proven).
     pub chi_first_layer: Vec<Option<f64>>,
     /// Every image drawn, in order.
@@ -196,7 +202,22 @@ pub fn run_backdoor(
     out: Option<&Path>,
     on_round: &mut dyn FnMut(&certquant::backdoor::Round, &certquant::sprt::Sprt),
 ) -> Result<(BackdoorReport, BackdoorOutcome)> {
-    let opts = args.options(synth)?;
+    let mut opts = args.options(synth)?;
+    if synth.method == MethodArg::Guided {
+        // The guided method's accuracy floor (float − --guided-max-drop points) on the test set
+        // the images are drawn from (docs/method.md, eqs. (43), (64)).
+        if !t.ds.has_labels() {
+            bail!(
+                "--method guided needs a labelled --data for its accuracy floor; {} has no labels",
+                t.data_path.display()
+            );
+        }
+        opts.synth.accuracy_floor = Some(AccuracyFloor::new(
+            &t.model.net,
+            std::sync::Arc::new(t.ds.clone()),
+            synth.guided_max_drop,
+        ));
+    }
     let start = std::time::Instant::now();
     let outcome = synthesize_backdoor(&t.model.net, t.ds, &Cbc, &opts, on_round)?;
     let fwd = outcome.forward.as_ref();
@@ -213,6 +234,12 @@ pub fn run_backdoor(
         layers: fwd
             .map(|f| f.layers.iter().filter_map(|l| l.config).collect())
             .unwrap_or_default(),
+        guided_layers: fwd.map_or_else(Vec::new, |f| {
+            (f.layers.iter().enumerate())
+                .filter(|(_, l)| l.guided)
+                .map(|(i, _)| i)
+                .collect()
+        }),
         chi_first_layer: outcome.rounds.iter().map(|r| r.best_chi).collect(),
         ids_used: outcome
             .rounds
@@ -414,6 +441,12 @@ fn print_backdoor(r: &BackdoorReport) {
             cfgs.join(" "),
             r.kept_ids.len()
         );
+        if !r.guided_layers.is_empty() {
+            println!(
+                "  guided fallback on layer(s) {:?}: no F ≤ B_u kept every kept image inside the preimage",
+                r.guided_layers
+            );
+        }
     }
     if let Some(a) = r.qnn_accuracy {
         println!("  QNN accuracy {:.2}%", a * 100.0);

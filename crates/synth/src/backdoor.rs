@@ -14,6 +14,13 @@
 //! property on the quantized network. The *certified* part of the result is exactly those
 //! proofs; the statement about all inputs is statistical (σ, ϱ, θ, K). See docs/method.md §12,
 //! eqs. (19), (41) and (42).
+//!
+//! With [`crate::algorithm1::Method::Guided`] in [`BackdoorOptions::synth`] the shared forward
+//! step is the guided one: a hidden layer where no `F ≤ B_u` keeps every kept image inside its
+//! preimage gets the fewest bits with which the joint proof of every kept property still holds
+//! with the later layers at `B_u` (and the accuracy floor, if one is set, holds); the search
+//! then goes on. The certificate still rests on the output proofs on the fully quantized
+//! network (docs/method.md, eq. (64)).
 
 use std::time::Instant;
 
