@@ -247,7 +247,8 @@ pub struct SynthOpts {
     /// Largest χ considered by the preimage MILPs.
     #[arg(long, default_value_t = 4.0)]
     pub chi_max: f64,
-    /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry).
+    /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry, so χ
+    /// may only shrink). Default: none for robustness; 10 s for `synth/bench backdoor`.
     #[arg(long)]
     pub time_limit: Option<f64>,
     /// Fast engine, anytime: settle a part by its relaxation bound when that is within this
