@@ -10,6 +10,7 @@ mod export;
 mod set;
 mod synth;
 mod synth_vnnlib;
+mod synth_vnnlib_alg1;
 mod synth_vnnlib_set;
 mod train;
 mod verify;
