@@ -33,5 +33,6 @@ pub mod falsify;
 pub mod float32;
 pub mod plots;
 pub mod quantize_query;
+pub mod robust_query;
 pub mod split;
 pub mod train;

@@ -10,6 +10,7 @@ mod export;
 mod set;
 mod synth;
 mod synth_vnnlib;
+mod synth_vnnlib_alg1;
 mod synth_vnnlib_set;
 mod train;
 mod verify;
@@ -414,6 +415,8 @@ struct SynthRobustnessArgs {
     eps: Option<String>,
     /// VNN-LIB properties instead of ids × eps (a directory: its `*.vnnlib` files, sorted):
     /// one certified QNN for all of them, each proven by input splitting on the QNN.
+    /// Robustness-shaped files (`∨_{j≠L} Y_j ≥ Y_L`) run Algorithm 1 (`--method`, one box) or
+    /// the property-set search (several boxes or files) first.
     #[arg(long, num_args = 1.., value_name = "FILE|DIR", conflicts_with_all = ["data", "id", "ids", "eps", "chi"])]
     vnnlib: Vec<PathBuf>,
     /// With --vnnlib: wall-clock budget in seconds (float proofs and search stop at 90 % of it).

@@ -400,7 +400,7 @@ pub fn robustness_set(r: &SetRequest<'_>) -> Result<Outcome> {
 }
 
 /// `--search auto` resolved by depth: exact enumeration while it is cheap, descent beyond.
-fn search_method(a: SearchArg, depth: usize) -> SearchArg {
+pub(super) fn search_method(a: SearchArg, depth: usize) -> SearchArg {
     match a {
         SearchArg::Auto if depth <= AUTO_EXACT_DEPTH => SearchArg::Exact,
         SearchArg::Auto => SearchArg::Descent,

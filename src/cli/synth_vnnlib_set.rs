@@ -100,6 +100,18 @@ pub struct SynthVnnlibSetReport {
     pub certificate: Option<String>,
     /// With `--out`: the independent checker's verdict on the written certificate.
     pub certificate_valid: Option<bool>,
+    /// `algorithm1` (one robustness property: Algorithm 1), `set-search` (several: the
+    /// property-set search of `--ids`), or `split-proof` (not robustness-shaped: every
+    /// candidate judged by the full split proof); docs/method.md eq. (77).
+    #[serde(default)]
+    pub route: String,
+    /// χ per hidden layer, input side first (route `algorithm1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chi: Vec<f64>,
+    /// Robustness properties searched (boxes, or leaves of input splitting; Algorithm-1
+    /// routes).
+    #[serde(default)]
+    pub properties: usize,
 }
 
 /// The files named by `paths`: a directory contributes its `*.vnnlib` files sorted by name.
@@ -150,13 +162,8 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
     {
         bail!("--timeout must be a positive number of seconds");
     }
-    if r.search == SearchArg::Exact {
-        bail!(
-            "--search exact is not available with --vnnlib (every candidate is a full split proof); use --search descent or auto"
-        );
-    }
-    if r.opts.relaxed || r.opts.semantics != SemanticsArg::Real {
-        bail!("--vnnlib certifies the strict mode under the real semantics only");
+    if r.opts.semantics != SemanticsArg::Real {
+        bail!("--vnnlib certifies under the real semantics only");
     }
     if !(r.max_acc_drop.is_finite() && r.max_acc_drop >= 0.0) {
         bail!("--max-acc-drop must be a non-negative number of percentage points");
@@ -185,6 +192,37 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
         Some(d) => Some(std::sync::Arc::new(load_data(d, &m.net)?)),
         None => None,
     };
+    // robustness-shaped files take the Algorithm-1 route (docs/method.md eq. (77))
+    let fallback = match super::synth_vnnlib_alg1::recognise(&files, &queries) {
+        Ok(props) => {
+            let (mut report, pass, kept) = super::synth_vnnlib_alg1::run(
+                r,
+                &m,
+                &files,
+                &queries,
+                props,
+                data.as_deref(),
+                start,
+            )?;
+            if let Some(c) = &pass {
+                finish(r, &m, &files, &queries, &bytes, &kept, c, &mut report)?;
+            }
+            if kept.len() < files.len() {
+                not_all_hold(&mut report, kept.len(), files.len(), pass.is_some());
+            }
+            report.seconds = start.elapsed().as_secs_f64();
+            return Ok(report);
+        }
+        Err(why) => format!("not a robustness query ({why}): the split-proof route"),
+    };
+    if r.opts.relaxed {
+        bail!("{fallback}; --relaxed needs a robustness query");
+    }
+    if r.search == SearchArg::Exact {
+        bail!(
+            "{fallback}; --search exact is not available there (every candidate is a full split proof); use --search descent or auto"
+        );
+    }
     let floor = data
         .as_ref()
         .map(|d| certquant::floor::AccuracyFloor::new(&m.net, d.clone(), r.max_acc_drop));
@@ -217,6 +255,9 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
         qnn_model: None,
         certificate: None,
         certificate_valid: None,
+        route: "split-proof".into(),
+        chi: Vec::new(),
+        properties: 0,
     };
     for (i, (f, mem)) in files.iter().zip(&o.members).enumerate() {
         let k = kept.iter().position(|&j| j == i);
@@ -242,58 +283,82 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
         });
     }
     if kept.len() < files.len() {
-        report.status = if o.chosen.is_some() {
-            // the holding files are certified, the others cannot be
-            QueryStatus::Unknown
-        } else {
-            o.status
-        };
-        let left = files.len() - kept.len();
-        let msg = format!(
-            "{left} of {} file(s) do not hold on the float network",
-            files.len()
-        );
-        report.note = if report.note.is_empty() {
-            msg
-        } else {
-            format!("{msg}; {}", report.note)
-        };
+        not_all_hold(&mut report, kept.len(), files.len(), o.chosen.is_some());
     }
     if let Some(c) = &o.chosen {
         report.layers = c.strategy.0.clone();
         report.memory_bits = Some(c.strategy.memory_bits(&m.net));
-        if r.opts.attack {
-            for &i in &kept {
-                let found = certquant::falsify::falsify(
-                    &c.qnn,
-                    &queries[i],
-                    &certquant::falsify::FalsifyOptions::default(),
-                    None,
-                );
-                if let Some(cx) = found {
-                    bail!(
-                        "SOUNDNESS BUG: the attack found a counterexample on the certified QNN for {} (region {}, disjunct {}, margin {:e})",
-                        files[i].display(),
-                        cx.region,
-                        cx.disjunct,
-                        cx.margin
-                    );
-                }
-            }
-            report.attack_counterexample = Some(false);
-        }
         if let Some(d) = &data {
             report.qnn_accuracy = Some(accuracy(&c.qnn, d, None)?.0);
         }
-        if let Some(dir) = r.out {
-            let (q, cert) = write_outputs(dir, r.model, &m.bytes, c, &files, &bytes, &kept)?;
-            report.qnn_model = Some(q);
-            report.certificate = Some(cert);
-            report.certificate_valid = Some(true);
-        }
+        finish(r, &m, &files, &queries, &bytes, &kept, c, &mut report)?;
     }
+    report.note = if report.note.is_empty() {
+        fallback
+    } else {
+        format!("{fallback}; {}", report.note)
+    };
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A set where `kept` of `total` files hold on the float network: the holding files may be
+/// certified, the others cannot be (the answer is then `unknown`).
+fn not_all_hold(report: &mut SynthVnnlibSetReport, kept: usize, total: usize, chosen: bool) {
+    if chosen {
+        report.status = QueryStatus::Unknown;
+    }
+    let msg = format!(
+        "{} of {total} file(s) do not hold on the float network",
+        total - kept
+    );
+    report.note = if report.note.is_empty() {
+        msg
+    } else {
+        format!("{msg}; {}", report.note)
+    };
+}
+
+/// For a certified point: the attack cross-check (`--attack`) and the outputs (`--out`, with
+/// the independent checker's re-check).
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    r: &VnnlibSetRequest,
+    m: &super::common::LoadedModel,
+    files: &[PathBuf],
+    queries: &[certquant::vnnlib::Query],
+    bytes: &[Vec<u8>],
+    kept: &[usize],
+    c: &certquant::quantize_query::Passing,
+    report: &mut SynthVnnlibSetReport,
+) -> Result<()> {
+    if r.opts.attack {
+        for &i in kept {
+            let found = certquant::falsify::falsify(
+                &c.qnn,
+                &queries[i],
+                &certquant::falsify::FalsifyOptions::default(),
+                None,
+            );
+            if let Some(cx) = found {
+                bail!(
+                    "SOUNDNESS BUG: the attack found a counterexample on the certified QNN for {} (region {}, disjunct {}, margin {:e})",
+                    files[i].display(),
+                    cx.region,
+                    cx.disjunct,
+                    cx.margin
+                );
+            }
+        }
+        report.attack_counterexample = Some(false);
+    }
+    if let Some(dir) = r.out {
+        let (q, cert) = write_outputs(dir, r.model, &m.bytes, c, files, bytes, kept)?;
+        report.qnn_model = Some(q);
+        report.certificate = Some(cert);
+        report.certificate_valid = Some(true);
+    }
+    Ok(())
 }
 
 /// Writes qnn.onnx and certificate.json into `dir` and re-checks the certificate with the
@@ -376,6 +441,16 @@ fn write_outputs(
 
 /// The human-readable result.
 fn print_text(r: &SynthVnnlibSetReport) {
+    println!(
+        "  route: {}{}",
+        r.route,
+        if r.chi.is_empty() {
+            String::new()
+        } else {
+            let chi: Vec<String> = r.chi.iter().map(|c| format!("{c:.4}")).collect();
+            format!(" (χ per hidden layer: {})", chi.join(" "))
+        }
+    );
     for f in &r.files {
         println!(
             "  {}: float {}{}{}",
