@@ -192,3 +192,49 @@ fn a_set_of_files_and_a_partial_query_fall_back_as_documented() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--relaxed needs a robustness query"));
 }
+
+/// Where Algorithm 1 ends `unknown` (here `--method paper` on mnistfc 256×2, prop_12 at
+/// 0.03: a hidden layer's preimage collapses), the files that hold go on through the
+/// split-proof route, which certifies; the note says why, and `check` accepts the certificate.
+#[test]
+fn an_unknown_algorithm_1_answer_falls_back_to_the_split_proof_route() {
+    let Some(fc) = certquant::shared::shared_dir("benchmarks/vnncomp2021/mnistfc") else {
+        eprintln!("skipped: ../shared/benchmarks/vnncomp2021/mnistfc is absent");
+        return;
+    };
+    let Some(mnist) = certquant::shared::shared_dir("data/mnist") else {
+        eprintln!("skipped: ../shared/data/mnist is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (model, prop) = (
+        fc.join("mnist-net_256x2.onnx"),
+        fc.join("prop_12_0.03.vnnlib"),
+    );
+    let (code, j) = run_json(&[
+        "synth",
+        "robustness",
+        "--model",
+        s(&model),
+        "--vnnlib",
+        s(&prop),
+        "--method",
+        "paper",
+        "--accuracy-data",
+        s(&mnist),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["status"], "certified", "{j}");
+    assert_eq!(j["route"], "split-proof", "{j}");
+    let note = j["note"].as_str().unwrap();
+    assert!(
+        note.contains("algorithm1 route did not certify") && note.contains("Unknown"),
+        "{note}"
+    );
+    let (c, text) = check(&out.join("certificate.json"));
+    assert_eq!(c, Some(0), "{text}");
+    assert!(text.contains("VALID"), "{text}");
+}

@@ -204,14 +204,35 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
                 data.as_deref(),
                 start,
             )?;
-            if let Some(c) = &pass {
-                finish(r, &m, &files, &queries, &bytes, &kept, c, &mut report)?;
+            // Algorithm 1 (or the set search) found no certified QNN for files that hold on
+            // the float network: the split-proof route judges every candidate by the full
+            // proof and may still find one (it accepts neither --relaxed nor --search exact).
+            let retry = pass.is_none()
+                && !kept.is_empty()
+                && !r.opts.relaxed
+                && r.search != SearchArg::Exact
+                && r.timeout
+                    .is_none_or(|t| start.elapsed().as_secs_f64() < 0.5 * t);
+            if !retry {
+                if let Some(c) = &pass {
+                    finish(r, &m, &files, &queries, &bytes, &kept, c, &mut report)?;
+                }
+                if kept.len() < files.len() {
+                    not_all_hold(&mut report, kept.len(), files.len(), pass.is_some());
+                }
+                report.seconds = start.elapsed().as_secs_f64();
+                return Ok(report);
             }
-            if kept.len() < files.len() {
-                not_all_hold(&mut report, kept.len(), files.len(), pass.is_some());
-            }
-            report.seconds = start.elapsed().as_secs_f64();
-            return Ok(report);
+            let why = if report.note.is_empty() {
+                "no certified QNN".to_string()
+            } else {
+                report.note.clone()
+            };
+            tracing::info!(reason = %why, "Algorithm-1 route did not certify; split-proof route");
+            format!(
+                "the {} route did not certify ({why}): the split-proof route",
+                report.route
+            )
         }
         Err(why) => format!("not a robustness query ({why}): the split-proof route"),
     };
