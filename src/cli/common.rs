@@ -19,6 +19,32 @@ pub enum Outcome {
     NotProven,
 }
 
+impl Outcome {
+    /// `Proven` when `proven`, else `NotProven`.
+    pub fn of(proven: bool) -> Self {
+        if proven {
+            Outcome::Proven
+        } else {
+            Outcome::NotProven
+        }
+    }
+}
+
+/// Prints a report as JSON or as text and maps its status to an [`Outcome`].
+pub fn report_outcome<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    text: impl FnOnce(&T),
+    proven: bool,
+) -> Result<Outcome> {
+    if json {
+        print_json(report)?;
+    } else {
+        text(report);
+    }
+    Ok(Outcome::of(proven))
+}
+
 /// A model file: the network and the file's bytes (for hashing into certificates).
 pub struct LoadedModel {
     pub net: Network,

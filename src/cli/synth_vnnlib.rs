@@ -20,7 +20,7 @@ use certquant::quantize_query::{QuantizeQueryOptions, QueryStatus, quantize_quer
 use certquant::split::SplitOptions;
 use certquant_synth::multipliers::LpMultipliers;
 
-use super::common::{Outcome, accuracy, load_data, load_model, print_json};
+use super::common::{Outcome, accuracy, load_data, load_model, report_outcome};
 use super::verify::{CounterexampleReport, read_query_bytes};
 
 /// Arguments of `certquant synth vnnlib`.
@@ -119,16 +119,8 @@ pub struct SynthVnnlibReport {
 /// `certquant synth vnnlib`.
 pub fn synth_vnnlib(a: &SynthVnnlibArgs) -> Result<Outcome> {
     let r = run(a)?;
-    if a.json {
-        print_json(&r)?;
-    } else {
-        print_text(&r);
-    }
-    Ok(if r.status == QueryStatus::Certified {
-        Outcome::Proven
-    } else {
-        Outcome::NotProven
-    })
+    let proven = r.status == QueryStatus::Certified;
+    report_outcome(&r, a.json, print_text, proven)
 }
 
 /// Runs the search and writes the outputs (no printing).

@@ -26,7 +26,7 @@ use certquant::quantize_query::{QuantizeQueryOptions, QueryStatus, quantize_quer
 use certquant::split::{SplitOptions, Verdict};
 use certquant_synth::multipliers::LpMultipliers;
 
-use super::common::{Outcome, accuracy, load_data, load_model, print_json};
+use super::common::{Outcome, accuracy, load_data, load_model, report_outcome};
 use super::set::SearchArg;
 use super::verify::read_query_bytes;
 use super::{SemanticsArg, SynthOpts};
@@ -142,16 +142,8 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// `certquant synth robustness --vnnlib …`.
 pub fn synth_vnnlib_set(r: &VnnlibSetRequest, json: bool) -> Result<Outcome> {
     let report = run(r)?;
-    if json {
-        print_json(&report)?;
-    } else {
-        print_text(&report);
-    }
-    Ok(if report.status == QueryStatus::Certified {
-        Outcome::Proven
-    } else {
-        Outcome::NotProven
-    })
+    let proven = report.status == QueryStatus::Certified;
+    report_outcome(&report, json, print_text, proven)
 }
 
 /// Runs the set synthesis and writes the outputs (no printing).

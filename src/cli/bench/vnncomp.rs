@@ -292,16 +292,20 @@ fn run_instance(
         }
         Err(_) => {
             rec.result = "error".into();
-            let text = String::from_utf8_lossy(&err).trim().to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text).to_string();
-            rec.error = Some(if text.is_empty() {
-                "the worker ended without a report".into()
-            } else {
-                text
-            });
+            rec.error = Some(worker_error(&err, "the worker ended without a report"));
         }
     }
     Ok(rec)
+}
+
+/// A worker's stderr as one error message (without clap/anyhow's `error: ` prefix), or
+/// `silent` when it wrote nothing.
+pub(super) fn worker_error(stderr: &[u8], silent: &str) -> String {
+    let text = String::from_utf8_lossy(stderr).trim().to_string();
+    match text.strip_prefix("error: ").unwrap_or(&text) {
+        "" => silent.to_string(),
+        t => t.to_string(),
+    }
 }
 
 /// Reads the counterexample file back and confirms it soundly, independently of the worker.

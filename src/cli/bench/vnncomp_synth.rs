@@ -190,19 +190,15 @@ pub fn run_synth(
             rec.report = Some(r);
         }
         Err(_) => {
-            let text = String::from_utf8_lossy(&se).trim().to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text).to_string();
+            let text =
+                super::vnncomp::worker_error(&se, "the synthesis worker ended without a report");
             rec.status = if text.contains("SOUNDNESS BUG") {
                 "soundness-bug"
             } else {
                 "error"
             }
             .into();
-            rec.error = Some(if text.is_empty() {
-                "the synthesis worker ended without a report".into()
-            } else {
-                text
-            });
+            rec.error = Some(text);
         }
     }
     Ok(rec)
