@@ -65,11 +65,9 @@ impl Backend for Cbc {
         for &(v, c) in &p.objective {
             m.set_obj_coeff(cols[v], c);
         }
-        if let Some(init) = &p.initial {
-            for (&c, &v) in cols.iter().zip(init) {
-                m.set_col_initial_solution(c, v);
-            }
-        }
+        // No MIP start is ever passed: CBC 2.10 may answer a model "infeasible" when given a
+        // feasible start although it has a better solution (coin-or/Cbc#449; observed on the
+        // fast engine's part models, docs/method.md eq. (83)), which would enlarge a preimage.
         m.set_obj_sense(match p.sense {
             Sense::Minimize => coin_cbc::Sense::Minimize,
             Sense::Maximize => coin_cbc::Sense::Maximize,

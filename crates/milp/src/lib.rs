@@ -50,7 +50,6 @@ pub struct Problem {
     rows: Vec<RowDef>,
     objective: Vec<(usize, f64)>,
     sense: Sense,
-    initial: Option<Vec<f64>>,
 }
 
 impl Default for Problem {
@@ -67,7 +66,6 @@ impl Problem {
             rows: Vec::new(),
             objective: Vec::new(),
             sense: Sense::Minimize,
-            initial: None,
         }
     }
 
@@ -106,13 +104,6 @@ impl Problem {
     pub fn set_objective(&mut self, terms: impl IntoIterator<Item = (Var, f64)>, sense: Sense) {
         self.objective = terms.into_iter().map(|(v, c)| (v.0, c)).collect();
         self.sense = sense;
-    }
-
-    /// A starting point for the solver (a MIP start; ignored by the solver if infeasible).
-    pub fn set_initial(&mut self, values: Vec<f64>) {
-        if values.len() == self.vars.len() {
-            self.initial = Some(values);
-        }
     }
 
     /// Tightens a variable's bounds (used when a cutoff becomes known).

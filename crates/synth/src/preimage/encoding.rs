@@ -238,11 +238,8 @@ impl LayerCtx<'_> {
         let chi = p.add_var(0.0, chi_cap);
         let (ylo, yhi) = self.y_bounds(chi_cap);
         let mut z = Vec::with_capacity(self.n());
-        let mut ys = Vec::with_capacity(self.n());
-        let mut delta = Vec::with_capacity(self.n());
         for j in 0..self.n() {
             let y = p.add_var(ylo[j], yhi[j]);
-            ys.push(y);
             // f^≤(x) − αχ − y ≤ 0   and   y − f^≥(x) − βχ ≤ 0
             let lo_terms = x
                 .iter()
@@ -258,10 +255,8 @@ impl LayerCtx<'_> {
             p.add_row(hi_terms, f64::NEG_INFINITY, lbnd.upper.constant(j));
             let (l, u) = (ylo[j], yhi[j]);
             let zj = if u <= 0.0 {
-                delta.push(None);
                 None
             } else if l >= 0.0 {
-                delta.push(None);
                 Some(y)
             } else {
                 let zv = p.add_var(0.0, u);
@@ -270,7 +265,6 @@ impl LayerCtx<'_> {
                 p.add_row([(zv, 1.0), (y, -1.0)], 0.0, f64::INFINITY);
                 p.add_row([(zv, 1.0), (y, -1.0), (d, -l)], f64::NEG_INFINITY, -l);
                 p.add_row([(zv, 1.0), (d, -u)], f64::NEG_INFINITY, 0.0);
-                delta.push(Some(d));
                 Some(zv)
             };
             z.push(zj);
@@ -279,10 +273,9 @@ impl LayerCtx<'_> {
         BaseModel {
             p,
             x,
+            #[cfg(test)]
             chi,
-            y: ys,
             z,
-            delta,
             zhi: yhi.iter().map(|u| u.max(0.0)).collect(),
         }
     }
@@ -294,15 +287,12 @@ pub(super) struct BaseModel {
     pub(super) p: Problem,
     /// Input variables.
     pub(super) x: Vec<Var>,
-    /// The objective `χ`.
+    /// The objective `χ` (tests narrow its range).
+    #[cfg(test)]
     pub(super) chi: Var,
-    /// Pre-activations `y_j`.
-    pub(super) y: Vec<Var>,
     /// Post-activations `z_j` (`None`: always inactive, `z_j = 0`; equal to `y_j` when
     /// always active).
     pub(super) z: Vec<Option<Var>>,
-    /// Phase binaries `δ_j` of the unstable neurons.
-    pub(super) delta: Vec<Option<Var>>,
     /// Upper bounds of `z_j` (`max(u_j, 0)`).
     pub(super) zhi: Vec<f64>,
 }

@@ -44,6 +44,7 @@ mod abstraction;
 mod encoding;
 mod fast;
 mod paper;
+mod reduced;
 mod template;
 
 use std::time::Instant;

@@ -109,6 +109,15 @@ impl<'a> LayerCtx<'a> {
         c + self.free.iter().map(|&i| coeffs[i] * x[i]).sum::<f64>()
     }
 
+    /// Neuron `j`'s outward-rounded template bounds at `chi` (one entry of
+    /// [`LayerCtx::y_bounds`]).
+    pub(super) fn y_bound(&self, j: usize, chi: f64) -> (f64, f64) {
+        (
+            (self.conc_lo[j] - self.alpha[j] * chi).next_down(),
+            (self.conc_hi[j] + self.beta[j] * chi).next_up(),
+        )
+    }
+
     /// Sound concrete bounds of the template at `chi`.
     pub(super) fn y_bounds(&self, chi: f64) -> (Vec<f64>, Vec<f64>) {
         let lo = (0..self.n())
