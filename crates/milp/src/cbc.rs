@@ -31,6 +31,10 @@ impl Backend for Cbc {
         if opts.no_strong_branching {
             m.set_parameter("strong", "0");
         }
+        if opts.no_presolve {
+            m.set_parameter("presolve", "off");
+            m.set_parameter("preprocess", "off");
+        }
         for (k, v) in &opts.tuning.params {
             m.set_parameter(k, v);
         }

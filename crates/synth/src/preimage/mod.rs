@@ -363,13 +363,17 @@ pub fn preimages_from_chi(
 /// What an engine returns for one layer: `(χ, source, MILPs solved, escape conditions pruned)`.
 type LayerOutcome = (f64, ChiSource, usize, usize);
 
-/// Solver options: the fast engine's small per-part MILPs run without cutting planes; the
-/// paper engine keeps the solver's defaults (the baseline). Fields not set here keep the
-/// solver's defaults (`SolveOptions` gains fields over time, hence the allowed update).
+/// Solver options: the fast engine's small per-part MILPs (eq. (83)) run without cutting
+/// planes, strong branching, presolve and preprocessing; the paper engine keeps the solver's
+/// defaults (the baseline). Fields not set here keep the solver's defaults (`SolveOptions`
+/// gains fields over time, hence the allowed update).
 fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
+    let fast = opts.engine == Engine::Fast;
     SolveOptions {
         time_limit: opts.time_limit,
-        no_cuts: opts.engine == Engine::Fast,
+        no_cuts: fast,
+        no_strong_branching: fast,
+        no_presolve: fast,
         tuning: opts.solver.clone(),
         ..SolveOptions::default()
     }
