@@ -365,8 +365,7 @@ type LayerOutcome = (f64, ChiSource, usize, usize);
 
 /// Solver options: the fast engine's small per-part MILPs (eq. (83)) run without cutting
 /// planes, strong branching, presolve and preprocessing; the paper engine keeps the solver's
-/// defaults (the baseline). Fields not set here keep the solver's defaults (`SolveOptions`
-/// gains fields over time, hence the allowed update).
+/// defaults (the baseline).
 fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
     let fast = opts.engine == Engine::Fast;
     SolveOptions {
@@ -375,7 +374,6 @@ fn solve_opts(opts: &PreimageOptions) -> SolveOptions {
         no_strong_branching: fast,
         no_presolve: fast,
         tuning: opts.solver.clone(),
-        ..SolveOptions::default()
     }
 }
 
