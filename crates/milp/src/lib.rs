@@ -178,9 +178,9 @@ pub struct SolveOptions {
     /// infeasibility several times faster.
     pub no_strong_branching: bool,
     /// Skip presolve and MIP preprocessing (CBC `presolve=off`, `preprocess=off`): the fast
-    /// preimage engine's part MILPs (eq. (83)) are already small, and the reductions cost
-    /// more than they save (measured with strong branching off: about 30% less CPU on MP3,
-    /// χ unchanged).
+    /// preimage engine's part MILPs (docs/method.md eq. (83)) are already small, and the
+    /// reductions cost more than they save (measured: about 10% less CPU on MP3 tasks, χ
+    /// unchanged).
     pub no_presolve: bool,
     /// Solver settings a user passes through (tuning experiments, debugging aids).
     pub tuning: SolverTuning,
