@@ -621,4 +621,45 @@ mod tests {
         assert!(floor.admits(&c.qnn));
         assert_eq!(c.qnn.predict(&[0.5]), 1);
     }
+
+    /// Eq. (82) on the split-proof search: an expired deadline answers `unknown` (the float
+    /// proof times out); a deadline during the search gives the best point proven so far,
+    /// and that point's proof is one the independent checker accepts.
+    #[test]
+    fn a_deadline_never_certifies_an_unproven_point() {
+        use std::time::{Duration, Instant};
+        let net = scale_net(0.3);
+        let q = query("(or (>= Y_0 0.35) (<= Y_0 0.26))");
+        let at = |d: Instant| QuantizeQueryOptions {
+            split: SplitOptions {
+                deadline: Some(d),
+                ..SplitOptions::default()
+            },
+            ..QuantizeQueryOptions::default()
+        };
+        let r = quantize_query(&net, &q, &none(), &at(Instant::now())).unwrap();
+        assert_eq!(r.status, QueryStatus::Unknown);
+        assert!(
+            r.chosen.is_none() && r.note.contains("time budget"),
+            "{}",
+            r.note
+        );
+        for micros in [1, 100, 1000, 10_000, 100_000] {
+            let d = Instant::now() + Duration::from_micros(micros);
+            let r = quantize_query(&net, &q, &none(), &at(d)).unwrap();
+            match r.status {
+                QueryStatus::Certified => {
+                    let c = r.chosen.unwrap();
+                    assert_eq!(c.qnn, c.strategy.apply(&net).unwrap());
+                    assert!(
+                        crate::check::query::check_query_proof(&c.qnn, &q, &c.proofs[0])
+                            .0
+                            .is_empty()
+                    );
+                    assert!(c.fracs[1] >= 4, "{:?}", c.fracs);
+                }
+                _ => assert!(r.chosen.is_none() && r.note.contains("time budget")),
+            }
+        }
+    }
 }
