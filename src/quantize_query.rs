@@ -227,6 +227,7 @@ pub fn search_strategy(
         tested: 0,
         late: false,
         first: 0,
+        passed: Vec::new(),
     };
     let d = net.depth();
     let (lo, hi) = (opts.min_frac, opts.max_frac);
@@ -248,7 +249,12 @@ pub fn search_strategy(
         return Ok(out);
     };
     let params: Vec<u64> = net.params_per_layer().iter().map(|&p| p as u64).collect();
-    let order = largest_first(&params);
+    // layers without parameters (a lowered pooling tournament) cost no memory at any width:
+    // lowering them saves nothing, so they stay at B_u and cost no candidate
+    let order: Vec<usize> = largest_first(&params)
+        .into_iter()
+        .filter(|&i| params[i] > 0)
+        .collect();
     // per layer: bisection for the lowest passing F with the others fixed; then one bit down
     // on any layer while that passes (the moves of the property-set descent)
     bisect_layers(&mut walk, &order, lo, &mut cur, &mut best)?;
@@ -258,8 +264,47 @@ pub fn search_strategy(
             "the time budget ran out during the search: the best strategy proven so far".into();
     }
     out.tested = walk.tested;
-    out.chosen = Some(best);
+    // candidates were proven by DeepPoly alone; the independent checker re-proves the kept
+    // point (the lowest passing one is the last found; should the checker reject it, the one
+    // before it, and so on; SOUNDNESS.md row 51)
+    drop(best);
+    let mut rejected = 0;
+    while let Some(mut p) = walk.passed.pop() {
+        if recheck(&mut p, &walk.queries) {
+            out.chosen = Some(p);
+            break;
+        }
+        rejected += 1;
+    }
+    if rejected > 0 {
+        let why = format!(
+            "internal: the independent checker rejected the proof of {rejected} passing point(s)"
+        );
+        out.note = if out.note.is_empty() {
+            why
+        } else {
+            format!("{}; {why}", out.note)
+        };
+    }
     Ok(out)
+}
+
+/// Re-proves every query's split trees of `p` with the independent checker
+/// (`check::query::check_query_proof`); fills in the weakest refutations. `false` if any is
+/// rejected.
+fn recheck(p: &mut Passing, queries: &[&Query]) -> bool {
+    for ((q, proof), o) in queries.iter().zip(&p.proofs).zip(&mut p.outcomes) {
+        let (reasons, checks) = crate::check::query::check_query_proof(&p.qnn, q, proof);
+        if !reasons.is_empty() {
+            return false;
+        }
+        o.worst_upper = checks
+            .iter()
+            .map(|c| c.worst_upper)
+            .filter(|u| !u.is_nan())
+            .reduce(f64::max);
+    }
+    true
 }
 
 /// The answer for one query of a set (see [`quantize_queries`]).
@@ -371,6 +416,9 @@ struct Walk<'a> {
     seen: HashMap<Vec<u32>, bool>,
     tested: usize,
     late: bool,
+    /// Passing points in the order found (each lower than the one before), not yet re-proven
+    /// by the independent checker.
+    passed: Vec<Passing>,
 }
 
 impl FracOracle for Walk<'_> {
@@ -414,6 +462,8 @@ impl Walk<'_> {
         for k in (0..n).map(|i| (self.first + i) % n) {
             let opts = SplitOptions {
                 max_splits: self.budgets[k],
+                // the checker re-proves only the point the search keeps (search_strategy)
+                recheck: false,
                 ..self.opts.clone()
             };
             let outcome = verify_query(&qnn, self.queries[k], self.proposer, &opts)?;
@@ -432,14 +482,16 @@ impl Walk<'_> {
             outcomes[k] = Some(outcome);
         }
         self.seen.insert(fracs.to_vec(), true);
-        Ok(Some(Passing {
+        let pass = Passing {
             fracs: fracs.to_vec(),
             strategy,
             qnn,
             qnn_bytes,
             proofs,
             outcomes: outcomes.into_iter().flatten().collect(),
-        }))
+        };
+        self.passed.push(pass.clone());
+        Ok(Some(pass))
     }
 }
 
@@ -568,5 +620,46 @@ mod tests {
         assert!(c.fracs[1] > 1, "{:?}", c.fracs);
         assert!(floor.admits(&c.qnn));
         assert_eq!(c.qnn.predict(&[0.5]), 1);
+    }
+
+    /// Eq. (82) on the split-proof search: an expired deadline answers `unknown` (the float
+    /// proof times out); a deadline during the search gives the best point proven so far,
+    /// and that point's proof is one the independent checker accepts.
+    #[test]
+    fn a_deadline_never_certifies_an_unproven_point() {
+        use std::time::{Duration, Instant};
+        let net = scale_net(0.3);
+        let q = query("(or (>= Y_0 0.35) (<= Y_0 0.26))");
+        let at = |d: Instant| QuantizeQueryOptions {
+            split: SplitOptions {
+                deadline: Some(d),
+                ..SplitOptions::default()
+            },
+            ..QuantizeQueryOptions::default()
+        };
+        let r = quantize_query(&net, &q, &none(), &at(Instant::now())).unwrap();
+        assert_eq!(r.status, QueryStatus::Unknown);
+        assert!(
+            r.chosen.is_none() && r.note.contains("time budget"),
+            "{}",
+            r.note
+        );
+        for micros in [1, 100, 1000, 10_000, 100_000] {
+            let d = Instant::now() + Duration::from_micros(micros);
+            let r = quantize_query(&net, &q, &none(), &at(d)).unwrap();
+            match r.status {
+                QueryStatus::Certified => {
+                    let c = r.chosen.unwrap();
+                    assert_eq!(c.qnn, c.strategy.apply(&net).unwrap());
+                    assert!(
+                        crate::check::query::check_query_proof(&c.qnn, &q, &c.proofs[0])
+                            .0
+                            .is_empty()
+                    );
+                    assert!(c.fracs[1] >= 4, "{:?}", c.fracs);
+                }
+                _ => assert!(r.chosen.is_none() && r.note.contains("time budget")),
+            }
+        }
     }
 }

@@ -238,3 +238,40 @@ fn an_unknown_algorithm_1_answer_falls_back_to_the_split_proof_route() {
     assert_eq!(c, Some(0), "{text}");
     assert!(text.contains("VALID"), "{text}");
 }
+
+/// `--timeout` bounds the Algorithm-1 route (docs/method.md eqs. (81), (82)): with a budget
+/// that has run out before the synthesis starts, Algorithm 1 ends `timeout` at once, nothing
+/// is certified or written, and the split-proof fallback does not start either.
+#[test]
+fn an_exhausted_timeout_ends_algorithm_1_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = inputs(TIGHT.0, TIGHT.1) + ROBUST_3;
+    let model = setup(dir.path(), &[("tight.vnnlib", text)]);
+    let prop = dir.path().join("tight.vnnlib");
+    for method in ["guided", "paper"] {
+        let out = dir.path().join(format!("late-{method}"));
+        let t = std::time::Instant::now();
+        let (code, v) = run_json(&[
+            "synth",
+            "robustness",
+            "--model",
+            &model,
+            "--vnnlib",
+            s(&prop),
+            "--method",
+            method,
+            "--timeout",
+            "0.000001",
+            "--out",
+            s(&out),
+        ]);
+        assert!(t.elapsed().as_secs() < 60, "{v}");
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(v["status"], "unknown", "{v}");
+        assert_eq!(v["route"], "algorithm1", "{v}");
+        let note = v["note"].as_str().unwrap_or_default();
+        assert!(note.contains("time budget ran out"), "{v}");
+        assert_eq!(v["files"][0]["certified"], false, "{v}");
+        assert!(!out.join("certificate.json").exists());
+    }
+}

@@ -7,7 +7,7 @@
 //! Exit codes as `synth robustness`: 0 certified, 1 not (violated / unknown), 2 bad input.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -18,6 +18,7 @@ use certquant::milp::cbc::Cbc;
 use certquant::quantize::QuantConfig;
 use certquant::quantize_query::{QuantizeQueryOptions, QueryStatus, quantize_query};
 use certquant::split::SplitOptions;
+use certquant_synth::deadline::Deadline;
 use certquant_synth::multipliers::LpMultipliers;
 
 use super::common::{Outcome, accuracy, load_data, load_model, report_outcome};
@@ -151,17 +152,20 @@ pub fn run(a: &SynthVnnlibArgs) -> Result<SynthVnnlibReport> {
         Some(d) => Some(std::sync::Arc::new(load_data(d, &m.net)?)),
         None => None,
     };
-    let floor = data
-        .as_ref()
-        .map(|d| certquant::floor::AccuracyFloor::new(&m.net, d.clone(), a.max_acc_drop));
+    // 90 % of the budget for the proofs and the search (the floor's count included): the
+    // rest is for the outputs (accuracy, attack, certificate and its re-check) of the best
+    // point (docs/method.md eq. (81))
+    let deadline = Deadline::from_timeout(start, a.timeout, 0.9);
+    let floor = data.as_ref().map(|d| {
+        certquant::floor::AccuracyFloor::new(&m.net, d.clone(), a.max_acc_drop)
+            .with_deadline(deadline)
+    });
     let opts = QuantizeQueryOptions {
         min_frac: a.min_frac,
         max_frac: a.max_frac,
         split: SplitOptions {
             max_splits: a.max_splits,
-            // 90 % of the budget for the proofs and the search: the rest is for the
-            // outputs (accuracy, attack, certificate and its re-check) of the best point
-            deadline: a.timeout.map(|s| start + Duration::from_secs_f64(0.9 * s)),
+            deadline: deadline.instant(),
             ..SplitOptions::default()
         },
         candidate_max_splits: None,

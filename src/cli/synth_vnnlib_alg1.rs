@@ -16,7 +16,7 @@
 //! written and re-checked by the independent checker.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 
@@ -30,6 +30,7 @@ use certquant::spec::Property;
 use certquant::split::{SplitOptions, Verdict, verify_query};
 use certquant::synth::{SynthStatus, synthesize};
 use certquant::vnnlib::Query;
+use certquant_synth::deadline::Deadline;
 use certquant_synth::multipliers::LpMultipliers;
 
 use super::common::{LoadedModel, accuracy};
@@ -50,14 +51,24 @@ pub fn recognise(files: &[PathBuf], queries: &[Query]) -> Result<Vec<Vec<Propert
         .collect()
 }
 
-/// Split options for float and final proofs under the request's budget.
+/// Split options for float and final proofs under the request's budget (90 % of
+/// `--timeout`, docs/method.md eq. (81)).
 fn split_opts(r: &VnnlibSetRequest, start: Instant) -> SplitOptions {
     SplitOptions {
         max_splits: r.max_splits,
-        deadline: r.timeout.map(|s| start + Duration::from_secs_f64(0.9 * s)),
+        deadline: Deadline::from_timeout(start, r.timeout, PROOF_SHARE).instant(),
         ..SplitOptions::default()
     }
 }
+
+/// Share of `--timeout` for the proofs (the float decision and the final proof on the QNN);
+/// the rest is for the outputs (accuracy, attack, certificate and its re-check).
+const PROOF_SHARE: f64 = 0.9;
+
+/// Share of `--timeout` for the synthesis itself (Algorithm 1 or the property-set search):
+/// it ends earlier than the proofs' share so that the best point found still gets its final
+/// proof (docs/method.md eq. (81)).
+const SEARCH_SHARE: f64 = 0.75;
 
 /// Runs the Algorithm-1 route (module documentation) on recognised files; the report has the
 /// shape of today's route, with `route` and `chi` filled in.
@@ -154,25 +165,31 @@ pub fn run(
         report.note = "no property holds on the float network".into();
         return Ok((report, None, kept));
     }
-    // 2. Algorithm 1 on one property, the set search on several
+    // 2. Algorithm 1 on one property, the set search on several, both under the search's
+    //    share of the budget (eqs. (81), (82))
+    let deadline = Deadline::from_timeout(start, r.timeout, SEARCH_SHARE);
     let (strategy, qnn) = if set.len() == 1 {
         let prop = &set[0];
         let mut sopts = synth_options(r.opts);
+        sopts.deadline = deadline;
         if let Some(d) = data
             && r.opts.method == MethodArg::Guided
         {
-            sopts.accuracy_floor = Some(AccuracyFloor::new(
-                net,
-                std::sync::Arc::new(d.clone()),
-                r.max_acc_drop,
-            ));
+            sopts.accuracy_floor = Some(
+                AccuracyFloor::new(net, std::sync::Arc::new(d.clone()), r.max_acc_drop)
+                    .with_deadline(deadline),
+            );
         }
         let o = synthesize(net, prop, &prop.input.center(), &Cbc, &sopts)?;
         report.chi = o.preimages.iter().map(|p| p.chi).collect();
         report.candidates = o.deeppoly_calls;
-        if o.status != SynthStatus::Certified {
-            report.note = format!("Algorithm 1 ended with {:?}", o.status);
-        }
+        report.note = match o.status {
+            SynthStatus::Certified => String::new(),
+            SynthStatus::Timeout => {
+                "the time budget ran out during Algorithm 1 (timeout): nothing certified".into()
+            }
+            s => format!("Algorithm 1 ended with {s:?}"),
+        };
         (o.strategy, o.qnn)
     } else {
         report.route = "set-search".into();
@@ -186,13 +203,21 @@ pub fn run(
                 SearchArg::Descent => SearchMethod::Descent,
                 _ => SearchMethod::Exact,
             },
+            deadline,
             ..SearchOptions::default()
         };
         let o = search(net, &set, data, &opts)?;
         report.candidates = o.candidates;
-        if o.strategy.is_none() {
-            report.note = "the property-set search found no strategy".into();
-        }
+        report.note = match (&o.strategy, o.timed_out) {
+            (None, false) => "the property-set search found no strategy".into(),
+            (None, true) => {
+                "the time budget ran out during the property-set search (timeout): no strategy proven".into()
+            }
+            (Some(_), true) => {
+                "the time budget ran out during the property-set search: the best strategy proven so far".into()
+            }
+            (Some(_), false) => String::new(),
+        };
         (o.strategy, o.qnn)
     };
     let (Some(strategy), Some(qnn)) = (strategy, qnn) else {

@@ -14,7 +14,7 @@
 //! Exit codes as `synth robustness`: 0 every file certified, 1 not, 2 bad input.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use certquant::milp::cbc::Cbc;
 use certquant::quantize::QuantConfig;
 use certquant::quantize_query::{QuantizeQueryOptions, QueryStatus, quantize_queries};
 use certquant::split::{SplitOptions, Verdict};
+use certquant_synth::deadline::Deadline;
 use certquant_synth::multipliers::LpMultipliers;
 
 use super::common::{Outcome, accuracy, load_data, load_model, report_outcome};
@@ -236,16 +237,19 @@ pub fn run(r: &VnnlibSetRequest) -> Result<SynthVnnlibSetReport> {
             "{fallback}; --search exact is not available there (every candidate is a full split proof); use --search descent or auto"
         );
     }
-    let floor = data
-        .as_ref()
-        .map(|d| certquant::floor::AccuracyFloor::new(&m.net, d.clone(), r.max_acc_drop));
+    // 90 % for the proofs and the search (the floor's count included), the rest for the
+    // outputs (docs/method.md eq. (81))
+    let deadline = Deadline::from_timeout(start, r.timeout, 0.9);
+    let floor = data.as_ref().map(|d| {
+        certquant::floor::AccuracyFloor::new(&m.net, d.clone(), r.max_acc_drop)
+            .with_deadline(deadline)
+    });
     let opts = QuantizeQueryOptions {
         min_frac: r.opts.min_frac.unwrap_or(1),
         max_frac: r.opts.max_frac,
         split: SplitOptions {
             max_splits: r.max_splits,
-            // 90 % for the proofs and the search, the rest for the outputs
-            deadline: r.timeout.map(|s| start + Duration::from_secs_f64(0.9 * s)),
+            deadline: deadline.instant(),
             ..SplitOptions::default()
         },
         candidate_max_splits: None,

@@ -27,6 +27,7 @@ use certquant_core::model::Network;
 use certquant_core::spec::Property;
 use certquant_milp::{Backend, MilpError};
 
+use crate::deadline::Deadline;
 use crate::floor::AccuracyFloor;
 use crate::multipliers::LpMultipliers;
 use crate::preimage::{
@@ -90,6 +91,11 @@ pub struct SynthOptions {
     /// With [`Method::Guided`]: every accepted layer and the final network must keep the
     /// accuracy within this floor (the paper's search ignores it).
     pub accuracy_floor: Option<AccuracyFloor>,
+    /// Wall-clock end of the synthesis (docs/method.md eqs. (81), (82)): checked between the
+    /// preimages' layers and between the forward search's candidates; on expiry the status
+    /// is [`SynthStatus::Timeout`] (the forward search keeps no proven point before its
+    /// last layer, so there is no "best so far"). Also the preimages' deadline.
+    pub deadline: Deadline,
 }
 
 impl SynthOptions {
@@ -106,6 +112,7 @@ impl SynthOptions {
             given_chi: None,
             method: Method::Paper,
             accuracy_floor: None,
+            deadline: Deadline::NONE,
         }
     }
 
@@ -154,7 +161,8 @@ pub enum SynthStatus {
     Unknown,
     /// DeepPoly cannot prove the property on the float network.
     PropertyFails,
-    /// The task ran out of time (set by callers that impose a wall-clock limit).
+    /// The task ran out of time ([`SynthOptions::deadline`], or a caller's own wall-clock
+    /// limit): nothing is certified.
     Timeout,
 }
 
@@ -272,11 +280,25 @@ pub fn synthesize(
     if !float.proven {
         return Ok(out);
     }
+    out.status = SynthStatus::Timeout;
+    if opts.deadline.expired() {
+        return Ok(out);
+    }
     let t0 = Instant::now();
     let centre_pre = pre_activations(net, centre);
+    let popts = PreimageOptions {
+        deadline: opts.preimage.deadline.min(opts.deadline),
+        ..opts.preimage.clone()
+    };
     out.preimages = match &opts.given_chi {
         Some(chis) => preimages_from_chi(&dp, &centre_pre, opts.preimage.template, chis)?,
-        None => compute_preimages(&dp, &centre_pre, prop.output, backend, &opts.preimage)?,
+        None => match compute_preimages(&dp, &centre_pre, prop.output, backend, &popts) {
+            Err(PreimageError::DeadlineExpired(_)) => {
+                out.preimage_seconds = t0.elapsed().as_secs_f64();
+                return Ok(out);
+            }
+            r => r?,
+        },
     };
     out.preimage_seconds = t0.elapsed().as_secs_f64();
 
@@ -300,6 +322,8 @@ pub fn synthesize(
         out.qnn_multipliers = proof.multipliers.clone();
         out.strategy = Some(strategy);
         out.qnn = Some(qnn);
+    } else if fwd.timed_out {
+        out.status = SynthStatus::Timeout;
     } else {
         out.status = SynthStatus::Unknown;
     }
@@ -510,6 +534,74 @@ mod tests {
             }
         }
         assert_eq!(rescued, 2);
+    }
+
+    /// Eq. (82): an expired deadline ends Algorithm 1 with `timeout` promptly and certifies
+    /// nothing; a generous one changes nothing.
+    #[test]
+    fn an_expired_deadline_times_out_and_never_certifies() {
+        use std::time::{Duration, Instant};
+        for seed in 0..3u64 {
+            let (net, prop, centre) = random_task(seed);
+            let plain = SynthOptions::paper(false);
+            let full = synthesize(&net, &prop, &centre, &Cbc, &plain).unwrap();
+            for guided in [false, true] {
+                let expired = SynthOptions {
+                    deadline: Deadline::at(Instant::now()),
+                    method: if guided {
+                        Method::Guided
+                    } else {
+                        Method::Paper
+                    },
+                    ..plain.clone()
+                };
+                let t = Instant::now();
+                let o = synthesize(&net, &prop, &centre, &Cbc, &expired).unwrap();
+                assert!(t.elapsed() < Duration::from_secs(5));
+                if full.status == SynthStatus::PropertyFails {
+                    assert_eq!(o.status, SynthStatus::PropertyFails);
+                } else {
+                    assert_eq!(o.status, SynthStatus::Timeout, "seed {seed}");
+                }
+                assert!(o.strategy.is_none() && o.qnn.is_none() && o.qnn_margin.is_none());
+            }
+            // the deadline reaches the forward search too (given χ: no preimages to stop)
+            let given = SynthOptions {
+                given_chi: Some(vec![0.01]),
+                deadline: Deadline::at(Instant::now()),
+                ..plain.clone()
+            };
+            let o = synthesize(&net, &prop, &centre, &Cbc, &given).unwrap();
+            if o.status != SynthStatus::PropertyFails {
+                assert_eq!(o.status, SynthStatus::Timeout);
+                assert!(o.layers.iter().all(|l| l.config.is_none()));
+            }
+            let generous = SynthOptions {
+                deadline: Deadline::after(Duration::from_secs(3600)),
+                ..plain.clone()
+            };
+            let g = synthesize(&net, &prop, &centre, &Cbc, &generous).unwrap();
+            assert_eq!((g.status, g.strategy), (full.status, full.strategy));
+        }
+    }
+
+    /// A preimage computation past its deadline stops between layers with its own error.
+    #[test]
+    fn preimages_stop_between_layers() {
+        let (net, prop, centre) = random_task(1);
+        let dp = DeepPoly::run(&net, &prop.input).unwrap();
+        let opts = PreimageOptions {
+            deadline: Deadline::at(std::time::Instant::now()),
+            ..PreimageOptions::default()
+        };
+        let r = compute_preimages(
+            &dp,
+            &pre_activations(&net, &centre),
+            prop.output,
+            &Cbc,
+            &opts,
+        );
+        assert!(matches!(r, Err(PreimageError::DeadlineExpired(0))), "{r:?}");
     }
 
     #[test]

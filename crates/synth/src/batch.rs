@@ -29,9 +29,17 @@ use certquant_core::graph::InputMap;
 use certquant_core::model::{Affine, Network, argmax};
 use rayon::prelude::*;
 
+use crate::deadline::Deadline;
+
 /// Images per chunk: a GEMM of this many rows is efficient, and a rejected candidate stops
 /// after few of them.
 pub const CHUNK: usize = 256;
+
+thread_local! {
+    /// Two activation buffers per thread for the layers whose outputs are not cached.
+    static SCRATCH: std::cell::RefCell<(Vec<f64>, Vec<f64>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
 
 /// Default bound on the bytes of cached hidden activations.
 pub const DEFAULT_CACHE_BYTES: usize = 768 << 20;
@@ -56,7 +64,7 @@ pub struct BatchEval {
     index: Vec<usize>,
     labels: Vec<usize>,
     /// Mapped inputs, one matrix per chunk (`rows × width`, row-major).
-    inputs: Vec<Arc<[f64]>>,
+    inputs: Vec<Arc<Vec<f64>>>,
     width: usize,
     input_map: Option<InputMap>,
     max_abs_input: f64,
@@ -79,7 +87,7 @@ impl std::fmt::Debug for BatchEval {
 struct Level {
     prefix: Vec<Affine>,
     keys: Vec<u64>,
-    chunks: Vec<OnceLock<Arc<[f64]>>>,
+    chunks: Vec<OnceLock<Arc<Vec<f64>>>>,
     bytes: usize,
     used: AtomicU64,
 }
@@ -189,6 +197,16 @@ impl BatchEval {
     /// the remaining chunks are skipped and the result is some number above `stop` (an exact
     /// rejection, eq. (61)). Chunks run in parallel, hardest first.
     pub fn errors(&self, net: &Network, stop: usize) -> usize {
+        self.errors_until(net, stop, Deadline::NONE)
+    }
+
+    /// [`BatchEval::errors`] that also stops once `deadline` passes (checked before every
+    /// chunk); the result is then `usize::MAX`, i.e. above any `stop`: a cut-short count
+    /// rejects, it never admits (docs/method.md eq. (82)).
+    pub fn errors_until(&self, net: &Network, stop: usize, deadline: Deadline) -> usize {
+        if deadline.expired() {
+            return usize::MAX;
+        }
         if net.layers()[0].inputs() != self.width || net.input_map() != self.input_map.as_ref() {
             return self.errors_scalar(net, stop);
         }
@@ -197,9 +215,14 @@ impl BatchEval {
         let next = AtomicUsize::new(0);
         let wrong = AtomicUsize::new(0);
         let threads = rayon::current_num_threads().max(1);
+        let cut = std::sync::atomic::AtomicBool::new(false);
         (0..threads).into_par_iter().for_each(|_| {
             loop {
                 if wrong.load(Ordering::Relaxed) > stop {
+                    return;
+                }
+                if deadline.expired() {
+                    cut.store(true, Ordering::Relaxed);
                     return;
                 }
                 let c = next.fetch_add(1, Ordering::Relaxed);
@@ -210,7 +233,11 @@ impl BatchEval {
                 wrong.fetch_add(e, Ordering::Relaxed);
             }
         });
-        wrong.into_inner()
+        let wrong = wrong.into_inner();
+        if cut.into_inner() && wrong <= stop {
+            return usize::MAX;
+        }
+        wrong
     }
 
     /// The class of every labelled image (in data-set order of the labelled images) as
@@ -261,30 +288,49 @@ impl BatchEval {
         self.chunks.fetch_add(1, Ordering::Relaxed);
         let rows = self.chunk_rows(c).len();
         let depth = net.depth();
-        // the deepest cached activations of this chunk
+        // the deepest cached activations of this chunk (or its inputs)
         let mut start = 0;
-        let mut act: Arc<[f64]> = self.inputs[c].clone();
+        let mut held: Option<Arc<Vec<f64>>> = Some(self.inputs[c].clone());
         for k in (0..levels.len()).rev() {
             if let Some(a) = levels[k].chunks[c].get() {
-                act = a.clone();
+                held = Some(a.clone());
                 start = k + 1;
                 self.cached_layers.fetch_add(k + 1, Ordering::Relaxed);
                 break;
             }
         }
-        for k in start..depth {
-            let mut y = layer_rows(&net.layers()[k], &act, rows);
-            if k + 1 < depth {
-                y.iter_mut().for_each(|v| *v = v.max(0.0));
-                let y: Arc<[f64]> = y.into();
-                if let Some(l) = levels.get(k) {
-                    let _ = l.chunks[c].set(y.clone());
+        // activations that are not cached live in two per-thread scratch buffers, reused from
+        // chunk to chunk and layer to layer: no fresh allocation (and page faults) per layer
+        SCRATCH.with(|scratch| {
+            let (mut a, mut b) = std::mem::take(&mut *scratch.borrow_mut());
+            for k in start..depth {
+                let src: &[f64] = held.as_deref().map_or(&a, |h| h.as_slice());
+                layer_rows_into(&net.layers()[k], src, rows, &mut b);
+                if k + 1 < depth {
+                    b.iter_mut().for_each(|v| *v = v.max(0.0));
                 }
-                act = y;
-            } else {
-                act = y.into();
+                match levels.get(k) {
+                    Some(l) if k + 1 < depth => {
+                        let kept = Arc::new(std::mem::take(&mut b));
+                        let _ = l.chunks[c].set(kept.clone());
+                        held = Some(kept);
+                    }
+                    _ => {
+                        std::mem::swap(&mut a, &mut b);
+                        held = None;
+                    }
+                }
             }
-        }
+            let act: &[f64] = held.as_deref().map_or(&a, |h| h.as_slice());
+            let classes = self.classify(net, act, c, delta);
+            *scratch.borrow_mut() = (a, b);
+            classes
+        })
+    }
+
+    /// The classes of chunk `c` from its logits `act` (re-run through `predict` where the
+    /// top-2 gap is within the rounding bound, eq. (62)).
+    fn classify(&self, net: &Network, act: &[f64], c: usize, delta: f64) -> Vec<usize> {
         let out = net.output_dim();
         act.chunks(out)
             .zip(self.chunk_rows(c))
@@ -383,6 +429,12 @@ impl BatchEval {
                 None => break,
             }
         }
+        // what still does not fit is not cached: the deepest levels of this prefix go first
+        // (a wide lowered chain would otherwise keep every hidden activation of every image)
+        while cache.levels.iter().map(|l| l.bytes).sum::<usize>() > cache.budget {
+            let Some(last) = out.pop() else { break };
+            cache.levels.retain(|l| !Arc::ptr_eq(l, &last));
+        }
         out
     }
 }
@@ -401,14 +453,22 @@ fn layer_key(l: &Affine) -> u64 {
 /// `rows` inputs (row-major, `rows × layer.inputs()`) through one affine layer (no ReLU):
 /// one GEMM for a dense layer, the non-zero entries for a sparse one.
 fn layer_rows(layer: &Affine, x: &[f64], rows: usize) -> Vec<f64> {
+    let mut y = Vec::new();
+    layer_rows_into(layer, x, rows, &mut y);
+    y
+}
+
+/// [`layer_rows`] into `y` (resized to `rows × layer.outputs()`, its allocation reused).
+fn layer_rows_into(layer: &Affine, x: &[f64], rows: usize, y: &mut Vec<f64>) {
     let (n, m) = (layer.inputs(), layer.outputs());
-    let mut y = vec![0.0; rows * m];
+    y.clear();
+    y.resize(rows * m, 0.0);
     match layer.weights() {
         Some(w) => {
             // SAFETY: `x` is rows × n (row-major), `w` is m × n row-major, read as its
             // transpose (n × m, row stride 1, column stride n); `y` is rows × m row-major,
             // and every slice is exactly that long.
-            debug_assert_eq!(x.len(), rows * n);
+            assert_eq!(x.len(), rows * n);
             debug_assert_eq!(w.len(), m * n);
             unsafe {
                 matrixmultiply::dgemm(
@@ -430,12 +490,22 @@ fn layer_rows(layer: &Affine, x: &[f64], rows: usize) -> Vec<f64> {
             }
         }
         None => {
-            let entries: Vec<Vec<(usize, f64)>> =
-                (0..m).map(|j| layer.row_entries(j).collect()).collect();
-            for r in 0..rows {
-                let xr = &x[r * n..(r + 1) * n];
-                for (j, e) in entries.iter().enumerate() {
-                    y[r * m + j] = e.iter().map(|&(c, v)| v * xr[c]).sum();
+            // the non-zero entries once per call as flat arrays (no allocation per row),
+            // then image by image (its input row stays in cache), each sum in the entries'
+            // column order
+            let mut start = Vec::with_capacity(m + 1);
+            let mut entries: Vec<(usize, f64)> = Vec::with_capacity(layer.nnz());
+            start.push(0);
+            for j in 0..m {
+                entries.extend(layer.row_entries(j));
+                start.push(entries.len());
+            }
+            for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)).take(rows) {
+                for (j, v) in yr.iter_mut().enumerate() {
+                    *v = entries[start[j]..start[j + 1]]
+                        .iter()
+                        .map(|&(c, w)| w * xr[c])
+                        .sum();
                 }
             }
         }
@@ -444,7 +514,6 @@ fn layer_rows(layer: &Affine, x: &[f64], rows: usize) -> Vec<f64> {
     for row in y.chunks_mut(m) {
         row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
     }
-    y
 }
 
 /// Logits of `rows` mapped inputs (no input map applied, no rounding bound): for ordering.

@@ -45,7 +45,11 @@ pub(crate) fn descent(
     let Some(mut best) = walk.test(&cur)? else {
         return Ok((None, walk.tested));
     };
-    let order = largest_first(&params);
+    // layers without parameters cost no memory at any width: no candidate is spent on them
+    let order: Vec<usize> = largest_first(&params)
+        .into_iter()
+        .filter(|&i| params[i] > 0)
+        .collect();
     // 2. bisection per layer
     bisect_layers(&mut walk, &order, lo, &mut cur, &mut best)?;
     loop {
@@ -201,8 +205,10 @@ struct Walk<'e, 'a> {
 }
 
 impl Walk<'_, '_> {
+    /// The candidate budget is spent or the deadline passed (the walk's `best` stays the
+    /// last proven point: "best so far").
     fn exhausted(&self) -> bool {
-        self.tested >= self.limit
+        self.tested >= self.limit || self.ev.late()
     }
 
     /// Tests one point (proofs shared among the threads); a point seen before that failed is
@@ -247,7 +253,7 @@ impl Walk<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::search::{SearchMethod, SearchOptions, search};
+    use crate::search::{PropertyStatus, SearchMethod, SearchOptions, search};
     use certquant_bounds::DeepPoly;
     use certquant_core::model::{Affine, Network};
     use certquant_core::spec::{InputBox, OutputSpec, Property};
@@ -328,6 +334,52 @@ mod tests {
                 );
             }
             assert!(se.memory_bits(&n) <= sd.memory_bits(&n), "exact is optimal");
+        }
+    }
+
+    /// Eq. (82): past the deadline neither search answers with an unproven point. Expired
+    /// at the start: no strategy and `timed_out`; a tiny deadline: whatever comes back (the
+    /// best so far, or nothing) proves every property on its QNN.
+    #[test]
+    fn a_deadline_gives_the_best_proven_point_or_nothing() {
+        use crate::deadline::Deadline;
+        use std::time::{Duration, Instant};
+        let n = net(5, &[4, 12, 10, 8, 3]);
+        let ps = props(&n, 105, 4);
+        for method in [SearchMethod::Exact, SearchMethod::Descent] {
+            let base = SearchOptions {
+                max_frac: 10,
+                method,
+                ..SearchOptions::default()
+            };
+            let expired = SearchOptions {
+                deadline: Deadline::at(Instant::now()),
+                ..base.clone()
+            };
+            let o = search(&n, &ps, None, &expired).unwrap();
+            assert!(o.timed_out && o.strategy.is_none() && o.qnn.is_none());
+            assert!(o.status.iter().all(|s| *s != PropertyStatus::Certified));
+            for micros in [1, 50, 200, 1000, 5000] {
+                let tiny = SearchOptions {
+                    deadline: Deadline::after(Duration::from_micros(micros)),
+                    ..base.clone()
+                };
+                let o = search(&n, &ps, None, &tiny).unwrap();
+                if let (Some(s), Some(q)) = (&o.strategy, &o.qnn) {
+                    assert_eq!(*q, s.apply(&n).unwrap());
+                    for p in &ps {
+                        let dp = DeepPoly::run(q, &p.input).unwrap();
+                        assert!(
+                            dp.prove_output(p.output).unwrap().0,
+                            "{method:?} {micros} µs"
+                        );
+                    }
+                } else {
+                    assert!(o.timed_out, "no strategy only on a timeout");
+                }
+            }
+            let full = search(&n, &ps, None, &base).unwrap();
+            assert!(!full.timed_out && full.strategy.is_some());
         }
     }
 }

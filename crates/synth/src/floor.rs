@@ -13,6 +13,7 @@ use certquant_core::model::Network;
 use rayon::prelude::*;
 
 use crate::batch::BatchEval;
+use crate::deadline::Deadline;
 
 /// Images per parallel chunk: small enough to stop early, large enough to keep both cores busy.
 const CHUNK: usize = 256;
@@ -25,6 +26,7 @@ pub struct AccuracyFloor {
     max_errors: usize,
     float_accuracy: f64,
     batch: Option<Arc<BatchEval>>,
+    deadline: Deadline,
 }
 
 impl std::fmt::Debug for AccuracyFloor {
@@ -53,7 +55,16 @@ impl AccuracyFloor {
             max_errors: float_errors + slack,
             float_accuracy,
             batch: Some(batch),
+            deadline: Deadline::NONE,
         }
+    }
+
+    /// The same floor with a deadline (docs/method.md eq. (82)): once it has passed,
+    /// [`AccuracyFloor::admits`] rejects without finishing the count (a candidate is never
+    /// admitted on a partial count). Exact counts ([`AccuracyFloor::errors`]) ignore it.
+    pub fn with_deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same floor judged one image at a time with `Network::predict` (the path before
@@ -88,8 +99,14 @@ impl AccuracyFloor {
     }
 
     /// Whether `net` misclassifies at most the allowed number of images.
+    /// Past the floor's deadline: `false` (see [`AccuracyFloor::with_deadline`]).
     pub fn admits(&self, net: &Network) -> bool {
-        self.errors(net, self.max_errors) <= self.max_errors
+        let e = match &self.batch {
+            Some(b) => b.errors_until(net, self.max_errors, self.deadline),
+            None if self.deadline.expired() => usize::MAX,
+            None => errors(net, &self.data, self.max_errors),
+        };
+        e <= self.max_errors
     }
 
     /// Whether a classifier misclassifies at most the allowed number of images; `None` (e.g.
@@ -173,6 +190,23 @@ mod tests {
         let old = floor.clone().scalar();
         for t in [0.5099, 0.51, 0.5111, 0.9] {
             assert_eq!(floor.admits(&threshold(t)), old.admits(&threshold(t)));
+        }
+    }
+
+    /// Past its deadline the floor rejects (a cut-short count never admits); exact counts
+    /// are unaffected.
+    #[test]
+    fn an_expired_deadline_rejects() {
+        let d = data();
+        let at = crate::deadline::Deadline::at(std::time::Instant::now());
+        for floor in [
+            AccuracyFloor::new(&threshold(0.5), d.clone(), 1.0),
+            AccuracyFloor::new(&threshold(0.5), d.clone(), 1.0).scalar(),
+        ] {
+            assert!(floor.admits(&threshold(0.5)));
+            let late = floor.clone().with_deadline(at);
+            assert!(!late.admits(&threshold(0.5)));
+            assert_eq!(late.errors(&threshold(0.9), usize::MAX), 400);
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Forward {
     pub deeppoly_calls: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// `opts.deadline` passed before a strategy was found (no strategy then).
+    pub timed_out: bool,
 }
 
 /// Step 3 of Algorithm 1 for one or more properties at once: for each affine layer in order,
@@ -72,6 +74,7 @@ pub fn forward_search(
         proofs: Vec::new(),
         deeppoly_calls: 0,
         seconds: 0.0,
+        timed_out: false,
     };
     // per property, the rejected hidden-layer candidates (with `carry_rejections`, eq. (70))
     let mut carried: Vec<Vec<Rejection>> = vec![Vec::new(); items.len()];
@@ -85,6 +88,10 @@ pub fn forward_search(
             guided: false,
         };
         'frac: for f in opts.min_frac..=opts.max_frac {
+            if opts.deadline.expired() {
+                fwd.timed_out = true;
+                break;
+            }
             let cfg = config_for(float_layer, f)?;
             let cand = current
                 .with_layer(k, quantize_layer(float_layer, cfg))
@@ -183,7 +190,7 @@ pub fn forward_search(
                 break;
             }
         }
-        if record.config.is_none() && k + 1 < d && opts.method == Method::Guided {
+        if record.config.is_none() && k + 1 < d && opts.method == Method::Guided && !fwd.timed_out {
             let guided = guided_choice(net, &current, k, items, backend, opts, &mut fwd)?;
             record.tried += guided.tried;
             if let Some((cfg, head)) = guided.choice {
@@ -228,6 +235,10 @@ fn guided_choice(
     let tail = tail_at_max(net, current, k, opts)?;
     let mut tried = 0;
     'frac: for f in opts.min_frac..=opts.max_frac {
+        if opts.deadline.expired() {
+            fwd.timed_out = true;
+            break;
+        }
         tried += 1;
         let cfg = config_for(&net.layers()[k], f)?;
         let quantized = quantize_layer(&net.layers()[k], cfg);

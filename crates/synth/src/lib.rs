@@ -17,6 +17,7 @@ pub mod activations;
 pub mod algorithm1;
 pub mod backdoor;
 pub mod batch;
+pub mod deadline;
 pub mod descent;
 pub mod floor;
 pub mod forward;

@@ -39,6 +39,7 @@ use certquant_core::model::Network;
 use certquant_core::spec::Property;
 
 use crate::batch::BatchEval;
+use crate::deadline::Deadline;
 
 /// Errors of the search.
 #[derive(Debug, Error)]
@@ -94,6 +95,10 @@ pub struct SearchOptions {
     pub max_candidates: usize,
     /// Candidates evaluated in parallel per batch.
     pub batch: usize,
+    /// Wall-clock end of the search (docs/method.md eqs. (81), (82)), checked before every
+    /// candidate (and between chunks of the accuracy floor's images): on expiry the search
+    /// answers with the best candidate proven so far, if any ([`SearchOutcome::timed_out`]).
+    pub deadline: Deadline,
 }
 
 impl Default for SearchOptions {
@@ -106,6 +111,7 @@ impl Default for SearchOptions {
             min_accuracy: None,
             max_candidates: 200_000,
             batch: 16,
+            deadline: Deadline::NONE,
         }
     }
 }
@@ -148,6 +154,9 @@ pub struct SearchOutcome {
     pub accuracy_evaluations: usize,
     /// Seconds.
     pub seconds: f64,
+    /// [`SearchOptions::deadline`] passed: `strategy` is the best point proven so far (not
+    /// necessarily the search's optimum), or none.
+    pub timed_out: bool,
 }
 
 /// Accuracy of `net` on a labelled data set (parallel, one image at a time; unlabelled images
@@ -171,6 +180,7 @@ pub(crate) type Passing = (Strategy, Network, Vec<f64>);
 /// evaluator, and "accuracy ≥ floor" as an error budget with early rejection (eq. (61)).
 struct AccuracyTest {
     eval: BatchEval,
+    deadline: Deadline,
     /// All images (unlabelled ones count as wrong, as in [`accuracy`]).
     n: usize,
     labelled: usize,
@@ -180,7 +190,7 @@ struct AccuracyTest {
 }
 
 impl AccuracyTest {
-    fn new(net: &Network, ds: &Dataset, floor: Option<f64>) -> Self {
+    fn new(net: &Network, ds: &Dataset, floor: Option<f64>, deadline: Deadline) -> Self {
         let eval = BatchEval::new(net, std::sync::Arc::new(ds.clone()));
         let (n, labelled) = (ds.len(), eval.len());
         let acc = |e: usize| (labelled - e) as f64 / n.max(1) as f64;
@@ -202,6 +212,7 @@ impl AccuracyTest {
         });
         Self {
             eval,
+            deadline,
             n,
             labelled,
             budget,
@@ -213,7 +224,8 @@ impl AccuracyTest {
         match self.budget {
             None => true,
             Some(None) => false,
-            Some(Some(b)) => self.eval.errors(q, b) <= b,
+            // past the deadline the count is cut short: a rejection, never an admission
+            Some(Some(b)) => self.eval.errors_until(q, b, self.deadline) <= b,
         }
     }
 
@@ -236,6 +248,9 @@ pub(crate) struct Evaluator<'a> {
     prefix: PrefixCache,
     accuracy: Option<AccuracyTest>,
     accuracy_evals: AtomicUsize,
+    deadline: Deadline,
+    /// Set once a test found the deadline passed.
+    late: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -246,6 +261,7 @@ impl<'a> Evaluator<'a> {
         margins: &[f64],
         accuracy_data: Option<&Dataset>,
         floor: Option<f64>,
+        deadline: Deadline,
     ) -> Self {
         let mut order: Vec<usize> = (0..props.len()).collect();
         order.sort_by(|&a, &b| margins[a].total_cmp(&margins[b]));
@@ -256,9 +272,23 @@ impl<'a> Evaluator<'a> {
             order: Mutex::new(order),
             deeppoly: AtomicUsize::new(0),
             prefix: PrefixCache::new(n),
-            accuracy: accuracy_data.map(|d| AccuracyTest::new(net, d, floor)),
+            accuracy: accuracy_data.map(|d| AccuracyTest::new(net, d, floor, deadline)),
             accuracy_evals: AtomicUsize::new(0),
+            deadline,
+            late: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the deadline has passed (remembered once seen).
+    pub(crate) fn late(&self) -> bool {
+        if self.late.load(Ordering::Relaxed) {
+            return true;
+        }
+        let l = self.deadline.expired();
+        if l {
+            self.late.store(true, Ordering::Relaxed);
+        }
+        l
     }
 
     /// The float network.
@@ -268,7 +298,11 @@ impl<'a> Evaluator<'a> {
 
     /// Tests the candidate with fractional widths `fr`: floor, then proofs (in parallel over
     /// the properties if `parallel`). Returns the strategy, QNN and margins if it passes.
+    /// Past the deadline nothing passes (the candidate is not tested).
     pub(crate) fn test(&self, fr: &[u32], parallel: bool) -> Result<Option<Passing>, SearchError> {
+        if self.late() {
+            return Ok(None);
+        }
         let s = Strategy::from_fracs(self.net, fr)?;
         let q = s.apply(self.net)?;
         if let Some(a) = &self.accuracy
@@ -276,6 +310,9 @@ impl<'a> Evaluator<'a> {
         {
             self.accuracy_evals.fetch_add(1, Ordering::Relaxed);
             if !a.admits(&q) {
+                if self.deadline.expired() {
+                    self.late.store(true, Ordering::Relaxed);
+                }
                 return Ok(None);
             }
         }
@@ -511,6 +548,7 @@ pub fn search(
         &active_margins,
         accuracy_data,
         opts.min_accuracy,
+        opts.deadline,
     );
     let (best, candidates) = match opts.method {
         SearchMethod::Exact => exact(&ev, opts)?,
@@ -552,6 +590,7 @@ pub fn search(
         },
         accuracy_evaluations: ev.accuracy_evals.load(Ordering::Relaxed),
         seconds: t0.elapsed().as_secs_f64(),
+        timed_out: ev.late.load(Ordering::Relaxed),
     })
 }
 
@@ -566,7 +605,7 @@ fn exact(ev: &Evaluator<'_>, opts: &SearchOptions) -> Result<(Option<Chosen>, us
     // best passing candidate: (memory, accuracy, strategy, qnn, margins)
     type Best = (u64, Option<f64>, Strategy, Network, Vec<f64>);
     let mut best: Option<Best> = None;
-    'outer: while candidates < opts.max_candidates {
+    'outer: while candidates < opts.max_candidates && !ev.late() {
         let mut batch = Vec::with_capacity(opts.batch);
         while batch.len() < opts.batch {
             match frontier.next() {

@@ -92,6 +92,9 @@ pub enum PreimageError {
     /// Given `χ` values (see [`preimages_from_chi`]) do not fit the network.
     #[error("given χ values: {0}")]
     GivenChi(String),
+    /// [`PreimageOptions::deadline`] passed before every hidden layer had its preimage.
+    #[error("the time budget ran out during the preimages (at hidden layer {0})")]
+    DeadlineExpired(usize),
 }
 
 /// How the template widths `α, β` are chosen.
@@ -141,6 +144,9 @@ pub struct PreimageOptions {
     /// Backend settings passed through to every MILP of the synthesis (preimages and the
     /// relaxed count): experiments and MPS dumps, never a change of meaning.
     pub solver: SolverTuning,
+    /// Checked between layers: once passed, [`compute_preimages`] stops with
+    /// [`PreimageError::DeadlineExpired`] (docs/method.md eq. (82)).
+    pub deadline: crate::deadline::Deadline,
 }
 
 impl Default for PreimageOptions {
@@ -152,6 +158,7 @@ impl Default for PreimageOptions {
             time_limit: None,
             gap: 0.0,
             solver: SolverTuning::default(),
+            deadline: crate::deadline::Deadline::NONE,
         }
     }
 }
@@ -235,6 +242,9 @@ pub fn compute_preimages(
     }
     let mut out: Vec<Preimage> = Vec::new();
     for k in (0..d.saturating_sub(1)).rev() {
+        if opts.deadline.expired() {
+            return Err(PreimageError::DeadlineExpired(k));
+        }
         let lb = dp.layer(k);
         let (alpha, beta) = template_widths(opts.template, &lb.lo, &lb.hi, &centre_pre[k]);
         let ctx = LayerCtx::new(dp, k, &alpha, &beta);
