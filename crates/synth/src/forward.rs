@@ -137,6 +137,14 @@ pub fn forward_search(
                     } else {
                         continue 'frac;
                     };
+                    tracing::debug!(
+                        layer = k,
+                        frac = f,
+                        fails = fails.len(),
+                        limit,
+                        worst,
+                        "hidden-layer candidate counted"
+                    );
                     worst_all = worst_all.max(worst);
                     if worst > limit {
                         if opts.carry_rejections {
