@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use certquant_bounds::quantize::{QuantConfig, Strategy, config_for, quantize_layer};
 use certquant_bounds::{DeepPoly, OutputProof, prove_property};
-use certquant_core::model::Network;
+use certquant_core::model::{Affine, Network};
 use certquant_core::spec::Property;
 use certquant_milp::{Backend, SolveOptions};
 
@@ -84,12 +84,28 @@ pub fn forward_search(
             checks: 0,
             guided: false,
         };
+        // the previous candidate of this layer: reaching the loop's top again means it was
+        // rejected
+        let mut previous: Option<Affine> = None;
         'frac: for f in opts.min_frac..=opts.max_frac {
             let cfg = config_for(float_layer, f)?;
-            let cand = current
-                .with_layer(k, quantize_layer(float_layer, cfg))
-                .expect("quantization keeps shapes");
+            let quantized = quantize_layer(float_layer, cfg);
             record.tried += 1;
+            // A candidate identical to the rejected one (a parameter-free layer such as a
+            // lowered max-pool tournament level, or parameters already exact at fewer bits)
+            // is rejected again without its DeepPoly runs and counts (eq. (80)). Not with
+            // carried rejections, whose verdict depends on the rejections before it.
+            if !opts.carry_rejections
+                && previous
+                    .as_ref()
+                    .is_some_and(|p| same_params(p, &quantized))
+            {
+                continue 'frac;
+            }
+            previous = Some(quantized.clone());
+            let cand = current
+                .with_layer(k, quantized)
+                .expect("quantization keeps shapes");
             if k + 1 < d {
                 let mut worst_all = 0;
                 for (item, carried) in items.iter().zip(carried.iter_mut()) {
@@ -235,10 +251,19 @@ fn guided_choice(
 ) -> Result<Guided, SynthError> {
     let tail = tail_at_max(net, current, k, opts)?;
     let mut tried = 0;
+    let mut previous: Option<Affine> = None;
     'frac: for f in opts.min_frac..=opts.max_frac {
         tried += 1;
         let cfg = config_for(&net.layers()[k], f)?;
         let quantized = quantize_layer(&net.layers()[k], cfg);
+        // the same layer as the rejected previous `F` fails the same proofs
+        if previous
+            .as_ref()
+            .is_some_and(|p| same_params(p, &quantized))
+        {
+            continue 'frac;
+        }
+        previous = Some(quantized.clone());
         let probe = tail
             .with_layer(k, quantized.clone())
             .expect("quantization keeps shapes");
@@ -266,6 +291,16 @@ fn guided_choice(
         choice: None,
         tried,
     })
+}
+
+/// Whether two quantizations of one layer have bit-identical parameters, hence are the same
+/// layer (the lowering is a function of the parameters).
+fn same_params(a: &Affine, b: &Affine) -> bool {
+    let ((aw, ab), (bw, bb)) = (a.params(), b.params());
+    let same = |x: &[f64], y: &[f64]| {
+        x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits())
+    };
+    same(aw, bw) && same(ab, bb)
 }
 
 /// What [`guided_choice`] found: the config and the network with it, and how many `F` it tried.
