@@ -327,3 +327,62 @@ fn tail_at_max(
     }
     Ok(tail)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::algorithm1::{SynthOptions, SynthStatus, synthesize};
+    use certquant_core::model::{Affine, Network};
+    use certquant_core::spec::{InputBox, OutputSpec, Property};
+    use certquant_milp::cbc::Cbc;
+
+    /// A hidden layer whose parameters are exact at every `F` (weights ±1, 0, biases 0, like a
+    /// lowered max-pool tournament level) behind a layer that quantization moves: with a
+    /// collapsed preimage (χ = 0) it is rejected at every `F`, and only the first `F` costs a
+    /// DeepPoly run; the others are the same layer (eq. (80)).
+    #[test]
+    fn identical_candidates_are_rejected_without_recounting() {
+        let l0 = Affine::new(
+            0,
+            3,
+            2,
+            vec![0.71, 0.23, -0.37, 0.93, 0.51, 0.49],
+            vec![0.1; 3],
+        )
+        .unwrap();
+        let l1 = Affine::new(1, 2, 3, vec![1.0, -1.0, 0.0, 0.0, 1.0, 1.0], vec![0.0; 2]).unwrap();
+        let l2 = Affine::new(2, 2, 2, vec![1.0, 0.3, -0.4, 0.2], vec![0.2, 0.0]).unwrap();
+        let net = Network::new(vec![l0, l1, l2]).unwrap();
+        let centre = [0.6, 0.4];
+        let prop = Property {
+            input: InputBox::linf_ball(&centre, 0.05).unwrap(),
+            output: OutputSpec::Robust {
+                label: net.predict(&centre),
+            },
+        };
+        let run = |carry: bool| {
+            let opts = SynthOptions {
+                given_chi: Some(vec![10.0, 0.0]),
+                min_frac: 2,
+                max_frac: 9,
+                carry_rejections: carry,
+                relaxed: carry,
+                ..SynthOptions::paper(false)
+            };
+            synthesize(&net, &prop, &centre, &Cbc, &opts).unwrap()
+        };
+        let out = run(false);
+        assert_eq!(out.status, SynthStatus::Unknown, "{:?}", out.layers);
+        assert!(out.layers[0].config.is_some() && out.layers[1].config.is_none());
+        // every F of layer 1 was tried, one DeepPoly run for them all (plus layer 0's runs)
+        assert_eq!(out.layers[1].tried, 8);
+        assert_eq!(out.deeppoly_calls, out.layers[0].tried as usize + 1);
+        // with carried rejections every candidate is judged on its own
+        let carried = run(true);
+        assert_eq!(
+            carried.deeppoly_calls,
+            (carried.layers[0].tried + carried.layers[1].tried) as usize,
+            "{:?}",
+            carried.layers
+        );
+    }
+}
