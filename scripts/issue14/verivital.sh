@@ -5,11 +5,16 @@
 # --accuracy-data) per eps; re-check every certificate with `check`, attack every QNN, and
 # record one JSON line per run in $OUT/runs.jsonl. Usage:
 #   scripts/issue14/verivital.sh MODEL.onnx OUTDIR [extra synth options, e.g. --preimage abstract]
+# Environment: MODES (default "strict relaxed") the per-task runs, SET=0 skips the set search,
+# EPSS (default "1/255 2/255") the radii.
 set -euo pipefail
 MODEL=$1; OUT=$2; shift 2
 BIN=${CERTQUANT:-target/release/certquant}
 DATA=${DATA:-../shared/data/mnist}
 IDS_FILE=${IDS_FILE:-../shared/benchmarks/paper-robustness-ids.txt}
+MODES=${MODES:-strict relaxed}
+SET=${SET:-1}
+EPSS=${EPSS:-1/255 2/255}
 mkdir -p "$OUT"
 : > "$OUT/runs.jsonl"
 ids=()
@@ -23,7 +28,7 @@ for id in $(tr ',' ' ' < "$IDS_FILE"); do
 done
 echo "ids: ${ids[*]}" | tee "$OUT/ids.txt"
 # DeepPoly's time per property (verify prints it in --json).
-for eps in 1/255 2/255; do
+for eps in $EPSS; do
   for id in "${ids[@]}"; do
     "$BIN" verify --model "$MODEL" --data "$DATA" --id "$id" --eps "$eps" --json |
       jq -c --arg kind verify '. + {kind: $kind}' >> "$OUT/runs.jsonl"
@@ -45,8 +50,8 @@ record() { # kind id eps dir start
      '{kind: $kind, id: $id, eps: $eps, check: $check, attack: $attack, wall_seconds: $seconds, report: .}' \
      "$dir/report.json" >> "$OUT/runs.jsonl"
 }
-for eps in 1/255 2/255; do
-  for mode in strict relaxed; do
+for eps in $EPSS; do
+  for mode in $MODES; do
     flag=(); [ $mode = relaxed ] && flag=(--relaxed)
     for id in "${ids[@]}"; do
       dir="$OUT/$mode-${eps/\//_}-$id"; mkdir -p "$dir"; start=$(date +%s.%N)
@@ -55,6 +60,7 @@ for eps in 1/255 2/255; do
       record "$mode" "$id" "$eps" "$dir" "$start"
     done
   done
+  [ "$SET" = 1 ] || continue
   dir="$OUT/set-${eps/\//_}"; mkdir -p "$dir"; start=$(date +%s.%N)
   list=$(IFS=,; echo "${ids[*]}")
   "$BIN" synth robustness --model "$MODEL" --data "$DATA" --ids "$list" --eps "$eps" \

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use certquant_bounds::quantize::{QuantConfig, Strategy, config_for, quantize_layer};
 use certquant_bounds::{DeepPoly, OutputProof, prove_property};
-use certquant_core::model::Network;
+use certquant_core::model::{Affine, Network};
 use certquant_core::spec::Property;
 use certquant_milp::{Backend, SolveOptions};
 
@@ -87,16 +87,32 @@ pub fn forward_search(
             checks: 0,
             guided: false,
         };
+        // the previous candidate of this layer: reaching the loop's top again means it was
+        // rejected
+        let mut previous: Option<Affine> = None;
         'frac: for f in opts.min_frac..=opts.max_frac {
             if opts.deadline.expired() {
                 fwd.timed_out = true;
                 break;
             }
             let cfg = config_for(float_layer, f)?;
-            let cand = current
-                .with_layer(k, quantize_layer(float_layer, cfg))
-                .expect("quantization keeps shapes");
+            let quantized = quantize_layer(float_layer, cfg);
             record.tried += 1;
+            // A candidate identical to the rejected one (a parameter-free layer such as a
+            // lowered max-pool tournament level, or parameters already exact at fewer bits)
+            // is rejected again without its DeepPoly runs and counts (eq. (80)). Not with
+            // carried rejections, whose verdict depends on the rejections before it.
+            if !opts.carry_rejections
+                && previous
+                    .as_ref()
+                    .is_some_and(|p| same_params(p, &quantized))
+            {
+                continue 'frac;
+            }
+            previous = Some(quantized.clone());
+            let cand = current
+                .with_layer(k, quantized)
+                .expect("quantization keeps shapes");
             if k + 1 < d {
                 let mut worst_all = 0;
                 for (item, carried) in items.iter().zip(carried.iter_mut()) {
@@ -144,6 +160,14 @@ pub fn forward_search(
                     } else {
                         continue 'frac;
                     };
+                    tracing::debug!(
+                        layer = k,
+                        frac = f,
+                        fails = fails.len(),
+                        limit,
+                        worst,
+                        "hidden-layer candidate counted"
+                    );
                     worst_all = worst_all.max(worst);
                     if worst > limit {
                         if opts.carry_rejections {
@@ -234,6 +258,7 @@ fn guided_choice(
 ) -> Result<Guided, SynthError> {
     let tail = tail_at_max(net, current, k, opts)?;
     let mut tried = 0;
+    let mut previous: Option<Affine> = None;
     'frac: for f in opts.min_frac..=opts.max_frac {
         if opts.deadline.expired() {
             fwd.timed_out = true;
@@ -242,6 +267,14 @@ fn guided_choice(
         tried += 1;
         let cfg = config_for(&net.layers()[k], f)?;
         let quantized = quantize_layer(&net.layers()[k], cfg);
+        // the same layer as the rejected previous `F` fails the same proofs
+        if previous
+            .as_ref()
+            .is_some_and(|p| same_params(p, &quantized))
+        {
+            continue 'frac;
+        }
+        previous = Some(quantized.clone());
         let probe = tail
             .with_layer(k, quantized.clone())
             .expect("quantization keeps shapes");
@@ -271,6 +304,16 @@ fn guided_choice(
     })
 }
 
+/// Whether two quantizations of one layer have bit-identical parameters, hence are the same
+/// layer (the lowering is a function of the parameters).
+fn same_params(a: &Affine, b: &Affine) -> bool {
+    let ((aw, ab), (bw, bb)) = (a.params(), b.params());
+    let same = |x: &[f64], y: &[f64]| {
+        x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits())
+    };
+    same(aw, bw) && same(ab, bb)
+}
+
 /// What [`guided_choice`] found: the config and the network with it, and how many `F` it tried.
 struct Guided {
     choice: Option<(QuantConfig, Network)>,
@@ -294,4 +337,63 @@ fn tail_at_max(
             .expect("quantization keeps shapes");
     }
     Ok(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::algorithm1::{SynthOptions, SynthStatus, synthesize};
+    use certquant_core::model::{Affine, Network};
+    use certquant_core::spec::{InputBox, OutputSpec, Property};
+    use certquant_milp::cbc::Cbc;
+
+    /// A hidden layer whose parameters are exact at every `F` (weights ±1, 0, biases 0, like a
+    /// lowered max-pool tournament level) behind a layer that quantization moves: with a
+    /// collapsed preimage (χ = 0) it is rejected at every `F`, and only the first `F` costs a
+    /// DeepPoly run; the others are the same layer (eq. (80)).
+    #[test]
+    fn identical_candidates_are_rejected_without_recounting() {
+        let l0 = Affine::new(
+            0,
+            3,
+            2,
+            vec![0.71, 0.23, -0.37, 0.93, 0.51, 0.49],
+            vec![0.1; 3],
+        )
+        .unwrap();
+        let l1 = Affine::new(1, 2, 3, vec![1.0, -1.0, 0.0, 0.0, 1.0, 1.0], vec![0.0; 2]).unwrap();
+        let l2 = Affine::new(2, 2, 2, vec![1.0, 0.3, -0.4, 0.2], vec![0.2, 0.0]).unwrap();
+        let net = Network::new(vec![l0, l1, l2]).unwrap();
+        let centre = [0.6, 0.4];
+        let prop = Property {
+            input: InputBox::linf_ball(&centre, 0.05).unwrap(),
+            output: OutputSpec::Robust {
+                label: net.predict(&centre),
+            },
+        };
+        let run = |carry: bool| {
+            let opts = SynthOptions {
+                given_chi: Some(vec![10.0, 0.0]),
+                min_frac: 2,
+                max_frac: 9,
+                carry_rejections: carry,
+                relaxed: carry,
+                ..SynthOptions::paper(false)
+            };
+            synthesize(&net, &prop, &centre, &Cbc, &opts).unwrap()
+        };
+        let out = run(false);
+        assert_eq!(out.status, SynthStatus::Unknown, "{:?}", out.layers);
+        assert!(out.layers[0].config.is_some() && out.layers[1].config.is_none());
+        // every F of layer 1 was tried, one DeepPoly run for them all (plus layer 0's runs)
+        assert_eq!(out.layers[1].tried, 8);
+        assert_eq!(out.deeppoly_calls, out.layers[0].tried as usize + 1);
+        // with carried rejections every candidate is judged on its own
+        let carried = run(true);
+        assert_eq!(
+            carried.deeppoly_calls,
+            (carried.layers[0].tried + carried.layers[1].tried) as usize,
+            "{:?}",
+            carried.layers
+        );
+    }
 }

@@ -6,6 +6,7 @@
 mod carry;
 mod exact;
 mod minmax;
+mod witness;
 
 pub(crate) use carry::{Rejection, exceeds_with_carried};
 
@@ -44,7 +45,16 @@ pub(crate) fn failing_checks(
 ) -> Vec<Check> {
     let mut fails = Vec::new();
     let mut push = |coeffs: Vec<f64>, constant: f64| {
-        if linear_min(&coeffs, constant, bl, bh) < 0.0 {
+        // A check with no input term is the constant itself (eq. (79)): it fails iff the
+        // constant is negative. `linear_min`'s outward rounding would turn an exact 0 — a
+        // neuron whose float and quantized forms are both 0, thousands of them on a lowered
+        // max-pool tournament — into a failure.
+        let can_fail = if coeffs.iter().all(|a| *a == 0.0) {
+            constant < 0.0
+        } else {
+            linear_min(&coeffs, constant, bl, bh) < 0.0
+        };
+        if can_fail {
             let max = linear_max(&coeffs, constant, bl, bh);
             fails.push(Check {
                 coeffs,
@@ -96,33 +106,30 @@ pub(crate) fn max_simultaneous(
     solve: &SolveOptions,
 ) -> Result<usize, SynthError> {
     // Cheap lower bound first: at the box vertex minimising each check, count how many checks
-    // fail there; more than `limit` at one point settles the question without a solver.
-    let mut witnessed = 0;
-    for c in checks {
-        let x: Vec<f64> = c
-            .coeffs
-            .iter()
-            .zip(lo.iter().zip(hi))
-            .map(|(a, (l, h))| if *a > 0.0 { *l } else { *h })
-            .collect();
-        let fails = checks
-            .iter()
-            .filter(|d| d.coeffs.iter().zip(&x).map(|(a, v)| a * v).sum::<f64>() + d.constant < 0.0)
-            .count();
-        witnessed = witnessed.max(fails);
-        if witnessed > limit {
-            tracing::debug!(
-                checks = checks.len(),
-                limit,
-                witnessed,
-                "relaxed count: a box vertex is a witness"
-            );
-            return Ok(witnessed);
-        }
+    // fail there; more than `limit` at one point settles the question without a solver. The
+    // count is sparse (eq. (79)): a lowered convolution's checks read a few inputs each.
+    let started = Instant::now();
+    let sparse = witness::Sparse::new(checks, lo.len());
+    let witnessed = sparse.vertex_witness(limit, lo, hi);
+    tracing::debug!(
+        checks = checks.len(),
+        limit,
+        witnessed,
+        mean_support = sparse.mean_support(),
+        seconds = started.elapsed().as_secs_f64(),
+        "relaxed count: box vertices"
+    );
+    if witnessed > limit {
+        return Ok(witnessed);
+    }
+    if checks.len() > EXACT_MAX_CHECKS {
+        // The exact search's pairwise stage is quadratic in the checks (time and an m × m
+        // compatibility matrix): on thousands of checks it cannot finish, so the MILP gets
+        // the whole limit (eq. (80)); its time limit answers with a proven upper bound.
+        return milp_count(checks, limit, lo, hi, backend, solve, witnessed);
     }
     // The exact decision (pairwise duality, cliques, branch and bound with the min-max LP)
     // within the time limit; the MILP below only if it could not settle the question.
-    let started = Instant::now();
     // the exact search gets 60% of the limit, so that in a rare hard case the MILP still
     // has time of its own
     let budget = solve.time_limit.unwrap_or(f64::INFINITY).clamp(0.0, 1e9);
@@ -179,9 +186,12 @@ fn milp_count(
         let b = p.add_binary();
         obj.push((b, 1.0));
         let big = c.max.max(0.0) * (1.0 + 1e-6) + 1e-6;
+        // only the non-zero coefficients: a lowered convolution's check reads a few of the
+        // inputs, and zero entries would make the solver's matrix dense (m × n)
         let terms = x
             .iter()
             .zip(&c.coeffs)
+            .filter(|(_, a)| **a != 0.0)
             .map(|(&v, &a)| (v, a))
             .chain([(b, big)]);
         p.add_row(terms, f64::NEG_INFINITY, big - c.constant);
@@ -191,6 +201,14 @@ fn milp_count(
     p.add_row(obj.clone(), (limit + 1) as f64, f64::INFINITY);
     p.set_objective(obj, Sense::Maximize);
     let s = backend.solve(&p, solve)?;
+    tracing::debug!(
+        checks = checks.len(),
+        limit,
+        status = ?s.status,
+        objective = ?s.objective,
+        best_bound = ?s.best_bound,
+        "relaxed count: MILP"
+    );
     Ok(match s.status {
         Status::Optimal => s.objective.unwrap_or(0.0).round().max(0.0) as usize,
         // on a time limit the proven upper bound is used: pessimistic, hence safe
@@ -214,6 +232,11 @@ pub fn count_options(time_limit: f64) -> SolveOptions {
         ..SolveOptions::default()
     }
 }
+
+/// Above this many checks the relaxed count skips the exact search of [`exact`] (pairwise
+/// stage quadratic in time and memory) and gives the MILP the whole time limit
+/// (docs/method.md, eq. (80)).
+pub(crate) const EXACT_MAX_CHECKS: usize = 1500;
 
 /// Default time limit of the relaxed-mode MILP (docs/method.md, eq. (37)).
 pub const RELAXED_CHECK_SECONDS: f64 = 10.0;
@@ -291,6 +314,66 @@ mod tests {
                 max: (1.0 - t).max(0.0),
             })
             .collect()
+    }
+
+    /// A neuron whose float and quantized forms are both exactly 0 (here: every neuron of
+    /// layer 1 reads only dead neurons, as on a lowered max-pool tournament behind inactive
+    /// conv neurons) holds its containment with equality: no failing check, although
+    /// `linear_min` rounds the zero form's minimum down below 0 (eq. (79)).
+    #[test]
+    fn exactly_zero_forms_do_not_fail() {
+        let l0 = Affine::new(0, 3, 2, vec![0.0; 6], vec![-1.0; 3]).unwrap();
+        let l1 = Affine::new(1, 2, 3, vec![1.0, 0.5, 0.0, 0.0, 0.25, 1.0], vec![0.0; 2]).unwrap();
+        let l2 = Affine::new(2, 1, 2, vec![1.0, 1.0], vec![0.0]).unwrap();
+        let net = Network::new(vec![l0, l1, l2]).unwrap();
+        let bx = unit_box();
+        let d = DeepPoly::run_upto(&net, &bx, 2).unwrap();
+        let form = d.layer(1);
+        assert!((0..2).all(|j| form.lower.coeffs(j).iter().all(|a| *a == 0.0)));
+        assert!(linear_min(form.lower.coeffs(0), 0.0, bx.lo(), bx.hi()) < 0.0);
+        let pre = Preimage {
+            layer: 1,
+            ..preimage(0.0, vec![true, true])
+        };
+        assert!(failing_checks(form, form, &pre, bx.lo(), bx.hi()).is_empty());
+        // a constant check below 0 still fails everywhere
+        let inactive = preimage(0.0, vec![false, false]);
+        let shifted = Affine::new(1, 2, 3, vec![1.0; 6], vec![0.5; 2]).unwrap();
+        let up = Network::new(vec![
+            net.layers()[0].clone(),
+            shifted,
+            net.layers()[2].clone(),
+        ])
+        .unwrap();
+        let du = DeepPoly::run_upto(&up, &bx, 2).unwrap();
+        assert_eq!(
+            failing_checks(du.layer(1), form, &inactive, bx.lo(), bx.hi()).len(),
+            2
+        );
+    }
+
+    /// A wide sparse layer (20,000 checks over 784 inputs, four inputs each, as a lowered
+    /// 2×2 convolution) is counted within seconds: by a box vertex when more than the limit
+    /// fail there, and otherwise by the MILP alone (no exact search above
+    /// [`EXACT_MAX_CHECKS`]) within its time limit, pessimistically (eq. (80)).
+    #[test]
+    fn a_wide_sparse_layer_is_counted_within_its_time_limit() {
+        let (checks, lo, hi) = witness::tests::wide_sparse(11, 20_000, 784, 4);
+        let opts = count_options(3.0);
+        let t = Instant::now();
+        let w = witness::Sparse::new(&checks, lo.len()).vertex_witness(usize::MAX, &lo, &hi);
+        assert_eq!(
+            max_simultaneous(&checks, w - 1, &lo, &hi, &Cbc, &opts).unwrap(),
+            w
+        );
+        let vertex_secs = t.elapsed().as_secs_f64();
+        assert!(vertex_secs < 5.0, "{vertex_secs} s");
+        let t = Instant::now();
+        let n = max_simultaneous(&checks, w, &lo, &hi, &Cbc, &opts).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        // the answer is the MILP's optimum or its proven bound: at least the vertex count
+        assert!(n >= w && n <= checks.len(), "{n} vs {w}");
+        assert!(secs < 3.0 + 20.0, "{secs} s");
     }
 
     #[test]
