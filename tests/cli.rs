@@ -623,6 +623,49 @@ fn bench_backdoor_smoke_with_resume() {
     assert!(summary.exists());
 }
 
+/// With several models, each summary row counts that model's tasks only (a bug once gave every
+/// row the records of all models).
+#[test]
+fn bench_preimages_summarises_each_model_on_its_own_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("p.jsonl");
+    let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
+    std::fs::copy(demo_model(), &a).unwrap();
+    std::fs::copy(demo_model(), &b).unwrap();
+    let models = format!("{},{}", s(&a), s(&b));
+    let out = run(&[
+        "bench",
+        "preimages",
+        "--models",
+        &models,
+        "--data",
+        s(&demo_data()),
+        "--ids",
+        "0",
+        "--eps",
+        "1/255,2/255",
+        "--paper-time-limit",
+        "60",
+        "--jobs",
+        "2",
+        "--out",
+        s(&jsonl),
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["pairs"], 2, "{r}");
+    }
+}
+
 #[test]
 fn bench_preimages_compares_the_engines_on_the_demo() {
     let dir = tempfile::tempdir().unwrap();

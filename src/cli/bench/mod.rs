@@ -501,7 +501,8 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
         let mine: Vec<certquant::bench::EngineRecord> = recs
             .iter()
             .filter(|(model, r)| {
-                wanted.contains(&(model.clone(), r.id, r.eps_text.clone(), r.engine.clone()))
+                *model == name
+                    && wanted.contains(&(model.clone(), r.id, r.eps_text.clone(), r.engine.clone()))
             })
             .map(|(_, r)| r.clone())
             .collect();
