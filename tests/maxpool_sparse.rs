@@ -46,7 +46,7 @@ fn verivital_maxpool_verifies_synthesizes_and_checks() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let o = dir.path().to_str().unwrap();
-    // The MILP engines refuse the tournament layers with a clear message (exit 2).
+    // The paper engine's one MILP refuses the tournament layers with a clear message (exit 2).
     let out = run(&[
         "synth",
         "robustness",
@@ -58,12 +58,17 @@ fn verivital_maxpool_verifies_synthesizes_and_checks() {
         "0",
         "--eps",
         "1/255",
+        "--preimage",
+        "paper",
         "--out",
         o,
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("use --preimage abstract"), "{stderr}");
+    assert!(
+        stderr.contains("use --preimage fast or --preimage abstract"),
+        "{stderr}"
+    );
     let out = run(&[
         "synth",
         "robustness",

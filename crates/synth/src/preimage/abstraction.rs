@@ -147,7 +147,7 @@ impl LayerCtx<'_> {
 
     /// The largest `χ ≤ cap` below which `row` excludes an escape (see [`Widening::threshold`]).
     fn row_threshold(&self, row: &EscapeRow, ylo: &[f64], yhi: &[f64], cap: f64) -> f64 {
-        let g = self.escape_upper_bound(row, 0.0, ylo, yhi);
+        let g = self.escape_upper_bound(row, 0.0);
         self.widening(row, ylo, yhi).threshold(g, cap)
     }
 }

@@ -48,13 +48,11 @@ impl Bracket {
 impl LayerCtx<'_> {
     /// A cheap over-approximation of `max (wz·z + wx·x) − rhs` over `T(chi)` (CROWN-style
     /// back-substitution through the triangle relaxation), used to skip escape conditions.
-    pub(super) fn escape_upper_bound(
-        &self,
-        row: &EscapeRow,
-        chi: f64,
-        ylo: &[f64],
-        yhi: &[f64],
-    ) -> f64 {
+    ///
+    /// Touches only the row's entries (a sparse layer's row has a few): each neuron's template
+    /// bounds come from [`LayerCtx::y_bound`] on demand, equal bit for bit to the entries of
+    /// [`LayerCtx::y_bounds`] (docs/method.md, eq. (85)).
+    pub(super) fn escape_upper_bound(&self, row: &EscapeRow, chi: f64) -> f64 {
         let lb = self.dp.layer(self.k);
         let dim = self.dp.input().dim();
         let mut coef = row.wx.clone().unwrap_or_else(|| vec![0.0; dim]);
@@ -63,7 +61,7 @@ impl LayerCtx<'_> {
             if a == 0.0 {
                 continue;
             }
-            let (l, u) = (ylo[j], yhi[j]);
+            let (l, u) = self.y_bound(j, chi);
             // z ≤ s·y + t (a > 0) or z ≥ s·y (a < 0), then y replaced by its template side.
             let (s, t) = if u <= 0.0 {
                 (0.0, 0.0)
@@ -96,10 +94,7 @@ impl LayerCtx<'_> {
 
     /// Relaxation says no point of `T(chi)` meets every row of `e`.
     fn relaxation_excludes(&self, e: &Escape, chi: f64) -> bool {
-        let (ylo, yhi) = self.y_bounds(chi);
-        e.rows
-            .iter()
-            .any(|r| self.escape_upper_bound(r, chi, &ylo, &yhi) < 0.0)
+        e.rows.iter().any(|r| self.escape_upper_bound(r, chi) < 0.0)
     }
 
     /// Largest `χ ≤ cap` (by bisection) at which the relaxation excludes an escape
@@ -136,22 +131,17 @@ impl LayerCtx<'_> {
     /// returning the smallest row value and the gradient of the summed rows w.r.t. `x`.
     fn escape_at(&self, e: &Escape, x: &[f64], chi: f64, want_grad: bool) -> (f64, Vec<f64>) {
         let lb = self.dp.layer(self.k);
-        let n = self.n();
-        // direction per neuron: sum of the rows' coefficients
-        let mut c = vec![0.0; n];
-        for r in &e.rows {
-            for &(j, w) in &r.wz {
-                c[j] += w;
-            }
-        }
-        let mut z = vec![0.0; n];
+        // the neurons the rows touch, by increasing index, with `z_j` at the template end
+        // that maximises the summed rows (docs/method.md, eq. (85))
+        let (touched, c) = touched_neurons(e);
+        let mut z = vec![0.0; touched.len()];
         let mut grad = if want_grad {
             vec![0.0; x.len()]
         } else {
             Vec::new()
         };
-        for j in 0..n {
-            let (y, coeffs) = if c[j] >= 0.0 {
+        for (t, (&j, &cj)) in touched.iter().zip(&c).enumerate() {
+            let (y, coeffs) = if cj >= 0.0 {
                 (
                     self.eval_free(j, true, x) + self.beta[j] * chi,
                     lb.upper.coeffs(j),
@@ -163,18 +153,19 @@ impl LayerCtx<'_> {
                 )
             };
             if y > 0.0 {
-                z[j] = y;
+                z[t] = y;
                 if want_grad {
                     // inputs fixed by the box never move: their gradient is not needed
                     for &i in &self.free {
-                        grad[i] += c[j] * coeffs[i];
+                        grad[i] += cj * coeffs[i];
                     }
                 }
             }
         }
+        let zof = |j: usize| touched.binary_search(&j).map_or(0.0, |t| z[t]);
         let mut worst = f64::INFINITY;
         for r in &e.rows {
-            let mut v: f64 = r.wz.iter().map(|&(j, a)| a * z[j]).sum::<f64>() - r.rhs;
+            let mut v: f64 = r.wz.iter().map(|&(j, a)| a * zof(j)).sum::<f64>() - r.rhs;
             if let Some(wx) = &r.wx {
                 v += wx.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
                 if want_grad {
@@ -273,6 +264,28 @@ impl LayerCtx<'_> {
     }
 }
 
+/// The neurons condition `e`'s rows touch (every entry of `wz`, zeros included), by
+/// increasing index, and per neuron the sum of its coefficients over the rows, added in row
+/// order: the same sums a dense per-neuron accumulator gives, without an `n`-vector (a
+/// sparse layer's rows touch two to four of tens of thousands of neurons; eq. (85)).
+pub(super) fn touched_neurons(e: &Escape) -> (Vec<usize>, Vec<f64>) {
+    let mut all: Vec<(usize, f64)> = e.rows.iter().flat_map(|r| r.wz.iter().copied()).collect();
+    // stable: one neuron's coefficients stay in row order
+    all.sort_by_key(|&(j, _)| j);
+    let (mut js, mut cs): (Vec<usize>, Vec<f64>) = (Vec::new(), Vec::new());
+    for (j, w) in all {
+        if js.last() == Some(&j) {
+            if let Some(c) = cs.last_mut() {
+                *c += w;
+            }
+        } else {
+            js.push(j);
+            cs.push(0.0 + w);
+        }
+    }
+    (js, cs)
+}
+
 /// Gap below which a part's bracket is accepted without a MILP (relative to `1 + χ`).
 const BRACKET_TOL: f64 = 1e-5;
 
@@ -350,6 +363,10 @@ fn solve_parts(
     let mut source = ChiSource::Capped;
     let (mut milps, mut pruned) = (0, 0);
     for (coarse, i) in parts {
+        // a wide layer's parts may take long: the budget is checked per part (eq. (85))
+        if opts.deadline.expired() {
+            return Err(PreimageError::DeadlineExpired(ctx.k));
+        }
         let e = &escapes[i];
         // no escape through e below `coarse`, nor (if excluded there) at or below `best`
         if coarse >= best || (best < cap && ctx.relaxation_excludes(e, best)) {
@@ -546,6 +563,145 @@ mod tests {
         assert!(
             zeros > 0 && zeros < layers,
             "{zeros} of {layers} layers at χ = 0"
+        );
+    }
+
+    /// A random robust task whose hidden-to-hidden weights are mostly zero (`keep` the
+    /// fraction kept), as a pooling layer's rows are.
+    fn sparse_task(
+        dims: &[usize],
+        keep: f64,
+        eps: f64,
+        seed: u64,
+    ) -> (
+        certquant_core::model::Network,
+        certquant_core::spec::InputBox,
+        Vec<f64>,
+        usize,
+    ) {
+        use certquant_core::model::{Affine, Network};
+        use certquant_core::spec::InputBox;
+        use rand::{Rng, SeedableRng};
+        for s in seed.. {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+            let last = dims.len() - 2;
+            let layers = dims
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let wt = (0..w[0] * w[1])
+                        .map(|_| {
+                            let v = rng.random_range(-1.0..1.0);
+                            let kept = i == 0 || i == last || rng.random_range(0.0..1.0) < keep;
+                            if kept { v } else { 0.0 }
+                        })
+                        .collect();
+                    let b = (0..w[1]).map(|_| rng.random_range(-0.3..0.3)).collect();
+                    Affine::new(i, w[1], w[0], wt, b).unwrap()
+                })
+                .collect();
+            let net = Network::new(layers).unwrap();
+            let centre: Vec<f64> = (0..dims[0]).map(|_| rng.random_range(0.2..0.8)).collect();
+            let bx = InputBox::linf_ball(&centre, eps).unwrap();
+            let label = net.predict(&centre);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            if dp
+                .logit_difference_lower_bounds(label)
+                .unwrap()
+                .iter()
+                .all(|&m| m > 0.05)
+            {
+                return (net, bx, centre, label);
+            }
+        }
+        unreachable!()
+    }
+
+    /// The sparse-aware path (eq. (85)): escape rows holding only their non-zero entries, as a
+    /// sparse layer's do, give the fast engine the χ (bit for bit), source and MILP count of
+    /// the same rows with every zero entry kept (the dense encoding); and a net whose
+    /// hidden-to-hidden layers are stored sparse gets the χ of its dense twin.
+    #[test]
+    fn sparse_rows_give_the_dense_rows_chi() {
+        use super::super::{Engine, Preimage, compute_preimages};
+        let (mut layers, mut dropped) = (0, 0);
+        for (dims, seed) in [
+            (vec![4, 10, 10, 10, 3], 3u64),
+            (vec![5, 12, 9, 3], 17),
+            (vec![3, 8, 8, 8, 8, 2], 29),
+        ] {
+            let (net, bx, centre, label) = sparse_task(&dims, 0.3, 0.12, seed);
+            let dp = DeepPoly::run(&net, &bx).unwrap();
+            let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
+            let spec = OutputSpec::Robust { label };
+            let opts = PreimageOptions::default();
+            let mut next: Option<Preimage> = None;
+            for k in (0..net.depth() - 1).rev() {
+                let lb = dp.layer(k);
+                let (alpha, beta) =
+                    template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
+                let dense = escape_conditions(&net, &dp, k, spec, next.as_ref());
+                let mut sparse = dense.clone();
+                for r in sparse.iter_mut().flat_map(|e| e.rows.iter_mut()) {
+                    let before = r.wz.len();
+                    r.wz.retain(|&(_, a)| a != 0.0);
+                    dropped += before - r.wz.len();
+                }
+                let ctx = LayerCtx::new(&dp, k, &alpha, &beta);
+                let a = solve_fast(&ctx, &dense, &Cbc, &opts).unwrap();
+                let b = solve_fast(&ctx, &sparse, &Cbc, &opts).unwrap();
+                assert_eq!(a.0.to_bits(), b.0.to_bits(), "layer {k} of {dims:?}");
+                assert_eq!((a.1, a.2, a.3), (b.1, b.2, b.3), "layer {k} of {dims:?}");
+                layers += 1;
+                next = Some(Preimage {
+                    layer: k,
+                    chi: a.0,
+                    lower_checked: crate::preimage::template::lower_checked(&ctx, a.0),
+                    alpha,
+                    beta,
+                    source: a.1,
+                    milps: a.2,
+                    pruned: a.3,
+                    seconds: 0.0,
+                });
+            }
+            // the whole pipeline on the net with its hidden-to-hidden layers stored sparse
+            let d = net.depth();
+            let stored = certquant_core::model::Network::new(
+                net.layers()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        if i > 0 && i + 1 < d {
+                            l.to_sparse()
+                        } else {
+                            l.clone()
+                        }
+                    })
+                    .collect(),
+            )
+            .unwrap();
+            assert!(stored.layers()[1].is_sparse());
+            let dps = DeepPoly::run(&stored, &bx).unwrap();
+            let opts = PreimageOptions {
+                engine: Engine::Fast,
+                ..PreimageOptions::default()
+            };
+            let p = compute_preimages(&dp, &centre_pre, spec, &Cbc, &opts).unwrap();
+            let q = compute_preimages(&dps, &centre_pre, spec, &Cbc, &opts).unwrap();
+            for (p, q) in p.iter().zip(&q) {
+                assert!(
+                    (p.chi - q.chi).abs() <= 1e-6 * (1.0 + p.chi),
+                    "layer {} of {dims:?}: dense {} vs sparse {}",
+                    p.layer,
+                    p.chi,
+                    q.chi
+                );
+            }
+        }
+        assert!(
+            layers >= 8 && dropped > 0,
+            "{layers} layers, {dropped} zeros dropped"
         );
     }
 }

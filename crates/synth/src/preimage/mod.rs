@@ -81,12 +81,13 @@ pub enum PreimageError {
     /// Bounds needed by the template were not computed.
     #[error("DeepPoly bounds for layer {0} are missing")]
     MissingBounds(usize),
-    /// The MILP engines encode the next layer's rows of every hidden layer, one variable per
-    /// neuron; a hidden layer followed by a layer kept sparse (a max-pooling tournament over
-    /// a convolution: tens of thousands of neurons) is out of their reach.
-    /// `--preimage abstract` handles it.
+    /// The paper engine's single MILP encodes every neuron of a hidden layer; a hidden layer
+    /// followed by a layer kept sparse (a max-pooling tournament over a convolution: tens of
+    /// thousands of neurons) is out of its reach. `--preimage fast` (whose per-part MILPs
+    /// keep only the neurons a row touches, docs/method.md eq. (85)) or `--preimage abstract`
+    /// handles it.
     #[error(
-        "hidden layer {0} feeds a wide sparse layer (a lowered max-pooling tournament or convolution); the MILP preimage engines (fast, paper) are out of reach there: use --preimage abstract"
+        "hidden layer {0} feeds a wide sparse layer (a lowered max-pooling tournament or convolution); the paper MILP preimage engine is out of reach there: use --preimage fast or --preimage abstract"
     )]
     SparseLayer(usize),
     /// Given `χ` values (see [`preimages_from_chi`]) do not fit the network.
@@ -235,7 +236,9 @@ pub fn compute_preimages(
     if dp.computed_layers() + 1 < d {
         return Err(PreimageError::MissingBounds(dp.computed_layers()));
     }
-    if opts.engine != Engine::Abstract
+    // The fast engine's per-part work follows the rows' entries (docs/method.md, eq. (85));
+    // the paper engine's one MILP still encodes every neuron of the layer.
+    if opts.engine == Engine::Paper
         && let Some(k) = (0..d.saturating_sub(1)).find(|&k| net.layers()[k + 1].is_sparse())
     {
         return Err(PreimageError::SparseLayer(k));

@@ -42,24 +42,42 @@ pub(super) enum Dir {
     Mixed,
 }
 
-/// The directions of every neuron of the layer for condition `e`.
-pub(super) fn directions(n: usize, e: &Escape) -> Vec<Dir> {
-    let mut d = vec![Dir::Zero; n];
-    for r in &e.rows {
-        for &(j, c) in &r.wz {
-            let s = if c > 0.0 {
-                Dir::Up
-            } else if c < 0.0 {
-                Dir::Down
-            } else {
-                continue;
-            };
-            d[j] = match (d[j], s) {
+/// The directions of the neurons condition `e`'s rows touch, by increasing index (every
+/// other neuron is [`Dir::Zero`]): proportional to the rows' entries, not to the layer's
+/// width (docs/method.md, eq. (85)).
+pub(super) fn touched_directions(e: &Escape) -> Vec<(usize, Dir)> {
+    let mut all: Vec<(usize, f64)> = e.rows.iter().flat_map(|r| r.wz.iter().copied()).collect();
+    all.sort_by_key(|&(j, _)| j);
+    let mut d: Vec<(usize, Dir)> = Vec::new();
+    for (j, c) in all {
+        if d.last().map(|&(i, _)| i) != Some(j) {
+            d.push((j, Dir::Zero));
+        }
+        let s = if c > 0.0 {
+            Dir::Up
+        } else if c < 0.0 {
+            Dir::Down
+        } else {
+            continue;
+        };
+        if let Some((_, dj)) = d.last_mut() {
+            *dj = match (*dj, s) {
                 (Dir::Zero, s) => s,
                 (a, b) if a == b => a,
                 _ => Dir::Mixed,
             };
         }
+    }
+    d
+}
+
+/// The directions of every neuron of a layer of `n` neurons for condition `e` (dense form of
+/// [`touched_directions`]).
+#[cfg(test)]
+pub(super) fn directions(n: usize, e: &Escape) -> Vec<Dir> {
+    let mut d = vec![Dir::Zero; n];
+    for (j, dj) in touched_directions(e) {
+        d[j] = dj;
     }
     d
 }
@@ -81,9 +99,9 @@ impl LayerCtx<'_> {
         let mut p = Problem::new();
         let x: Vec<Var> = bl.iter().zip(bh).map(|(&l, &u)| p.add_var(l, u)).collect();
         let chi = p.add_var(lb, h);
-        let n = self.n();
-        let dirs = directions(n, e);
-        let mut z = vec![None; n];
+        // only the neurons the rows touch, by increasing index (eq. (85))
+        let dirs = touched_directions(e);
+        let mut z: Vec<Option<Var>> = vec![None; dirs.len()];
         let mut binaries = 0;
         // f^≥(x) + βχ − v (upper = true) or f^≤(x) − αχ − v as row terms, constant apart
         let side_terms = |upper: bool, j: usize, v: Var, sign: f64| {
@@ -98,8 +116,8 @@ impl LayerCtx<'_> {
                 .chain([(chi, sign * w), (v, -sign)])
                 .collect::<Vec<_>>()
         };
-        for j in 0..n {
-            match dirs[j] {
+        for (slot, &(j, dir)) in dirs.iter().enumerate() {
+            match dir {
                 Dir::Zero => {}
                 Dir::Up => {
                     let (c, cu) = (lbnd.upper.coeffs(j), lbnd.upper.constant(j));
@@ -121,7 +139,7 @@ impl LayerCtx<'_> {
                     } else {
                         p.add_row(t, -cu, f64::INFINITY);
                     }
-                    z[j] = Some(zv);
+                    z[slot] = Some(zv);
                 }
                 Dir::Down => {
                     let (c, cl) = (lbnd.lower.coeffs(j), lbnd.lower.constant(j));
@@ -132,7 +150,7 @@ impl LayerCtx<'_> {
                     // z ≥ f^≤(x) − αχ, z ∈ [0, hi]
                     let zv = p.add_var(0.0, hi);
                     p.add_row(side_terms(false, j, zv, 1.0), f64::NEG_INFINITY, -cl);
-                    z[j] = Some(zv);
+                    z[slot] = Some(zv);
                 }
                 Dir::Mixed => {
                     // the base model's exact encoding (eq. (26)) at cutoff h
@@ -148,7 +166,7 @@ impl LayerCtx<'_> {
                         -lbnd.upper.constant(j),
                         f64::INFINITY,
                     );
-                    z[j] = if yhi <= 0.0 {
+                    z[slot] = if yhi <= 0.0 {
                         None
                     } else if ylo >= 0.0 {
                         Some(yv)
@@ -165,7 +183,7 @@ impl LayerCtx<'_> {
             }
         }
         for r in &e.rows {
-            let t = row_terms(r, &z, &x);
+            let t = row_terms(r, &dirs, &z, &x);
             p.add_row(t, r.rhs, f64::INFINITY);
         }
         p.set_objective([(chi, 1.0)], Sense::Minimize);
@@ -173,11 +191,21 @@ impl LayerCtx<'_> {
     }
 }
 
-/// The terms of `wz·z + wx·x` over the kept neurons.
-fn row_terms(r: &EscapeRow, z: &[Option<Var>], x: &[Var]) -> Vec<(Var, f64)> {
+/// The terms of `wz·z + wx·x` over the kept neurons (`z[t]` belongs to neuron `dirs[t].0`).
+fn row_terms(
+    r: &EscapeRow,
+    dirs: &[(usize, Dir)],
+    z: &[Option<Var>],
+    x: &[Var],
+) -> Vec<(Var, f64)> {
+    let zof = |j: usize| {
+        dirs.binary_search_by_key(&j, |&(i, _)| i)
+            .ok()
+            .and_then(|t| z[t])
+    };
     let mut t: Vec<(Var, f64)> =
         r.wz.iter()
-            .filter_map(|&(j, c)| z[j].filter(|_| c != 0.0).map(|v| (v, c)))
+            .filter_map(|&(j, c)| zof(j).filter(|_| c != 0.0).map(|v| (v, c)))
             .collect();
     if let Some(wx) = &r.wx {
         t.extend(x.iter().zip(wx).map(|(&v, &c)| (v, c)));
