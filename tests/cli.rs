@@ -623,33 +623,26 @@ fn bench_backdoor_smoke_with_resume() {
     assert!(summary.exists());
 }
 
-/// With several models, each summary row counts that model's tasks only (a bug once gave every
-/// row the records of all models).
-#[test]
-fn bench_preimages_summarises_each_model_on_its_own_tasks() {
-    let dir = tempfile::tempdir().unwrap();
-    let jsonl = dir.path().join("p.jsonl");
-    let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
-    std::fs::copy(demo_model(), &a).unwrap();
-    std::fs::copy(demo_model(), &b).unwrap();
-    let models = format!("{},{}", s(&a), s(&b));
+/// `bench preimages` on the demo data (paper MILPs limited to 60 s, two jobs, `--json`):
+/// its summary, after checking the command succeeded.
+fn bench_preimages_summary(models: &str, ids: &str, eps: &str, jsonl: &Path) -> serde_json::Value {
     let out = run(&[
         "bench",
         "preimages",
         "--models",
-        &models,
+        models,
         "--data",
         s(&demo_data()),
         "--ids",
-        "0",
+        ids,
         "--eps",
-        "1/255,2/255",
+        eps,
         "--paper-time-limit",
         "60",
         "--jobs",
         "2",
         "--out",
-        s(&jsonl),
+        s(jsonl),
         "--json",
     ]);
     assert_eq!(
@@ -658,7 +651,19 @@ fn bench_preimages_summarises_each_model_on_its_own_tasks() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// With several models, each summary row counts that model's tasks only (a bug once gave every
+/// row the records of all models).
+#[test]
+fn bench_preimages_summarises_each_model_on_its_own_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.onnx"));
+    std::fs::copy(demo_model(), &a).unwrap();
+    std::fs::copy(demo_model(), &b).unwrap();
+    let models = format!("{},{}", s(&a), s(&b));
+    let v = bench_preimages_summary(&models, "0", "1/255,2/255", &dir.path().join("p.jsonl"));
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for r in rows {
@@ -670,32 +675,7 @@ fn bench_preimages_summarises_each_model_on_its_own_tasks() {
 fn bench_preimages_compares_the_engines_on_the_demo() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("p.jsonl");
-    let out = run(&[
-        "bench",
-        "preimages",
-        "--models",
-        s(&demo_model()),
-        "--data",
-        s(&demo_data()),
-        "--ids",
-        "0,1",
-        "--eps",
-        "1/255",
-        "--paper-time-limit",
-        "60",
-        "--jobs",
-        "2",
-        "--out",
-        s(&jsonl),
-        "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bench_preimages_summary(s(&demo_model()), "0,1", "1/255", &jsonl);
     let c = &v[0];
     assert_eq!(c["pairs"], 2);
     // both hidden layers of both tasks are compared, and the engines agree

@@ -566,57 +566,6 @@ mod tests {
         );
     }
 
-    /// A random robust task whose hidden-to-hidden weights are mostly zero (`keep` the
-    /// fraction kept), as a pooling layer's rows are.
-    fn sparse_task(
-        dims: &[usize],
-        keep: f64,
-        eps: f64,
-        seed: u64,
-    ) -> (
-        certquant_core::model::Network,
-        certquant_core::spec::InputBox,
-        Vec<f64>,
-        usize,
-    ) {
-        use certquant_core::model::{Affine, Network};
-        use certquant_core::spec::InputBox;
-        use rand::{Rng, SeedableRng};
-        for s in seed.. {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
-            let last = dims.len() - 2;
-            let layers = dims
-                .windows(2)
-                .enumerate()
-                .map(|(i, w)| {
-                    let wt = (0..w[0] * w[1])
-                        .map(|_| {
-                            let v = rng.random_range(-1.0..1.0);
-                            let kept = i == 0 || i == last || rng.random_range(0.0..1.0) < keep;
-                            if kept { v } else { 0.0 }
-                        })
-                        .collect();
-                    let b = (0..w[1]).map(|_| rng.random_range(-0.3..0.3)).collect();
-                    Affine::new(i, w[1], w[0], wt, b).unwrap()
-                })
-                .collect();
-            let net = Network::new(layers).unwrap();
-            let centre: Vec<f64> = (0..dims[0]).map(|_| rng.random_range(0.2..0.8)).collect();
-            let bx = InputBox::linf_ball(&centre, eps).unwrap();
-            let label = net.predict(&centre);
-            let dp = DeepPoly::run(&net, &bx).unwrap();
-            if dp
-                .logit_difference_lower_bounds(label)
-                .unwrap()
-                .iter()
-                .all(|&m| m > 0.05)
-            {
-                return (net, bx, centre, label);
-            }
-        }
-        unreachable!()
-    }
-
     /// The sparse-aware path (eq. (85)): escape rows holding only their non-zero entries, as a
     /// sparse layer's do, give the fast engine the χ (bit for bit), source and MILP count of
     /// the same rows with every zero entry kept (the dense encoding); and a net whose
@@ -630,7 +579,8 @@ mod tests {
             (vec![5, 12, 9, 3], 17),
             (vec![3, 8, 8, 8, 8, 2], 29),
         ] {
-            let (net, bx, centre, label) = sparse_task(&dims, 0.3, 0.12, seed);
+            let (net, bx, centre, label) =
+                crate::preimage::tests::masked_task(&dims, 0.12, seed, 0.3);
             let dp = DeepPoly::run(&net, &bx).unwrap();
             let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
             let spec = OutputSpec::Robust { label };

@@ -474,6 +474,19 @@ mod tests {
         eps: f64,
         seed: u64,
     ) -> (Network, InputBox, Vec<f64>, usize) {
+        masked_task(dims, eps, seed, 1.0)
+    }
+
+    /// [`robust_task`] whose hidden-to-hidden weights are each kept with probability `keep`
+    /// and zero otherwise, as a pooling layer's rows are (`keep = 1`: the same nets as
+    /// [`robust_task`], no extra random draws).
+    pub(super) fn masked_task(
+        dims: &[usize],
+        eps: f64,
+        seed: u64,
+        keep: f64,
+    ) -> (Network, InputBox, Vec<f64>, usize) {
+        let last = dims.len() - 2;
         for s in seed.. {
             let mut rng = ChaCha8Rng::seed_from_u64(s);
             let layers = dims
@@ -481,7 +494,14 @@ mod tests {
                 .enumerate()
                 .map(|(i, w)| {
                     let wt = (0..w[0] * w[1])
-                        .map(|_| rng.random_range(-1.0..1.0))
+                        .map(|_| {
+                            let v = rng.random_range(-1.0..1.0);
+                            let kept = keep >= 1.0
+                                || i == 0
+                                || i == last
+                                || rng.random_range(0.0..1.0) < keep;
+                            if kept { v } else { 0.0 }
+                        })
                         .collect();
                     let b = (0..w[1]).map(|_| rng.random_range(-0.3..0.3)).collect();
                     Affine::new(i, w[1], w[0], wt, b).unwrap()
