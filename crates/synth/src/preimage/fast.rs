@@ -514,6 +514,25 @@ mod tests {
         );
     }
 
+    /// Layer `ctx.k`'s preimage from a solved outcome (the next layer's target in the tests'
+    /// last-layer-first loops).
+    fn layer_preimage(
+        ctx: &LayerCtx<'_>,
+        (chi, source, milps, pruned): LayerOutcome,
+    ) -> super::super::Preimage {
+        super::super::Preimage {
+            layer: ctx.k,
+            chi,
+            lower_checked: crate::preimage::template::lower_checked(ctx, chi),
+            alpha: ctx.alpha.to_vec(),
+            beta: ctx.beta.to_vec(),
+            source,
+            milps,
+            pruned,
+            seconds: 0.0,
+        }
+    }
+
     /// The χ = 0 shortcut answers what the full loop answers (χ bit for bit, source; no more MILPs)
     /// on every hidden layer of random deeper nets, some of whose preimages collapse.
     #[test]
@@ -547,17 +566,7 @@ mod tests {
                 assert!(fast.2 <= full.2, "layer {k} of {dims:?}");
                 layers += 1;
                 zeros += usize::from(full.0 == 0.0);
-                next = Some(Preimage {
-                    layer: k,
-                    chi: full.0,
-                    lower_checked: crate::preimage::template::lower_checked(&ctx, full.0),
-                    alpha,
-                    beta,
-                    source: full.1,
-                    milps: full.2,
-                    pruned: full.3,
-                    seconds: 0.0,
-                });
+                next = Some(layer_preimage(&ctx, full));
             }
         }
         assert!(
@@ -603,17 +612,7 @@ mod tests {
                 assert_eq!(a.0.to_bits(), b.0.to_bits(), "layer {k} of {dims:?}");
                 assert_eq!((a.1, a.2, a.3), (b.1, b.2, b.3), "layer {k} of {dims:?}");
                 layers += 1;
-                next = Some(Preimage {
-                    layer: k,
-                    chi: a.0,
-                    lower_checked: crate::preimage::template::lower_checked(&ctx, a.0),
-                    alpha,
-                    beta,
-                    source: a.1,
-                    milps: a.2,
-                    pruned: a.3,
-                    seconds: 0.0,
-                });
+                next = Some(layer_preimage(&ctx, a));
             }
             // the whole pipeline on the net with its hidden-to-hidden layers stored sparse
             let d = net.depth();
