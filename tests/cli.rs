@@ -623,8 +623,10 @@ fn bench_backdoor_smoke_with_resume() {
     assert!(summary.exists());
 }
 
-/// `bench preimages` on the demo data (paper MILPs limited to 60 s, two jobs, `--json`):
-/// its summary, after checking the command succeeded.
+/// `bench preimages` on the demo data (paper MILPs limited to 60 s, two jobs, `--json`) with
+/// `--chi-max 4`: the paper engine's single MILP takes its big-M constants at the cap, and at
+/// the default cap (100) it needs up to a minute per demo task. Its summary, after checking
+/// the command succeeded.
 fn bench_preimages_summary(models: &str, ids: &str, eps: &str, jsonl: &Path) -> serde_json::Value {
     let out = run(&[
         "bench",
@@ -639,6 +641,8 @@ fn bench_preimages_summary(models: &str, ids: &str, eps: &str, jsonl: &Path) -> 
         eps,
         "--paper-time-limit",
         "60",
+        "--chi-max",
+        "4",
         "--jobs",
         "2",
         "--out",
@@ -652,6 +656,27 @@ fn bench_preimages_summary(models: &str, ids: &str, eps: &str, jsonl: &Path) -> 
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `bench preimages --chi-max` must be a positive number (exit 2, nothing run).
+#[test]
+fn bench_preimages_refuses_a_non_positive_chi_max() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["--chi-max=0", "--chi-max=-1", "--chi-max=inf"] {
+        let out = run(&[
+            "bench",
+            "preimages",
+            "--models",
+            s(&demo_model()),
+            "--data",
+            s(&demo_data()),
+            bad,
+            "--out",
+            s(&dir.path().join("p.jsonl")),
+        ]);
+        assert_bad_input(&out, "--chi-max");
+        assert!(!dir.path().join("p.jsonl").exists());
+    }
 }
 
 /// With several models, each summary row counts that model's tasks only (a bug once gave every

@@ -66,7 +66,7 @@ fn demo_opts(relaxed: bool) -> SynthOpts {
         max_frac: 16,
         template: TemplateArg::Code,
         preimage: PreimageArg::Fast,
-        chi_max: 4.0,
+        chi_max: certquant_synth::preimage::CHI_MAX_DEFAULT,
         time_limit: Some(60.0),
         gap: 0.0,
         attack: true,

@@ -245,8 +245,8 @@ pub struct SynthOpts {
     /// Preimage engine.
     #[arg(long, value_enum, default_value_t = PreimageArg::Fast)]
     pub preimage: PreimageArg,
-    /// Largest χ considered by the preimage MILPs.
-    #[arg(long, default_value_t = 4.0)]
+    /// Largest χ considered by the preimage MILPs (the authors' bound, 100).
+    #[arg(long, default_value_t = certquant_synth::preimage::CHI_MAX_DEFAULT)]
     pub chi_max: f64,
     /// Time limit per MILP solve, seconds (the solver's proven bound is used on expiry, so χ
     /// may only shrink). Default: none for robustness; 10 s for `synth/bench backdoor`.

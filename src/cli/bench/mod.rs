@@ -401,6 +401,10 @@ pub struct BenchPreimagesArgs {
     /// Time limit per MILP of the fast engine, seconds.
     #[arg(long)]
     fast_time_limit: Option<f64>,
+    /// Largest χ considered by both engines. The paper engine's big-M constants are taken at
+    /// this value, so a smaller cap makes its single MILP much faster (and may cap χ).
+    #[arg(long, default_value_t = certquant_synth::preimage::CHI_MAX_DEFAULT)]
+    chi_max: f64,
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -420,6 +424,9 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
         {
             bail!("{flag} must be a positive number of seconds");
         }
+    }
+    if !(a.chi_max.is_finite() && a.chi_max > 0.0) {
+        bail!("--chi-max must be a positive number");
     }
     let mut recorded_models = Vec::new();
     for m in &a.models {
@@ -448,6 +455,7 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
             "data": path_text(&a.data),
             "paper_time_limit": a.paper_time_limit,
             "fast_time_limit": a.fast_time_limit,
+            "chi_max": a.chi_max,
             "timeout": a.pool.timeout,
         }),
         keys.iter()
@@ -483,6 +491,7 @@ pub fn preimages(a: &BenchPreimagesArgs) -> Result<Outcome> {
             opts: SynthOpts {
                 preimage,
                 time_limit: limit,
+                chi_max: a.chi_max,
                 ..SynthOpts::default()
             },
             accuracy: false,

@@ -293,6 +293,13 @@ const BRACKET_TOL: f64 = 1e-5;
 /// (eq. (84)), relative to `1 + χ`.
 const COARSE_TOL: f64 = 1e-2;
 
+/// Parts whose relaxation bound is at least this `χ` (the default cap before 2026-12-01) get a
+/// time limit of [`LIMIT_ABOVE_SECONDS`] per MILP when the user set none (eq. (88)).
+const LIMITED_ABOVE: f64 = 4.0;
+
+/// Default time limit of a part MILP lying entirely above [`LIMITED_ABOVE`] (eq. (88)).
+const LIMIT_ABOVE_SECONDS: f64 = 10.0;
+
 /// Solves layer `ctx.k`'s Problem (3) part by part (see the module documentation): the
 /// smallest safe `χ` over all escape conditions, `chi_max` if none escapes below it.
 ///
@@ -423,9 +430,19 @@ fn solve_parts(
             continue;
         }
         // No MIP start from the witness: see the note in certquant-milp's CBC backend.
-        let s = backend.solve(&m.p, &solve_opts(opts))?;
+        // Eq. (88): far above the template's usual range a part may be a hard MILP (a
+        // convolutional net's part with 373 binaries did not finish in 11 CPU minutes):
+        // without a user limit it gets LIMIT_ABOVE_SECONDS; on expiry the proven bound is
+        // used, never below the relaxation's (both proven; χ may only shrink).
+        let mut sopts = solve_opts(opts);
+        if sopts.time_limit.is_none() && br.lb >= LIMITED_ABOVE {
+            sopts.time_limit = Some(LIMIT_ABOVE_SECONDS);
+        }
+        let s = backend.solve(&m.p, &sopts)?;
         milps += 1;
+        let proven = lp_lb.max(br.lb);
         let found = match safe_chi(ctx.k, &s)? {
+            Some((chi, true)) => Some((chi.max((proven - safety_margin(proven)).max(0.0)), true)),
             // infeasible in [lb, hi]: no escape below hi
             None => {
                 if hi < cap && br.witnessed() && hi == br.ub {

@@ -125,6 +125,12 @@ pub enum Engine {
     Abstract,
 }
 
+/// Default upper end `χ_max` of the χ range of Problem (3) (docs/method.md eq. (25)): 100,
+/// the bound the authors' code puts on its scale variable. A smaller cap only makes a
+/// preimage smaller (still sound), but it costs bits: with 4, the last hidden layer's χ was
+/// capped on most r = 1 tasks of Table 2, and those needed more bits than at r = 2.
+pub const CHI_MAX_DEFAULT: f64 = 100.0;
+
 /// Options for preimage computation.
 #[derive(Debug, Clone)]
 pub struct PreimageOptions {
@@ -132,7 +138,8 @@ pub struct PreimageOptions {
     pub template: TemplateKind,
     /// Engine.
     pub engine: Engine,
-    /// Largest `χ` considered; big-M constants are taken at this value.
+    /// Largest `χ` considered; big-M constants are taken at this value. Default
+    /// [`CHI_MAX_DEFAULT`], the authors' bound (docs/method.md eq. (25)).
     pub chi_max: f64,
     /// Time limit per MILP solve, seconds.
     pub time_limit: Option<f64>,
@@ -155,7 +162,7 @@ impl Default for PreimageOptions {
         Self {
             template: TemplateKind::Code,
             engine: Engine::Fast,
-            chi_max: 4.0,
+            chi_max: CHI_MAX_DEFAULT,
             time_limit: None,
             gap: 0.0,
             solver: SolverTuning::default(),

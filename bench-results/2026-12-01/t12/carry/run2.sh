@@ -1,0 +1,4 @@
+#!/bin/bash
+B=${CERTQUANT:-target/release/certquant}; S=../shared; O=bench-results/2026-12-01/t12/carry; P=bench-results/2026-12-01/t12
+$B bench robustness --model $S/models/quadapter/mnist_2blk_100_100.onnx --data $S/data/mnist --ids 8561,9873,9566 --eps 5/255 --jobs 1 --time-limit 300 --timeout 600 --method paper --carry-rejections --preimages-from $P/mnist_2blk_100_100.jsonl --out $O/mnist_2blk_100_100_carry_r5.jsonl > $O/mnist_2blk_100_100_carry_r5.log 2>&1
+$B bench robustness --model $S/models/quadapter/fashion-mnist_2blk_100_100.onnx --data $S/data/fashion-mnist --ids 4656,3292 --eps 5/255 --jobs 1 --time-limit 300 --timeout 600 --method paper --carry-rejections --preimages-from $P/fashion-mnist_2blk_100_100.jsonl --out $O/fashion-mnist_2blk_100_100_carry_r5.jsonl > $O/fashion-mnist_2blk_100_100_carry_r5.log 2>&1
