@@ -504,20 +504,41 @@ fn failing_bits(values: &[f64]) -> Vec<u64> {
 /// An upper bound on the largest clique among `verts`: the number of colours of a greedy
 /// colouring (largest degree first).
 fn coloring_bound(adj: &[Vec<bool>], verts: &[usize]) -> usize {
-    let mut order: Vec<usize> = verts.to_vec();
-    let deg = |v: usize| verts.iter().filter(|&&u| u != v && adj[v][u]).count();
-    order.sort_by_key(|&v| std::cmp::Reverse(deg(v)));
-    let mut colour = vec![usize::MAX; adj.len()];
-    let mut ncol = 0;
-    for &v in &order {
-        let mut c = 0;
-        while verts.iter().any(|&u| u != v && adj[v][u] && colour[u] == c) {
-            c += 1;
+    // neighbours within `verts` as bit sets over local indices: a colour class admits a
+    // vertex iff their intersection is empty (one word operation per 64 vertices)
+    let k = verts.len();
+    let words = k.div_ceil(64);
+    let mut nb = vec![0u64; k * words];
+    for (i, &v) in verts.iter().enumerate() {
+        for (j, &u) in verts.iter().enumerate() {
+            if u != v && adj[v][u] {
+                nb[i * words + j / 64] |= 1 << (j % 64);
+            }
         }
-        colour[v] = c;
-        ncol = ncol.max(c + 1);
     }
-    ncol
+    let deg: Vec<u32> = nb
+        .chunks_exact(words.max(1))
+        .take(k)
+        .map(|w| w.iter().map(|x| x.count_ones()).sum())
+        .collect();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(deg[i]));
+    let mut classes: Vec<Vec<u64>> = Vec::new();
+    for &i in &order {
+        let row = &nb[i * words..(i + 1) * words];
+        let c = match classes
+            .iter()
+            .position(|cl| cl.iter().zip(row).all(|(a, b)| a & b == 0))
+        {
+            Some(c) => c,
+            None => {
+                classes.push(vec![0u64; words]);
+                classes.len() - 1
+            }
+        };
+        classes[c][i / 64] |= 1 << (i % 64);
+    }
+    classes.len()
 }
 
 /// The size of a largest clique (Bron–Kerbosch with pivoting), or `None` after `budget`

@@ -373,16 +373,18 @@ pub(crate) fn solve_minmax(
             return None;
         }
         // in increasing (τ, j) order, as a stable sort by τ would give, but only as far as
-        // the ratio test goes: a heap (usually few of the hundreds of breakpoints are passed)
-        let mut cands: std::collections::BinaryHeap<std::cmp::Reverse<Breakpoint>> = cands
-            .into_iter()
-            .map(|(tau, j)| std::cmp::Reverse(Breakpoint(tau, j)))
-            .collect();
+        // the ratio test goes (usually few of the hundreds of breakpoints are passed)
+        let mut cands = SortedPrefix::new(
+            cands
+                .into_iter()
+                .map(|(tau, j)| Breakpoint(tau, j))
+                .collect(),
+        );
         // bound-flipping: pass boxed breakpoints while the dual slope stays positive
         let mut slope = (lo_of(v) - val[v]).max(val[v] - hi_of(v));
         let mut flips: Vec<usize> = Vec::new();
         let mut enter = None;
-        while let Some(std::cmp::Reverse(Breakpoint(_, j))) = cands.pop() {
+        while let Some(Breakpoint(_, j)) = cands.next_smallest() {
             let range = hi_of(j) - lo_of(j);
             let drop = alpha_row[j].abs() * range;
             if range.is_finite() && slope - drop > 0.0 {
@@ -480,6 +482,47 @@ impl PartialOrd for Breakpoint {
 impl Ord for Breakpoint {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// The items of a vector in increasing order, sorted lazily in growing batches (select the
+/// batch, then sort it), so that reading the first few costs `O(n)`, not a full sort.
+struct SortedPrefix {
+    items: Vec<Breakpoint>,
+    /// Items handed out so far.
+    done: usize,
+    /// `items[..sorted]` is sorted and holds the smallest `sorted` items.
+    sorted: usize,
+    /// Size of the next batch.
+    batch: usize,
+}
+
+impl SortedPrefix {
+    fn new(items: Vec<Breakpoint>) -> Self {
+        Self {
+            items,
+            done: 0,
+            sorted: 0,
+            batch: 32,
+        }
+    }
+
+    fn next_smallest(&mut self) -> Option<Breakpoint> {
+        if self.done == self.items.len() {
+            return None;
+        }
+        if self.done == self.sorted {
+            let rest = &mut self.items[self.sorted..];
+            let k = self.batch.min(rest.len());
+            if k < rest.len() {
+                rest.select_nth_unstable(k - 1);
+            }
+            rest[..k].sort_unstable();
+            self.sorted += k;
+            self.batch *= 2;
+        }
+        self.done += 1;
+        Some(self.items[self.done - 1])
     }
 }
 
