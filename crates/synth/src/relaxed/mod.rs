@@ -6,9 +6,11 @@
 mod carry;
 mod exact;
 mod minmax;
+mod save;
 mod witness;
 
 pub(crate) use carry::{Rejection, exceeds_with_carried};
+pub use save::{SAVE_COUNTS_ENV, SAVE_COUNTS_SECONDS};
 
 use std::time::{Duration, Instant};
 
@@ -153,7 +155,7 @@ pub(crate) fn max_simultaneous(
         seconds = started.elapsed().as_secs_f64(),
         "relaxed count: exact decision"
     );
-    save_slow_instance(
+    save::save_slow_instance(
         checks,
         limit,
         lo,
@@ -173,69 +175,6 @@ pub(crate) fn max_simultaneous(
         ..solve.clone()
     };
     milp_count(checks, limit, lo, hi, backend, solve, witnessed)
-}
-
-/// Environment variable naming a directory: every exact decision of the relaxed count that
-/// takes longer than [`SAVE_COUNTS_SECONDS`] is written there as a JSON instance (the format of
-/// `crates/synth/tests/fixtures/relaxed_count_*.json`: `limit`, `lo`, `hi`, `checks` with
-/// `constant` and `coeffs`, plus the answer), so a slow instance can become a test fixture.
-/// Failures to write are logged, never fatal.
-pub const SAVE_COUNTS_ENV: &str = "CERTQUANT_SAVE_COUNTS";
-
-/// Exact decisions slower than this many seconds are saved under [`SAVE_COUNTS_ENV`].
-pub const SAVE_COUNTS_SECONDS: f64 = 1.0;
-
-/// Writes a slow count instance to the directory named by [`SAVE_COUNTS_ENV`], if set
-/// (docs/method.md, eq. (37c)); a debugging aid, no effect on the answer.
-fn save_slow_instance(
-    checks: &[Check],
-    limit: usize,
-    lo: &[f64],
-    hi: &[f64],
-    decision: &exact::Decision,
-    seconds: f64,
-) {
-    let Some(dir) = std::env::var_os(SAVE_COUNTS_ENV) else {
-        return;
-    };
-    if seconds <= SAVE_COUNTS_SECONDS {
-        return;
-    }
-    let answer = match decision {
-        exact::Decision::AtLeast { count, .. } => format!("at least {count} fail"),
-        exact::Decision::Below => format!("at most {limit} fail"),
-        exact::Decision::Undecided => "undecided".to_string(),
-    };
-    let value = serde_json::json!({
-        "about": format!(
-            "relaxed count instance saved by {SAVE_COUNTS_ENV}: check i fails where \
-             constant + coeffs\u{b7}x < 0, x in [lo, hi]; the question is whether more than \
-             `limit` fail at one x (exact search: {answer} in {seconds:.3} s)"
-        ),
-        "limit": limit,
-        "lo": lo,
-        "hi": hi,
-        "checks": checks
-            .iter()
-            .map(|c| serde_json::json!({"constant": c.constant, "coeffs": c.coeffs}))
-            .collect::<Vec<_>>(),
-    });
-    let dir = std::path::PathBuf::from(dir);
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&value.to_string(), &mut hasher);
-    let path = dir.join(format!(
-        "relaxed_count_{}checks_limit{limit}_{:016x}.json",
-        checks.len(),
-        std::hash::Hasher::finish(&hasher)
-    ));
-    let written =
-        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, value.to_string()));
-    match written {
-        Ok(()) => tracing::info!(path = %path.display(), seconds, "relaxed count: instance saved"),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "relaxed count: cannot save instance")
-        }
-    }
 }
 
 /// The count MILP of eq. (37): `max Σ b_c` s.t. `x ∈ box`, `g_c(x) ≤ max_c·(1 − b_c)`,
@@ -524,10 +463,15 @@ mod tests {
         fixture("relaxed_count_mp2_8564_layer1.json")
     }
 
-    /// A saved count instance from `tests/fixtures/` (the format [`save_slow_instance`]
+    /// A saved count instance from `tests/fixtures/` (the format [`save::save_slow_instance`]
     /// writes).
     fn fixture(name: &str) -> (Vec<Check>, usize, Vec<f64>, Vec<f64>) {
         let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        read_instance(std::path::Path::new(&path))
+    }
+
+    /// A count instance in the JSON format of [`save::write_instance`].
+    fn read_instance(path: &std::path::Path) -> (Vec<Check>, usize, Vec<f64>, Vec<f64>) {
         let text = std::fs::read_to_string(path).expect("fixture");
         let inst: Instance = serde_json::from_str(&text).expect("fixture parses");
         let checks = inst
@@ -571,6 +515,24 @@ mod tests {
         eprintln!("issue 19 instance: {d:?} {stats:?} in {secs:.3} s");
         assert_eq!(d, exact::Decision::Below);
         assert!(secs < 10.0, "{secs} s");
+    }
+
+    /// A saved instance reads back as the same checks (exact `f64`s), limit and box, so a
+    /// slow count dumped by [`SAVE_COUNTS_ENV`] can become a fixture as it is.
+    #[test]
+    fn a_saved_instance_reads_back_exactly() {
+        let (checks, lo, hi) = random_checks(7, 5, 9);
+        let dir =
+            std::env::temp_dir().join(format!("certquant-save-counts-{}", std::process::id()));
+        let path =
+            save::write_instance(&dir, &checks, 3, &lo, &hi, &exact::Decision::Below, 1.5).unwrap();
+        let (back, limit, blo, bhi) = read_instance(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((limit, &blo, &bhi), (3, &lo, &hi));
+        assert_eq!(back.len(), checks.len());
+        for (a, b) in back.iter().zip(&checks) {
+            assert_eq!((&a.coeffs, a.constant), (&b.coeffs, b.constant));
+        }
     }
 
     /// The hard MP1 instance of issue 19 (68 checks over 784 inputs; may 41 fail at one
