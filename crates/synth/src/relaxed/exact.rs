@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use certquant_bounds::arith::linear_max;
 
-use super::minmax::{Checks, combination_min, pair_multiplier, solve_minmax};
+use super::minmax::{Checks, Prepared, combination_min, pair_multiplier, solve_minmax};
 
 /// A check counts as failing at a witness input when `g(x) ≤` this (plain floating point).
 /// Only "yes" answers use it, and "yes" is the pessimistic answer (the layer's `F` is
@@ -49,6 +49,10 @@ pub(crate) struct Stats {
     pub nodes: usize,
     /// Conflicts known at the end (pairs included).
     pub conflicts: usize,
+    /// Of `lps`, those spent shrinking conflicts.
+    pub shrink_lps: usize,
+    /// Seconds spent in min-max LPs.
+    pub lp_seconds: f64,
 }
 
 /// How many of the checks fail at `x` (`g ≤ WITNESS_TOL`).
@@ -195,11 +199,17 @@ fn decide_rest(
             .zip(need)
             .map(|(mem, &k)| mem.len() - k)
             .collect(),
-        conflicts,
+        conflicts: Vec::new(),
+        conflict_bits: Vec::new(),
+        words: m.div_ceil(64),
         deadline,
         stats,
         witnessed: Vec::new(),
+        prepared: Prepared::new(checks),
     };
+    for c in conflicts {
+        bb.push_conflict(c);
+    }
     let mut dropped = vec![false; m];
     let mut forced = vec![false; m];
     let mut ndropped = vec![0; groups];
@@ -218,11 +228,17 @@ struct Search<'a, 'b> {
     need: &'a [usize],
     drops: Vec<usize>,
     conflicts: Vec<Vec<usize>>,
+    /// The conflicts as bit sets, `words` words each, in the order of `conflicts`.
+    conflict_bits: Vec<u64>,
+    /// Words per bit set (`⌈m / 64⌉`).
+    words: usize,
     deadline: Instant,
     stats: Stats,
     /// Sets of checks seen failing together at one input (at LP iterates), as bit sets: every
     /// subset of one can fail together.
     witnessed: Vec<Vec<u64>>,
+    /// Per-check data shared by all LPs.
+    prepared: Prepared,
 }
 
 impl Search<'_, '_> {
@@ -246,14 +262,34 @@ impl Search<'_, '_> {
             // a member may still be left out if it is not forced and its group has drops left
             let free_to_drop =
                 |e: usize| !forced[e] && ndropped[self.group[e]] < self.drops[self.group[e]];
-            // the unhit conflict with the fewest members still free to leave out
+            // the unhit conflict with the fewest members still free to leave out (bit sets:
+            // thousands of conflicts are scanned at every node)
+            let words = self.words;
+            let mut dropped_bits = vec![0u64; words];
+            let mut free_bits = vec![0u64; words];
+            let mut forced_bits = vec![0u64; words];
+            for e in 0..m {
+                if dropped[e] {
+                    dropped_bits[e / 64] |= 1 << (e % 64);
+                }
+                if free_to_drop(e) {
+                    free_bits[e / 64] |= 1 << (e % 64);
+                }
+                if forced[e] {
+                    forced_bits[e / 64] |= 1 << (e % 64);
+                }
+            }
             let mut pick: Option<(usize, usize)> = None;
             let mut open: Vec<(usize, usize)> = Vec::new();
-            for (ci, c) in self.conflicts.iter().enumerate() {
-                if c.iter().any(|&e| dropped[e]) {
+            for (ci, c) in self.conflict_bits.chunks_exact(words).enumerate() {
+                if c.iter().zip(&dropped_bits).any(|(a, b)| a & b != 0) {
                     continue;
                 }
-                let free = c.iter().filter(|&&e| free_to_drop(e)).count();
+                let free: usize = c
+                    .iter()
+                    .zip(&free_bits)
+                    .map(|(a, b)| (a & b).count_ones() as usize)
+                    .sum();
                 if free == 0 {
                     return Decision::Below;
                 }
@@ -268,13 +304,17 @@ impl Search<'_, '_> {
                 }
                 // packing bound: disjoint open conflicts each need a drop of their own
                 open.sort_unstable();
-                let mut used = vec![false; m];
+                let mut used = vec![0u64; words];
                 let mut packed = 0;
                 for &(_, cj) in &open {
-                    let c = &self.conflicts[cj];
-                    if c.iter().all(|&e| forced[e] || !used[e]) {
-                        for &e in c {
-                            used[e] = true;
+                    let c = &self.conflict_bits[cj * words..(cj + 1) * words];
+                    if c.iter()
+                        .zip(&used)
+                        .zip(&forced_bits)
+                        .all(|((a, u), f)| a & u & !f == 0)
+                    {
+                        for (u, a) in used.iter_mut().zip(c) {
+                            *u |= a;
                         }
                         packed += 1;
                     }
@@ -330,11 +370,21 @@ impl Search<'_, '_> {
             // every known conflict is left out: ask the LP about the kept set
             let rows: Vec<usize> = (0..m).filter(|&i| !dropped[i]).collect();
             self.stats.lps += 1;
-            let Some(opt) = solve_minmax(self.checks, &rows, true) else {
+            let t0 = Instant::now();
+            let opt = solve_minmax(self.checks, &rows, true, Some(&self.prepared));
+            self.stats.lp_seconds += t0.elapsed().as_secs_f64();
+            let Some(opt) = opt else {
                 return Decision::Undecided;
             };
-            self.witnessed.push(failing_set(self.checks, &opt.x));
-            let counts = group_counts(self.checks, self.group, groups, &opt.x);
+            // one pass over the checks' values at the LP's point
+            let values: Vec<f64> = (0..m).map(|i| self.checks.value(i, &opt.x)).collect();
+            self.witnessed.push(failing_bits(&values));
+            let mut counts = vec![0; groups];
+            for (i, v) in values.iter().enumerate() {
+                if *v <= WITNESS_TOL {
+                    counts[self.group[i]] += 1;
+                }
+            }
             if counts.iter().zip(self.need).all(|(c, k)| c >= k) {
                 return Decision::AtLeast {
                     count: counts.iter().sum(),
@@ -349,7 +399,7 @@ impl Search<'_, '_> {
                     .map(|(&i, _)| i)
                     .collect();
                 let conflict = self.shrink(conflict);
-                self.conflicts.push(conflict);
+                self.push_conflict(conflict);
                 continue;
             }
             tracing::debug!(t = opt.t, ?counts, "relaxed count: LP undecided");
@@ -359,6 +409,16 @@ impl Search<'_, '_> {
 }
 
 impl Search<'_, '_> {
+    /// Records a proven conflict (list and bit set).
+    fn push_conflict(&mut self, conflict: Vec<usize>) {
+        let start = self.conflict_bits.len();
+        self.conflict_bits.resize(start + self.words, 0);
+        for &e in &conflict {
+            self.conflict_bits[start + e / 64] |= 1 << (e % 64);
+        }
+        self.conflicts.push(conflict);
+    }
+
     /// Shrinks a proven conflict towards an irreducible one (a deletion filter): a member is
     /// left out whenever the rest is still proven unable to fail together. Smaller conflicts
     /// prune many more candidates.
@@ -366,6 +426,9 @@ impl Search<'_, '_> {
         // members shown necessary stay necessary in every smaller conflict: if `C \ {e}`
         // can fail together, so can every subset of it
         let mut necessary: Vec<usize> = Vec::new();
+        if conflict.len() <= SHRINK_ABOVE {
+            return conflict;
+        }
         while conflict.len() > 2 {
             let Some(&e) = conflict.iter().find(|e| !necessary.contains(e)) else {
                 break;
@@ -387,7 +450,11 @@ impl Search<'_, '_> {
                 continue;
             }
             self.stats.lps += 1;
-            match solve_minmax(self.checks, &rest, true) {
+            self.stats.shrink_lps += 1;
+            let t0 = Instant::now();
+            let opt = solve_minmax(self.checks, &rest, true, Some(&self.prepared));
+            self.stats.lp_seconds += t0.elapsed().as_secs_f64();
+            match opt {
                 Some(opt) if combination_min(self.checks, &rest, &opt.y) > 0.0 => {
                     // keep only the support of the new certificate
                     conflict = rest
@@ -408,12 +475,26 @@ impl Search<'_, '_> {
     }
 }
 
+/// Proven conflicts with more members than this are shrunk by [`Search::shrink`] (one LP per
+/// member); smaller ones are kept as the LP's certificate gives them. Measured on the MP1
+/// fixture (`tests/fixtures/relaxed_count_mp1_8620_layer0.json`): the certificates of the
+/// early-stopped LPs are almost always irreducible already (4,571 conflicts, 5,344 shrink LPs
+/// removing a member from 7 of them), so shrinking every conflict doubled the LPs for nothing.
+const SHRINK_ABOVE: usize = 8;
+
 /// The checks failing at `x` (`g ≤ WITNESS_TOL`), as a bit set.
 fn failing_set(checks: &Checks<'_>, x: &[f64]) -> Vec<u64> {
-    let m = checks.coeffs.len();
-    let mut set = vec![0u64; m.div_ceil(64)];
-    for i in 0..m {
-        if checks.value(i, x) <= WITNESS_TOL {
+    let values: Vec<f64> = (0..checks.coeffs.len())
+        .map(|i| checks.value(i, x))
+        .collect();
+    failing_bits(&values)
+}
+
+/// The checks whose value is `≤ WITNESS_TOL`, as a bit set.
+fn failing_bits(values: &[f64]) -> Vec<u64> {
+    let mut set = vec![0u64; values.len().div_ceil(64)];
+    for (i, v) in values.iter().enumerate() {
+        if *v <= WITNESS_TOL {
             set[i / 64] |= 1 << (i % 64);
         }
     }
@@ -423,20 +504,41 @@ fn failing_set(checks: &Checks<'_>, x: &[f64]) -> Vec<u64> {
 /// An upper bound on the largest clique among `verts`: the number of colours of a greedy
 /// colouring (largest degree first).
 fn coloring_bound(adj: &[Vec<bool>], verts: &[usize]) -> usize {
-    let mut order: Vec<usize> = verts.to_vec();
-    let deg = |v: usize| verts.iter().filter(|&&u| u != v && adj[v][u]).count();
-    order.sort_by_key(|&v| std::cmp::Reverse(deg(v)));
-    let mut colour = vec![usize::MAX; adj.len()];
-    let mut ncol = 0;
-    for &v in &order {
-        let mut c = 0;
-        while verts.iter().any(|&u| u != v && adj[v][u] && colour[u] == c) {
-            c += 1;
+    // neighbours within `verts` as bit sets over local indices: a colour class admits a
+    // vertex iff their intersection is empty (one word operation per 64 vertices)
+    let k = verts.len();
+    let words = k.div_ceil(64);
+    let mut nb = vec![0u64; k * words];
+    for (i, &v) in verts.iter().enumerate() {
+        for (j, &u) in verts.iter().enumerate() {
+            if u != v && adj[v][u] {
+                nb[i * words + j / 64] |= 1 << (j % 64);
+            }
         }
-        colour[v] = c;
-        ncol = ncol.max(c + 1);
     }
-    ncol
+    let deg: Vec<u32> = nb
+        .chunks_exact(words.max(1))
+        .take(k)
+        .map(|w| w.iter().map(|x| x.count_ones()).sum())
+        .collect();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(deg[i]));
+    let mut classes: Vec<Vec<u64>> = Vec::new();
+    for &i in &order {
+        let row = &nb[i * words..(i + 1) * words];
+        let c = match classes
+            .iter()
+            .position(|cl| cl.iter().zip(row).all(|(a, b)| a & b == 0))
+        {
+            Some(c) => c,
+            None => {
+                classes.push(vec![0u64; words]);
+                classes.len() - 1
+            }
+        };
+        classes[c][i / 64] |= 1 << (i % 64);
+    }
+    classes.len()
 }
 
 /// The size of a largest clique (Bron–Kerbosch with pivoting), or `None` after `budget`

@@ -29,12 +29,7 @@ pub(crate) struct Checks<'a> {
 impl Checks<'_> {
     /// `g_i(x)` in plain floating point (witness counting only, never a proof).
     pub fn value(&self, i: usize, x: &[f64]) -> f64 {
-        self.coeffs[i]
-            .iter()
-            .zip(x)
-            .map(|(a, v)| a * v)
-            .sum::<f64>()
-            + self.constants[i]
+        dot(self.coeffs[i], x) + self.constants[i]
     }
 }
 
@@ -130,6 +125,51 @@ enum At {
     Basic,
 }
 
+/// Per-check data that every LP over the same checks needs (computed once per instance by
+/// [`Prepared::new`]): a branch and bound asks thousands of LPs over subsets of the same checks
+/// (docs/method.md, eq. (86)).
+pub(crate) struct Prepared {
+    /// Each check's minimum over the box (outward rounded): picks the starting row.
+    mins: Vec<f64>,
+    /// Each check's `Σ |a_k|` over its non-zero coefficients, and how many there are: the
+    /// scale of the anti-degeneracy perturbation.
+    abs_sums: Vec<(f64, usize)>,
+}
+
+impl Prepared {
+    /// The per-check data of `checks`.
+    pub(crate) fn new(checks: &Checks<'_>) -> Self {
+        Self {
+            mins: (0..checks.coeffs.len())
+                .map(|i| linear_min(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi))
+                .collect(),
+            abs_sums: checks.coeffs.iter().map(|a| abs_sum(a)).collect(),
+        }
+    }
+}
+
+/// `Σ |a_k|` over the non-zero `a_k`, and their number.
+fn abs_sum(a: &[f64]) -> (f64, usize) {
+    a.iter()
+        .filter(|a| **a != 0.0)
+        .fold((0.0, 0), |(s, c), a| (s + a.abs(), c + 1))
+}
+
+/// `a · x` with four partial sums (a serial sum is bound by the adder's latency; the order
+/// only moves the last bits, and no proof reads this value: witnesses and LP iterates only).
+pub(crate) fn dot(a: &[f64], x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ac, xc) = (a.chunks_exact(4), x.chunks_exact(4));
+    let (ar, xr) = (ac.remainder(), xc.remainder());
+    for (p, q) in ac.zip(xc) {
+        for l in 0..4 {
+            acc[l] += p[l] * q[l];
+        }
+    }
+    let tail: f64 = ar.iter().zip(xr).map(|(p, q)| p * q).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// Solves `min t` s.t. `a_i·x + c_i ≤ t` (`i ∈ rows`), `x ∈ box`, by a dense bounded-variable
 /// dual simplex with the bound-flipping ratio test. Columns: the inputs, then `t` (free, always
 /// basic), then one slack `s_r ≥ 0` per row (`a_r·x − t + s_r = −c_r`). Every basis is dual
@@ -138,11 +178,13 @@ enum At {
 /// walks the concave dual `max_{y ∈ Δ} min_box Σ y_i g_i` up, passing many breakpoints (input
 /// bound flips) per pivot. With `stop_when_positive` it returns as soon as its multipliers
 /// prove `t* > 0` (then `t` and `x` are those of the last iterate, not optimal). Returns `None` on an iteration limit or a numerically singular
-/// basis (the caller then falls back to the MILP).
+/// basis (the caller then falls back to the MILP). `prepared`, if given, holds the per-check
+/// data of [`Prepared`] computed once per instance (docs/method.md, eq. (86)).
 pub(crate) fn solve_minmax(
     checks: &Checks<'_>,
     rows: &[usize],
     stop_when_positive: bool,
+    prepared: Option<&Prepared>,
 ) -> Option<LpOptimum> {
     let m = rows.len();
     let n = checks.lo.len();
@@ -173,21 +215,14 @@ pub(crate) fn solve_minmax(
         }
     };
     // start: y = e_r* for the row with the largest minimum over the box
-    let rstar = (0..m).max_by(|&a, &b| {
-        let ma = linear_min(
-            checks.coeffs[rows[a]],
-            checks.constants[rows[a]],
-            checks.lo,
-            checks.hi,
-        );
-        let mb = linear_min(
-            checks.coeffs[rows[b]],
-            checks.constants[rows[b]],
-            checks.lo,
-            checks.hi,
-        );
-        ma.total_cmp(&mb)
-    })?;
+    let mins: Vec<f64> = match prepared {
+        Some(p) => rows.iter().map(|&i| p.mins[i]).collect(),
+        None => rows
+            .iter()
+            .map(|&i| linear_min(checks.coeffs[i], checks.constants[i], checks.lo, checks.hi))
+            .collect(),
+    };
+    let rstar = (0..m).max_by(|&a, &b| mins[a].total_cmp(&mins[b]))?;
     let mut basis: Vec<usize> = (0..m).map(|r| n + 1 + r).collect();
     basis[rstar] = tcol;
     let mut at = vec![At::Lower; nv];
@@ -200,15 +235,13 @@ pub(crate) fn solve_minmax(
     // optimum by about 1e-9 of the coefficients times the box widths: harmless, since what
     // is used is a witness `x` or multipliers `y`, each checked on the unperturbed checks.
     let scale = {
-        let (mut sum, mut cnt) = (0.0, 0usize);
-        for &r in rows {
-            for &a in checks.coeffs[r] {
-                if a != 0.0 {
-                    sum += a.abs();
-                    cnt += 1;
-                }
-            }
-        }
+        let (sum, cnt) = rows
+            .iter()
+            .map(|&r| match prepared {
+                Some(p) => p.abs_sums[r],
+                None => abs_sum(checks.coeffs[r]),
+            })
+            .fold((0.0, 0usize), |(s, c), (a, k)| (s + a, c + k));
         if cnt == 0 { 1.0 } else { sum / cnt as f64 }
     };
     let mut cost = vec![0.0; nv];
@@ -291,12 +324,28 @@ pub(crate) fn solve_minmax(
             d[k] = cost[k];
             alpha_row[k] = 0.0;
         }
+        // π and ρ are sparse on early iterates (the rows met so far): exact zeros add nothing
         for r in 0..m {
             let (pr, rr) = (pi[r], rho[r]);
             let a = checks.coeffs[rows[r]];
-            for k in 0..n {
-                d[k] -= pr * a[k];
-                alpha_row[k] += rr * a[k];
+            match (pr != 0.0, rr != 0.0) {
+                (true, true) => {
+                    for k in 0..n {
+                        d[k] -= pr * a[k];
+                        alpha_row[k] += rr * a[k];
+                    }
+                }
+                (true, false) => {
+                    for k in 0..n {
+                        d[k] -= pr * a[k];
+                    }
+                }
+                (false, true) => {
+                    for k in 0..n {
+                        alpha_row[k] += rr * a[k];
+                    }
+                }
+                (false, false) => {}
             }
         }
         for r in 0..m {
@@ -323,12 +372,19 @@ pub(crate) fn solve_minmax(
         if cands.is_empty() {
             return None;
         }
-        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // in increasing (τ, j) order, as a stable sort by τ would give, but only as far as
+        // the ratio test goes (usually few of the hundreds of breakpoints are passed)
+        let mut cands = SortedPrefix::new(
+            cands
+                .into_iter()
+                .map(|(tau, j)| Breakpoint(tau, j))
+                .collect(),
+        );
         // bound-flipping: pass boxed breakpoints while the dual slope stays positive
         let mut slope = (lo_of(v) - val[v]).max(val[v] - hi_of(v));
         let mut flips: Vec<usize> = Vec::new();
         let mut enter = None;
-        for &(_, j) in &cands {
+        while let Some(Breakpoint(_, j)) = cands.next_smallest() {
             let range = hi_of(j) - lo_of(j);
             let drop = alpha_row[j].abs() * range;
             if range.is_finite() && slope - drop > 0.0 {
@@ -404,6 +460,72 @@ pub(crate) fn solve_minmax(
     None
 }
 
+/// A breakpoint `(τ_j, j)` of the bound-flipping ratio test, ordered by `τ` (total order) and
+/// then by `j`.
+#[derive(Debug, Clone, Copy)]
+struct Breakpoint(f64, usize);
+
+impl PartialEq for Breakpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Breakpoint {}
+
+impl PartialOrd for Breakpoint {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Breakpoint {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// The items of a vector in increasing order, sorted lazily in growing batches (select the
+/// batch, then sort it), so that reading the first few costs `O(n)`, not a full sort.
+struct SortedPrefix {
+    items: Vec<Breakpoint>,
+    /// Items handed out so far.
+    done: usize,
+    /// `items[..sorted]` is sorted and holds the smallest `sorted` items.
+    sorted: usize,
+    /// Size of the next batch.
+    batch: usize,
+}
+
+impl SortedPrefix {
+    fn new(items: Vec<Breakpoint>) -> Self {
+        Self {
+            items,
+            done: 0,
+            sorted: 0,
+            batch: 32,
+        }
+    }
+
+    fn next_smallest(&mut self) -> Option<Breakpoint> {
+        if self.done == self.items.len() {
+            return None;
+        }
+        if self.done == self.sorted {
+            let rest = &mut self.items[self.sorted..];
+            let k = self.batch.min(rest.len());
+            if k < rest.len() {
+                rest.select_nth_unstable(k - 1);
+            }
+            rest[..k].sort_unstable();
+            self.sorted += k;
+            self.batch *= 2;
+        }
+        self.done += 1;
+        Some(self.items[self.done - 1])
+    }
+}
+
 /// Basic values from the nonbasic ones: `x_B = B^{-1}(−c − N x_N)`.
 #[allow(clippy::too_many_arguments)]
 fn recompute_basics(
@@ -416,16 +538,20 @@ fn recompute_basics(
     checks: &Checks<'_>,
     rows: &[usize],
 ) {
-    let is_basic: std::collections::HashSet<usize> = basis.iter().copied().collect();
+    let mut basic = vec![false; n + 1 + m];
+    for &b in basis {
+        basic[b] = true;
+    }
+    let is_basic = |j: usize| basic[j];
     let mut rhs: Vec<f64> = rows.iter().map(|&i| -checks.constants[i]).collect();
+    // the nonbasic inputs' values (basic ones as 0), one dot product per row
+    let xn: Vec<f64> = (0..n)
+        .map(|k| if is_basic(k) { 0.0 } else { val[k] })
+        .collect();
     for (r, rv) in rhs.iter_mut().enumerate() {
-        for (k, &x) in val.iter().enumerate().take(n) {
-            if !is_basic.contains(&k) {
-                *rv -= checks.coeffs[rows[r]][k] * x;
-            }
-        }
+        *rv -= dot(checks.coeffs[rows[r]], &xn);
         for j in n..n + 1 + m {
-            if !is_basic.contains(&j) {
+            if !is_basic(j) {
                 *rv -= entry(r, j) * val[j];
             }
         }
