@@ -155,14 +155,14 @@ pub(crate) fn max_simultaneous(
         seconds = started.elapsed().as_secs_f64(),
         "relaxed count: exact decision"
     );
-    save::save_slow_instance(
+    save::save_slow_instance(&save::Decided {
         checks,
         limit,
         lo,
         hi,
-        &decision,
-        started.elapsed().as_secs_f64(),
-    );
+        decision: &decision,
+        seconds: started.elapsed().as_secs_f64(),
+    });
     match decision {
         exact::Decision::AtLeast { count, .. } => return Ok(count.max(limit + 1)),
         exact::Decision::Below => return Ok(witnessed),
@@ -524,8 +524,18 @@ mod tests {
         let (checks, lo, hi) = random_checks(7, 5, 9);
         let dir =
             std::env::temp_dir().join(format!("certquant-save-counts-{}", std::process::id()));
-        let path =
-            save::write_instance(&dir, &checks, 3, &lo, &hi, &exact::Decision::Below, 1.5).unwrap();
+        let path = save::write_instance(
+            &dir,
+            &save::Decided {
+                checks: &checks,
+                limit: 3,
+                lo: &lo,
+                hi: &hi,
+                decision: &exact::Decision::Below,
+                seconds: 1.5,
+            },
+        )
+        .unwrap();
         let (back, limit, blo, bhi) = read_instance(&path);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((limit, &blo, &bhi), (3, &lo, &hi));

@@ -13,33 +13,30 @@ pub const SAVE_COUNTS_ENV: &str = "CERTQUANT_SAVE_COUNTS";
 /// Exact decisions slower than this many seconds are saved under [`SAVE_COUNTS_ENV`].
 pub const SAVE_COUNTS_SECONDS: f64 = 1.0;
 
+/// One decided count: the instance (checks over the box `[lo, hi]`, "may more than `limit`
+/// fail at one x?"), the exact search's answer and its time.
+#[derive(Clone, Copy)]
+pub(super) struct Decided<'a> {
+    pub checks: &'a [Check],
+    pub limit: usize,
+    pub lo: &'a [f64],
+    pub hi: &'a [f64],
+    pub decision: &'a exact::Decision,
+    pub seconds: f64,
+}
+
 /// Writes a slow count instance to the directory named by [`SAVE_COUNTS_ENV`], if set
 /// (docs/method.md, eq. (37c)); a debugging aid, no effect on the answer.
-pub(super) fn save_slow_instance(
-    checks: &[Check],
-    limit: usize,
-    lo: &[f64],
-    hi: &[f64],
-    decision: &exact::Decision,
-    seconds: f64,
-) {
+pub(super) fn save_slow_instance(c: &Decided<'_>) {
     let Some(dir) = std::env::var_os(SAVE_COUNTS_ENV) else {
         return;
     };
-    if seconds <= SAVE_COUNTS_SECONDS {
+    if c.seconds <= SAVE_COUNTS_SECONDS {
         return;
     }
-    match write_instance(
-        std::path::Path::new(&dir),
-        checks,
-        limit,
-        lo,
-        hi,
-        decision,
-        seconds,
-    ) {
+    match write_instance(std::path::Path::new(&dir), c) {
         Ok(path) => {
-            tracing::info!(path = %path.display(), seconds, "relaxed count: instance saved")
+            tracing::info!(path = %path.display(), seconds = c.seconds, "relaxed count: instance saved")
         }
         Err(e) => tracing::warn!(error = %e, "relaxed count: cannot save instance"),
     }
@@ -49,13 +46,16 @@ pub(super) fn save_slow_instance(
 /// named by the instance's size and a hash of its content.
 pub(super) fn write_instance(
     dir: &std::path::Path,
-    checks: &[Check],
-    limit: usize,
-    lo: &[f64],
-    hi: &[f64],
-    decision: &exact::Decision,
-    seconds: f64,
+    c: &Decided<'_>,
 ) -> std::io::Result<std::path::PathBuf> {
+    let Decided {
+        checks,
+        limit,
+        lo,
+        hi,
+        decision,
+        seconds,
+    } = *c;
     let answer = match decision {
         exact::Decision::AtLeast { count, .. } => format!("at least {count} fail"),
         exact::Decision::Below => format!("at most {limit} fail"),
