@@ -204,50 +204,14 @@ fn run_instance(
     if let Some(c) = &cert_file {
         cmd.arg("--certificate").arg(c);
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start a worker process")?;
-    let drain = |p: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let limit = Duration::from_secs_f64(i.timeout + 10.0);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let run = run_limited(
+        &mut cmd,
+        start,
+        Duration::from_secs_f64(i.timeout + 10.0),
+        "a worker process",
+    )?;
     let wall = start.elapsed().as_secs_f64();
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
+    let (status, out, err) = (run.status, run.stdout, run.stderr);
     let mut rec = InstanceRecord {
         network: i.network.clone(),
         property: i.property.clone(),
@@ -683,6 +647,60 @@ pub fn vnncomp(a: &BenchVnncompArgs) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Proven)
+}
+
+/// What a worker process left when it ended or was stopped ([`run_limited`]).
+pub(super) struct Finished {
+    /// Exit status; `None` when the process was killed at the limit.
+    pub status: Option<std::process::ExitStatus>,
+    /// Everything it wrote on standard output.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote on standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `cmd` as a worker (no stdin, both outputs captured by reader threads so a full pipe
+/// cannot block it) and kills it once `limit` has passed since `start`. `what` names the
+/// worker in the error when it cannot be started.
+pub(super) fn run_limited(
+    cmd: &mut Command,
+    start: Instant,
+    limit: Duration,
+    what: &str,
+) -> Result<Finished> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {what}"))?;
+    let drain = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

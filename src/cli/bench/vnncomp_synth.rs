@@ -8,12 +8,11 @@
 //! independent checker against the instance's own model and VNN-LIB files; `--attack` makes
 //! the worker attack the certified QNN (a counterexample fails the command).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -134,38 +133,15 @@ pub fn run_synth(
         cmd.arg("--out").arg(o);
     }
     let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start a synthesis worker process")?;
-    let drain = |p: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let so = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let se = drain(child.stderr.take().map(|p| Box::new(p) as _));
     // the worker stops its search at 90 % of the timeout and then writes its outputs
     // (accuracy, attack, certificate re-check): a grace of 10 s plus 20 % of the timeout
-    let limit = Duration::from_secs_f64(1.2 * timeout + 10.0);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (so, se) = (so.join().unwrap_or_default(), se.join().unwrap_or_default());
+    let run = super::vnncomp::run_limited(
+        &mut cmd,
+        start,
+        Duration::from_secs_f64(1.2 * timeout + 10.0),
+        "a synthesis worker process",
+    )?;
+    let (status, so, se) = (run.status, run.stdout, run.stderr);
     let mut rec = SynthRecord {
         status: "timeout".into(),
         wall_seconds: start.elapsed().as_secs_f64(),
