@@ -550,11 +550,31 @@ mod tests {
         }
     }
 
+    /// Walks `net`'s hidden layers last first, as `compute_preimages` does: `solve` gets each
+    /// layer's context and escape conditions (towards the previous outcome's preimage) and
+    /// returns the outcome that becomes the next layer's target.
+    fn walk_layers(
+        net: &certquant_core::model::Network,
+        dp: &DeepPoly,
+        centre_pre: &[Vec<f64>],
+        spec: OutputSpec,
+        mut solve: impl FnMut(&LayerCtx<'_>, Vec<Escape>) -> LayerOutcome,
+    ) {
+        let mut next: Option<super::super::Preimage> = None;
+        for k in (0..net.depth() - 1).rev() {
+            let lb = dp.layer(k);
+            let (alpha, beta) = template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
+            let escapes = escape_conditions(net, dp, k, spec, next.as_ref());
+            let ctx = LayerCtx::new(dp, k, &alpha, &beta);
+            let outcome = solve(&ctx, escapes);
+            next = Some(layer_preimage(&ctx, outcome));
+        }
+    }
+
     /// The χ = 0 shortcut answers what the full loop answers (χ bit for bit, source; no more MILPs)
     /// on every hidden layer of random deeper nets, some of whose preimages collapse.
     #[test]
     fn the_zero_shortcut_agrees_with_the_full_loop() {
-        use super::super::Preimage;
         let (mut zeros, mut layers) = (0, 0);
         let cases = [
             (vec![4, 8, 8, 8, 3], 0.2, 5),
@@ -568,23 +588,18 @@ mod tests {
             let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
             let spec = OutputSpec::Robust { label };
             let opts = PreimageOptions::default();
-            let mut next: Option<Preimage> = None;
-            for k in (0..net.depth() - 1).rev() {
-                let lb = dp.layer(k);
-                let (alpha, beta) =
-                    template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
-                let escapes = escape_conditions(&net, &dp, k, spec, next.as_ref());
-                let ctx = LayerCtx::new(&dp, k, &alpha, &beta);
-                let full = solve_parts(&ctx, &escapes, &Cbc, &opts, false).unwrap();
-                let fast = solve_parts(&ctx, &escapes, &Cbc, &opts, true).unwrap();
+            walk_layers(&net, &dp, &centre_pre, spec, |ctx, escapes| {
+                let k = ctx.k;
+                let full = solve_parts(ctx, &escapes, &Cbc, &opts, false).unwrap();
+                let fast = solve_parts(ctx, &escapes, &Cbc, &opts, true).unwrap();
                 assert_eq!(fast.0.to_bits(), full.0.to_bits(), "layer {k} of {dims:?}");
                 assert_eq!(fast.1, full.1, "layer {k} of {dims:?}");
                 // the loop may meet a part that needs a MILP before one that closes at 0
                 assert!(fast.2 <= full.2, "layer {k} of {dims:?}");
                 layers += 1;
                 zeros += usize::from(full.0 == 0.0);
-                next = Some(layer_preimage(&ctx, full));
-            }
+                full
+            });
         }
         assert!(
             zeros > 0 && zeros < layers,
@@ -598,7 +613,7 @@ mod tests {
     /// hidden-to-hidden layers are stored sparse gets the χ of its dense twin.
     #[test]
     fn sparse_rows_give_the_dense_rows_chi() {
-        use super::super::{Engine, Preimage, compute_preimages};
+        use super::super::{Engine, compute_preimages};
         let (mut layers, mut dropped) = (0, 0);
         for (dims, seed) in [
             (vec![4, 10, 10, 10, 3], 3u64),
@@ -611,26 +626,21 @@ mod tests {
             let centre_pre = crate::algorithm1::pre_activations(&net, &centre);
             let spec = OutputSpec::Robust { label };
             let opts = PreimageOptions::default();
-            let mut next: Option<Preimage> = None;
-            for k in (0..net.depth() - 1).rev() {
-                let lb = dp.layer(k);
-                let (alpha, beta) =
-                    template_widths(TemplateKind::Code, &lb.lo, &lb.hi, &centre_pre[k]);
-                let dense = escape_conditions(&net, &dp, k, spec, next.as_ref());
+            walk_layers(&net, &dp, &centre_pre, spec, |ctx, dense| {
+                let k = ctx.k;
                 let mut sparse = dense.clone();
                 for r in sparse.iter_mut().flat_map(|e| e.rows.iter_mut()) {
                     let before = r.wz.len();
                     r.wz.retain(|&(_, a)| a != 0.0);
                     dropped += before - r.wz.len();
                 }
-                let ctx = LayerCtx::new(&dp, k, &alpha, &beta);
-                let a = solve_fast(&ctx, &dense, &Cbc, &opts).unwrap();
-                let b = solve_fast(&ctx, &sparse, &Cbc, &opts).unwrap();
+                let a = solve_fast(ctx, &dense, &Cbc, &opts).unwrap();
+                let b = solve_fast(ctx, &sparse, &Cbc, &opts).unwrap();
                 assert_eq!(a.0.to_bits(), b.0.to_bits(), "layer {k} of {dims:?}");
                 assert_eq!((a.1, a.2, a.3), (b.1, b.2, b.3), "layer {k} of {dims:?}");
                 layers += 1;
-                next = Some(layer_preimage(&ctx, a));
-            }
+                a
+            });
             // the whole pipeline on the net with its hidden-to-hidden layers stored sparse
             let d = net.depth();
             let stored = certquant_core::model::Network::new(
