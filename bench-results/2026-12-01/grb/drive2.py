@@ -18,7 +18,7 @@ for l in open(f"/work/main/bench-results/2026-12-01/t12/{net}{suffix}.jsonl"):
     r=json.loads(l); ours[(r["id"],r["eps_text"])]=r
 Is=[int_bits(Ws[k],bs[k]) for k in range(L)]
 Fmin = 2 if relaxed else 1
-def count_layer(m, x, qf, T, K_of, F):
+def count_layer(m, x, qf, T):
     """add one candidate's count constraints; returns (cons, vars)"""
     (qAl,qcl,qAu,qcu)=qf; (TAl,Tcl,TAu,Tcu,act)=T
     n=len(qcl); kl=m.addMVar(n,vtype=GRB.BINARY); ku=m.addMVar(n,vtype=GRB.BINARY); cons=[]
@@ -41,7 +41,6 @@ for i in ids:
         lo=np.clip(X[i]-e,0,255)/255; hi=np.clip(X[i]+e,0,255)/255
         t0=time.time()
         forms=deeppoly(Ws,bs,lo,hi)
-        if min(forms[-1][4][g]-forms[-1][5][j] for j in range(10) if j!=g) < 0 and False: pass
         v=[];z=x0
         for k in range(L):
             yk=Ws[k]@z+bs[k]; v.append(yk); z=np.maximum(yk,0)
@@ -51,7 +50,7 @@ for i in ids:
             tm.append((Al,cl,Au,cu,np.maximum(v[k]-lb,1e-3),np.maximum(ub-v[k],1e-3),lb,ub))
         chis=[None]*(L-1)
         k=L-2; Al,cl,Au,cu,alpha,beta,lb,ub=tm[k]
-        chis[k]=chi_last(None,None,None,None,Ws[L-1],bs[L-1],(Al,cl,Au,cu,alpha,beta),lo,hi,g)
+        chis[k]=chi_last(Ws[L-1],bs[L-1],(Al,cl,Au,cu,alpha,beta),lo,hi,g)
         for k in range(L-3,-1,-1):
             c=chis[k+1]
             if not isinstance(c,float): break
@@ -75,7 +74,7 @@ for i in ids:
                 bq=[quant(bs[j],Is[j]+Fs[j],Fs[j]) for j in range(k)]+[quant(bs[k],Is[k]+F,F)]
                 qfm=deeppoly(Wq,bq,lo,hi)[k]
                 if k<L-1:
-                    cons,vs=count_layer(m,x,qfm[:4],T,None,F)
+                    cons,vs=count_layer(m,x,qfm[:4],T)
                 else:
                     qAl,qcl,qAu,qcu=qfm[:4]
                     tl=qAl[g]@x+qcl[g]; others=[j for j in range(10) if j!=g]
@@ -89,7 +88,7 @@ for i in ids:
                     # licence size: drop the carried rows and retry without them
                     carried=False
                     m=model(); x=m.addMVar(784,lb=lo,ub=hi)
-                    if k<L-1: cons,vs=count_layer(m,x,qfm[:4],T,None,F)
+                    if k<L-1: cons,vs=count_layer(m,x,qfm[:4],T)
                     else:
                         tl=qAl[g]@x+qcl[g]; kk=m.addMVar(9,vtype=GRB.BINARY); ou=qAu[others]@x+qcu[others]; cons=[]
                         cons.append(m.addConstr(ou>=tl+1000*(kk-1)+TOLE)); cons.append(m.addConstr(ou<=tl+1000*kk-TOLE)); cons.append(m.addConstr(kk.sum()>=1)); vs=[kk]

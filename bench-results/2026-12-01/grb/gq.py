@@ -1,7 +1,7 @@
 # Issue 19 cross-check (bench-results/2026-12-01/grb, see BENCHMARKS.md section tag grb). Optional, not part of
 # the tests: needs `pip install gurobipy scipy numpy` (Gurobi's size-limited pip licence). Run from this folder.
-# Re-formulation (own code) of the published Quadapter MILPs for a 2-hidden-layer MLP, solved with
-# Gurobi (size-limited pip licence), to compare chi and layer-1 bits with certquant's per task.
+# Re-formulation (own code) of the published Quadapter MILPs (DeepPoly, quantization, preimage MILPs),
+# solved with Gurobi (size-limited pip licence); drive2.py runs the forward search on top.
 import numpy as np, json, sys, math, gurobipy as gp
 from gurobipy import GRB
 from onnxw import load
@@ -40,7 +40,7 @@ def deeppoly(Ws,bs,lo,hi):
 def model():
     m=gp.Model(); m.Params.OutputFlag=0; m.Params.IntFeasTol=1e-9; m.Params.FeasibilityTol=TOLE
     m.Params.DualReductions=0; m.Params.Threads=1; return m
-def chi_last(W1,b1,W2,b2,W3,b3,tmpl2,lo,hi,g):
+def chi_last(W3,b3,tmpl2,lo,hi,g):
     Al,cl,Au,cu,alpha,beta=tmpl2
     m=model(); x=m.addMVar(784,lb=lo,ub=hi); s=m.addMVar(1,lb=0,ub=100)
     y=m.addMVar(len(cl),lb=-GRB.INFINITY,ub=1000); z=m.addMVar(len(cl),lb=0,ub=1000)
@@ -67,32 +67,3 @@ def chi_mid(Wn,bn,tmpl1,tmpl2exp,lo,hi):
     m.addConstr(y2>=Tu+1000*(ku-1)+2*TOLE); m.addConstr(y2<=Tu+1000*ku-2*TOLE)
     m.addConstr(kl.sum()+ku.sum()>=1); m.setObjective(s,GRB.MINIMIZE); m.optimize()
     return float(s.X[0]) if m.Status==GRB.OPTIMAL else ('inf' if m.Status==GRB.INFEASIBLE else m.Status)
-def forward1(W1,b1,chi1,tmpl1,ub,lo,hi,I,Fs,relaxed=True,carry=True):
-    Al,cl,Au,cu,alpha,beta=tmpl1
-    rub=ub+beta*chi1; act=rub>0
-    m=model(); x=m.addMVar(784,lb=lo,ub=hi); res=[]
-    for F in Fs:
-        Wq=quant(W1,I+F,F); bq=quant(b1,I+F,F)
-        q=Wq@x+bq; n=len(bq)
-        cons=[]
-        kl=m.addMVar(n,vtype=GRB.BINARY); ku=m.addMVar(n,vtype=GRB.BINARY)
-        Tl=Al@x+cl-alpha*chi1
-        for i in range(n):
-            if act[i]:
-                cons.append(m.addConstr(q[i]<=Tl[i]-1000*(kl[i]-1)-TOLE)); cons.append(m.addConstr(q[i]>=Tl[i]-1000*kl[i]+TOLE))
-            else: kl[i].ub=0
-        Tu=(Au*act[:,None])@x+(cu+beta*chi1)*act
-        cons.append(m.addConstr(q>=Tu+1000*(ku-1)+TOLE)); cons.append(m.addConstr(q<=Tu+1000*ku-TOLE))
-        numK=int(act.sum())+n
-        K=int(numK*0.25)+1 if relaxed else 1
-        cons.append(m.addConstr(kl.sum()+ku.sum()>=K))
-        try:
-            m.optimize(); st=m.Status
-        except gp.GurobiError as err:
-            res.append((F,'licence',numK,K)); return 'limit',res
-        res.append((F,st,numK,K))
-        if st==GRB.INFEASIBLE:
-            return F,res
-        if not carry:
-            m.remove(cons); m.remove(kl.tolist()+ku.tolist())
-    return None,res
